@@ -1,0 +1,40 @@
+"""The one error format: RFC 9457 problem details (`application/problem+json`)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+from django.http import JsonResponse
+
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    errors: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """The body of a problem: `type`, `title`, `status`, `detail`, a stable `code`, and field `errors`."""
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "code": code or HTTPStatus(status).name.lower(),
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def problem_response(status: int, detail: str, **kwargs: Any) -> JsonResponse:
+    """A problem as a plain Django response, for the layers below DRF (Django's error handlers)."""
+    return JsonResponse(
+        problem(status, detail, **kwargs),
+        status=status,
+        content_type=PROBLEM_CONTENT_TYPE,
+        json_dumps_params={"ensure_ascii": False},
+    )

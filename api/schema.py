@@ -1,0 +1,62 @@
+"""OpenAPI helpers: the documented error shape, and keeping trailing-slash aliases out of the schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import serializers
+
+from api.problems import PROBLEM_CONTENT_TYPE
+
+_DESCRIPTIONS = {
+    400: "Invalid request: a field is missing or out of range, or the image does not decode.",
+    401: "Missing or invalid credentials.",
+    404: "No such resource.",
+    413: "The upload has too many bytes or pixels.",
+    415: "Not an image, or not a format we accept.",
+    429: "Too many requests; see Retry-After.",
+    503: "A service we depend on failed; nothing was changed. See Retry-After.",
+}
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(help_text="The request field concerned, e.g. `width`.")
+    code = serializers.CharField(help_text="Stable, machine-readable, e.g. `max_value`.")
+    message = serializers.CharField()
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details."""
+
+    type = serializers.CharField(default="about:blank")
+    title = serializers.CharField(help_text="The HTTP status phrase.")
+    status = serializers.IntegerField()
+    detail = serializers.CharField(help_text="What went wrong, for a person.")
+    code = serializers.CharField(help_text="What went wrong, for a program.")
+    errors = FieldErrorSerializer(many=True, required=False)
+
+    class Meta:
+        ref_name = "Problem"
+
+
+def problem_responses(*statuses: int) -> dict[int, OpenApiResponse]:
+    """`responses=` entries documenting these error statuses (as problem+json, see below)."""
+    return {code: OpenApiResponse(ProblemSerializer, _DESCRIPTIONS[code]) for code in statuses}
+
+
+def hide_trailing_slash_aliases(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list:
+    """Every path is routed with and without a trailing slash; document each once."""
+    paths = {path for path, *_ in endpoints}
+    return [e for e in endpoints if not (e[0].endswith("/") and e[0].rstrip("/") in paths)]
+
+
+def errors_as_problem_json(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Error responses are `application/problem+json`, not the renderer's `application/json`."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if int(status) >= 400 and "application/json" in content:
+                    response["content"] = {PROBLEM_CONTENT_TYPE: content["application/json"]}
+    return result

@@ -1,0 +1,35 @@
+"""URL routes. Every API path answers with and without a trailing slash (no redirect breaks a POST)."""
+
+from django.conf import settings
+from django.urls import path, re_path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from api.health import healthz, readyz
+from api.media import serve_image_file
+from images.apis import ImageCollectionApi, ImageDetailApi
+from images.storage import is_local
+
+handler400 = "api.errors.bad_request"
+handler403 = "api.errors.permission_denied"
+handler404 = "api.errors.page_not_found"
+handler500 = "api.errors.server_error"
+
+urlpatterns = [
+    path("images", ImageCollectionApi.as_view(), name="image-collection"),
+    path("images/", ImageCollectionApi.as_view()),
+    path("images/<int:image_id>", ImageDetailApi.as_view(), name="image-detail"),
+    path("images/<int:image_id>/", ImageDetailApi.as_view()),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("", RedirectView.as_view(pattern_name="swagger-ui"), name="home"),
+]
+
+if is_local():
+    # With files on local disk the app serves them itself; with S3 the URLs point at the bucket.
+    urlpatterns.append(
+        re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<name>.+)$", serve_image_file, name="media")
+    )

@@ -1,0 +1,142 @@
+"""HTTP endpoints for images: parse the request, call one service or selector, serialize the answer."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
+from rest_framework import serializers, status
+from rest_framework.generics import GenericAPIView
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from api.pagination import PageNumberPagination
+from api.schema import problem_responses
+from images.filters import ImageFilter
+from images.models import Image
+from images.processing import Fit
+from images.selectors import image_get, image_list
+from images.services import image_create
+from images.titles import TITLE_MAX_LENGTH
+
+
+@extend_schema_serializer(component_name="ImageUpload")
+class ImageCreateInputSerializer(serializers.Serializer):
+    image = serializers.FileField(
+        allow_empty_file=False,
+        help_text=(
+            "The image file: JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF or AVIF, recognised by its "
+            f"content. At most {settings.IMAGE_MAX_UPLOAD_BYTES} bytes and "
+            f"{settings.IMAGE_MAX_PIXELS} pixels."
+        ),
+    )
+    title = serializers.CharField(
+        required=False,
+        max_length=TITLE_MAX_LENGTH,
+        help_text=(
+            "1-255 characters after trimming. Default (also for an empty field): the file name "
+            "without its extension."
+        ),
+    )
+    width = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.IMAGE_MAX_DIMENSION,
+        help_text="Target width in pixels. Alone, the height follows the aspect ratio.",
+    )
+    height = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.IMAGE_MAX_DIMENSION,
+        help_text="Target height in pixels. Alone, the width follows the aspect ratio.",
+    )
+    fit = serializers.ChoiceField(
+        choices=[fit.value for fit in Fit],
+        default=Fit.CONTAIN.value,
+        help_text=(
+            "How the image fills width x height: `contain` scales to fit inside keeping the aspect "
+            "ratio, `cover` scales and centre-crops to exactly the box, `fill` stretches to exactly "
+            "the box. With only one of width/height the other follows the aspect ratio."
+        ),
+    )
+
+
+@extend_schema_serializer(component_name="Image")
+class ImageOutputSerializer(serializers.ModelSerializer):
+    url = serializers.SerializerMethodField(help_text="Absolute URL of the stored file.")
+
+    class Meta:
+        model = Image
+        fields = ["id", "url", "title", "width", "height", "format", "size", "created_at"]
+
+    @extend_schema_field(OpenApiTypes.URI)
+    def get_url(self, image: Image) -> str:
+        return self.context["request"].build_absolute_uri(image.file.url)
+
+
+class ImageCollectionApi(GenericAPIView):
+    parser_classes = [MultiPartParser, FormParser]
+    pagination_class = PageNumberPagination
+    filter_backends = [DjangoFilterBackend]
+    filterset_class = ImageFilter
+    serializer_class = ImageOutputSerializer
+
+    def get_queryset(self):
+        return image_list()
+
+    @extend_schema(
+        operation_id="images_list",
+        summary="List images",
+        description="Newest first (id breaks ties), so walking the pages sees every image once.",
+        responses={200: ImageOutputSerializer(many=True), **problem_responses(400, 404)},
+    )
+    def get(self, request: Request) -> Response:
+        images = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(images, many=True).data)
+
+    @extend_schema(
+        operation_id="images_create",
+        summary="Upload an image",
+        description=(
+            "Resizes, orients (EXIF) and re-encodes the image, stores it and answers the new object. "
+            "JPEG, PNG, GIF and WebP keep their format; other formats become PNG when they have "
+            "transparency, else JPEG. No metadata (EXIF, XMP, GPS, comments) is kept."
+        ),
+        request={"multipart/form-data": ImageCreateInputSerializer},
+        responses={
+            201: ImageOutputSerializer,
+            **problem_responses(400, 413, 415, 503),
+        },
+    )
+    def post(self, request: Request) -> Response:
+        params = ImageCreateInputSerializer(data=request.data)
+        params.is_valid(raise_exception=True)
+        upload = params.validated_data["image"]
+        image = image_create(
+            upload=upload,
+            filename=upload.name,
+            title=params.validated_data.get("title"),
+            width=params.validated_data.get("width"),
+            height=params.validated_data.get("height"),
+            fit=Fit(params.validated_data["fit"]),
+        )
+        return Response(
+            self.get_serializer(image).data,
+            status=status.HTTP_201_CREATED,
+            headers={"Location": reverse("image-detail", kwargs={"image_id": image.pk})},
+        )
+
+
+class ImageDetailApi(GenericAPIView):
+    serializer_class = ImageOutputSerializer
+
+    @extend_schema(
+        operation_id="images_retrieve",
+        summary="Get one image",
+        responses={200: ImageOutputSerializer, **problem_responses(404)},
+    )
+    def get(self, request: Request, image_id: int) -> Response:
+        return Response(self.get_serializer(image_get(image_id=image_id)).data)

@@ -1,0 +1,42 @@
+"""The Image: one stored, processed file and what we know about it."""
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from images.titles import TITLE_MAX_LENGTH
+
+
+class Image(models.Model):
+    class Format(models.TextChoices):
+        JPEG = "jpeg", "JPEG"
+        PNG = "png", "PNG"
+        GIF = "gif", "GIF"
+        WEBP = "webp", "WebP"
+
+    title = models.CharField(max_length=TITLE_MAX_LENGTH)
+    # `title` case- and unicode-folded (see images.titles.fold); what the title filter searches.
+    title_folded = models.TextField(editable=False)
+    # The storage name, content-addressed: images/ab/cd/<sha256>.<ext>. Several rows may share one.
+    file = models.FileField(max_length=255)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=8, choices=Format.choices)
+    size = models.PositiveBigIntegerField(help_text="Bytes of the stored file.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["-created_at", "-id"], name="image_newest_first")]
+        constraints = [
+            models.CheckConstraint(condition=Q(width__gt=0), name="image_width_positive"),
+            models.CheckConstraint(condition=Q(height__gt=0), name="image_height_positive"),
+            models.CheckConstraint(condition=Q(size__gt=0), name="image_size_positive"),
+            models.CheckConstraint(condition=~Q(title=""), name="image_title_not_empty"),
+            models.CheckConstraint(
+                condition=Q(format__in=["jpeg", "png", "gif", "webp"]), name="image_format_known"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.title} ({self.width}x{self.height} {self.format})"

@@ -1,0 +1,396 @@
+"""Pure image work: sniff the format, check limits, orient, resize, encode.
+
+Nothing here knows about Django, HTTP or storage: `render()` takes a binary stream and returns bytes plus the
+facts about them. That keeps the pipeline fast to test and swappable in one file.
+
+The order of operations is what makes it fast and bounded in memory:
+1. sniff the format from the first bytes and open only with that decoder (no EPS, PDF or SVG ever);
+2. check the pixel limit from the header, before anything is decoded (a decompression bomb costs nothing);
+3. plan the output in the *oriented* frame (a portrait phone photo measures as portrait);
+4. for JPEG, decode at a reduced scale in the DCT domain (`draft`), just large enough for a clean resample;
+5. resample the small image, then apply the EXIF orientation (cheap at the output size);
+6. convert to sRGB and to the pixel mode the output format needs, and encode with nothing of the input's
+   metadata (EXIF, XMP, GPS, comments) carried over.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import BinaryIO
+
+import pillow_heif
+from PIL import Image, ImageCms
+
+from images.exceptions import ImageTooLarge, InvalidImage, UnsupportedFormat
+
+pillow_heif.register_heif_opener()
+
+# Our own limit is checked from the header before decoding (see `_open`); Pillow's global bomb check
+# would only duplicate it with a different number.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class Fit(StrEnum):
+    """How the image fills the requested box."""
+
+    CONTAIN = "contain"  # scale to fit inside, keep the aspect ratio
+    COVER = "cover"  # scale and centre-crop to exactly the box
+    FILL = "fill"  # stretch to exactly the box
+
+
+class OutputFormat(StrEnum):
+    JPEG = "jpeg"
+    PNG = "png"
+    GIF = "gif"
+    WEBP = "webp"
+
+    @property
+    def media_type(self) -> str:
+        return f"image/{self.value}"
+
+    @property
+    def extension(self) -> str:
+        return "jpg" if self is OutputFormat.JPEG else self.value
+
+
+# Formats that keep their own format on output; every other accepted input becomes PNG or JPEG.
+_KEPT_FORMATS = {
+    "JPEG": OutputFormat.JPEG,
+    "PNG": OutputFormat.PNG,
+    "GIF": OutputFormat.GIF,
+    "WEBP": OutputFormat.WEBP,
+}
+
+# Decoders that apply the orientation themselves while loading (and report the oriented size).
+_SELF_ORIENTING = {"TIFF", "HEIF"}
+
+# EXIF orientation -> the transposition that makes the image upright.
+_TRANSPOSE_FOR_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG = 0x0112
+
+# Resample from at least this many times the output size after a DCT-domain draft, so the final
+# Lanczos pass has real pixels to work with (as `Image.thumbnail` does).
+_DRAFT_GAP = 2.0
+_REDUCING_GAP = 3.0
+
+_SNIFF_BYTES = 64
+_HEIF_BRANDS = {
+    b"heic",
+    b"heix",
+    b"hevc",
+    b"hevx",
+    b"heim",
+    b"heis",
+    b"hevm",
+    b"hevs",
+    b"mif1",
+    b"msf1",
+}
+_AVIF_BRANDS = {b"avif", b"avis"}
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an upload may cost; checked before decoding."""
+
+    max_pixels: int = 120_000_000
+    max_dimension: int = 10_000
+
+
+@dataclass(frozen=True)
+class EncodeOptions:
+    jpeg_quality: int = 85
+    webp_quality: int = 80
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """An encoded output image and the facts about it."""
+
+    data: bytes
+    format: OutputFormat
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The output size, and the centred region of the source it is made from, in the oriented frame."""
+
+    size: tuple[int, int]
+    region: tuple[float, float]
+
+
+def sniff(head: bytes) -> str | None:
+    """The Pillow format name an accepted image starts with, or None. Never trusts names or types."""
+    if head.startswith(b"\xff\xd8\xff"):
+        return "JPEG"
+    if head.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "PNG"
+    if head[:6] in (b"GIF87a", b"GIF89a"):
+        return "GIF"
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    if head[:2] == b"BM":
+        return "BMP"
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return "TIFF"
+    if head[4:8] == b"ftyp":
+        box_end = min(int.from_bytes(head[:4], "big"), len(head))
+        major = head[8:12]
+        brands = {major} | {head[i : i + 4] for i in range(16, box_end - 3, 4)}
+        if major in _AVIF_BRANDS or (major not in _HEIF_BRANDS - {b"mif1"} and brands & _AVIF_BRANDS):
+            return "AVIF"
+        if brands & _HEIF_BRANDS:
+            return "HEIF"
+    return None
+
+
+def plan(
+    size: tuple[int, int], *, width: int | None, height: int | None, fit: Fit, max_dimension: int
+) -> Plan:
+    """Work out the output size and source region for `size` (already in the oriented frame).
+
+    With one of width/height the other follows the aspect ratio (any fit); with neither the size is kept.
+    No side of the output is ever 0 or larger than `max_dimension`.
+    """
+    src_w, src_h = size
+    full = (float(src_w), float(src_h))
+    if width and height and fit is Fit.FILL:
+        return Plan(size=(width, height), region=full)
+    if width and height and fit is Fit.COVER:
+        # Crop the source to the box's aspect ratio around the centre, then scale that region.
+        if src_w * height > src_h * width:
+            region = (src_h * width / height, float(src_h))
+        else:
+            region = (float(src_w), src_w * height / width)
+        return Plan(size=(width, height), region=region)
+
+    box_w = width or (max_dimension if height else src_w)
+    box_h = height or (max_dimension if width else src_h)
+    scale = min(box_w / src_w, box_h / src_h, max_dimension / src_w, max_dimension / src_h)
+    out = (_clamp(round(src_w * scale), max_dimension), _clamp(round(src_h * scale), max_dimension))
+    return Plan(size=out, region=full)
+
+
+def render(
+    src: BinaryIO,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    fit: Fit = Fit.CONTAIN,
+    limits: Limits = Limits(),
+    options: EncodeOptions = EncodeOptions(),
+) -> Rendered:
+    """Decode `src`, resize it as asked, and encode it for storage.
+
+    Raises UnsupportedFormat (not an image we accept), InvalidImage (does not decode) and ImageTooLarge
+    (over `limits`, found from the header before decoding).
+    """
+    im = _open(src, limits)
+    try:
+        orientation = _orientation(im)
+        swapped = orientation in (5, 6, 7, 8)
+        src_w, src_h = im.size
+        oriented = (src_h, src_w) if swapped else (src_w, src_h)
+        p = plan(oriented, width=width, height=height, fit=fit, max_dimension=limits.max_dimension)
+        if p.size[0] * p.size[1] > limits.max_pixels:
+            raise ImageTooLarge(
+                f"The output would have {p.size[0]}x{p.size[1]} pixels, over the limit of "
+                f"{limits.max_pixels}."
+            )
+        # From here on, work in the file's own (raw) frame and transpose at the very end.
+        out_size = (p.size[1], p.size[0]) if swapped else p.size
+        region = (p.region[1], p.region[0]) if swapped else p.region
+        _draft(im, out_size, region)
+        try:
+            im.load()
+        except (MemoryError, ImageTooLarge):
+            raise
+        except Exception as exc:
+            raise InvalidImage(f"The {im.format} image could not be decoded: {exc}") from exc
+        source_format = im.format or ""
+        icc_profile = im.info.get("icc_profile")
+        pixels = _resampleable(im)
+        pixels = _resample(pixels, out_size, region, original=(src_w, src_h))
+        if orientation in _TRANSPOSE_FOR_ORIENTATION:
+            pixels = pixels.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
+        pixels = _to_srgb(pixels, icc_profile)
+        output = _KEPT_FORMATS.get(source_format) or (
+            OutputFormat.PNG if _has_transparency(pixels) else OutputFormat.JPEG
+        )
+        data = _encode(pixels, output, options)
+        return Rendered(data=data, format=output, width=pixels.width, height=pixels.height)
+    finally:
+        im.close()
+
+
+def _clamp(value: int, maximum: int) -> int:
+    return max(1, min(value, maximum))
+
+
+def _open(src: BinaryIO, limits: Limits) -> Image.Image:
+    head = src.read(_SNIFF_BYTES)
+    src.seek(0)
+    if not head:
+        raise InvalidImage("The file is empty.")
+    fmt = sniff(head)
+    if fmt is None:
+        raise UnsupportedFormat(
+            "The file is not an image in a format we accept "
+            "(JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF)."
+        )
+    try:
+        im = Image.open(src, formats=[fmt])
+        width, height = im.size
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InvalidImage(f"The file looks like {fmt} but its header is unreadable.") from exc
+    if width < 1 or height < 1:
+        im.close()
+        raise InvalidImage("The image has no pixels.")
+    if width * height > limits.max_pixels:
+        im.close()
+        raise ImageTooLarge(
+            f"The image has {width}x{height} = {width * height} pixels, over the limit of "
+            f"{limits.max_pixels}."
+        )
+    return im
+
+
+def _orientation(im: Image.Image) -> int:
+    if im.format in _SELF_ORIENTING:
+        return 1
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:
+        # A broken EXIF block is metadata we drop anyway; the pixels are still good.
+        return 1
+    return value if value in _TRANSPOSE_FOR_ORIENTATION else 1
+
+
+def _draft(im: Image.Image, out_size: tuple[int, int], region: tuple[float, float]) -> None:
+    """Ask a JPEG decoder for the smallest DCT scale that still leaves room for a clean resample."""
+    if im.format != "JPEG":
+        return
+    scale = max(out_size[0] / region[0], out_size[1] / region[1])
+    wanted = (
+        math.ceil(im.width * scale * _DRAFT_GAP),
+        math.ceil(im.height * scale * _DRAFT_GAP),
+    )
+    if wanted[0] < im.width and wanted[1] < im.height:
+        im.draft(None, wanted)
+
+
+def _resampleable(im: Image.Image) -> Image.Image:
+    """Convert modes that cannot be resampled faithfully (palette, 1-bit, 16-bit, float)."""
+    mode = im.mode
+    if mode == "P":
+        return im.convert("RGBA" if "transparency" in im.info else "RGB")
+    if mode == "PA":
+        return im.convert("RGBA")
+    if mode == "1":
+        return im.convert("L")
+    if mode.startswith("I;16") or mode == "I":
+        # 16-bit samples: scale to 8 bits. A plain convert("L") clips, and everything turns white.
+        return im.convert("I").point(lambda v: v * (1 / 256)).convert("L")
+    if mode == "F":
+        return im.convert("L")
+    if mode in ("La", "RGBa"):
+        return im.convert(mode.upper())
+    if mode not in ("L", "LA", "RGB", "RGBA", "CMYK"):
+        return im.convert("RGBA" if "A" in im.getbands() else "RGB")
+    return im
+
+
+def _resample(
+    im: Image.Image,
+    out_size: tuple[int, int],
+    region: tuple[float, float],
+    *,
+    original: tuple[int, int],
+) -> Image.Image:
+    # A draft may have shrunk the decoded image: scale the source region to match.
+    sx, sy = im.width / original[0], im.height / original[1]
+    cw, ch = region[0] * sx, region[1] * sy
+    left, top = (im.width - cw) / 2, (im.height - ch) / 2
+    box = (left, top, left + cw, top + ch)
+    if out_size == im.size and box == (0, 0, im.width, im.height):
+        return im
+    return im.resize(out_size, Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
+
+
+_SRGB = ImageCms.createProfile("sRGB")
+
+
+def _to_srgb(im: Image.Image, icc_profile: bytes | None) -> Image.Image:
+    """Convert to sRGB (the colour space browsers assume for untagged images) and drop the profile."""
+    if im.mode == "CMYK" or (icc_profile and im.mode in ("RGB", "RGBA")):
+        if icc_profile:
+            try:
+                source = ImageCms.ImageCmsProfile(io.BytesIO(icc_profile))
+                out_mode = "RGBA" if im.mode == "RGBA" else "RGB"
+                converted = ImageCms.profileToProfile(im, source, _SRGB, outputMode=out_mode)
+                if converted is not None:
+                    return converted
+            except (ImageCms.PyCMSError, OSError, ValueError):
+                pass  # An unusable profile: fall back to the pixels as they are.
+        if im.mode == "CMYK":
+            return im.convert("RGB")
+    return im
+
+
+def _has_transparency(im: Image.Image) -> bool:
+    if im.mode not in ("LA", "RGBA"):
+        return False
+    low, _high = im.getchannel("A").getextrema()
+    return low < 255
+
+
+def _flatten(im: Image.Image) -> Image.Image:
+    """Composite onto white, for formats without an alpha channel."""
+    if im.mode not in ("LA", "RGBA"):
+        return im
+    base = Image.new(im.mode[:-1], im.size, "white")
+    base.paste(im, mask=im.getchannel("A"))
+    return base
+
+
+def _encode(im: Image.Image, output: OutputFormat, options: EncodeOptions) -> bytes:
+    # Metadata never reaches the output: encoders fall back to `im.info` (a GIF comment, EXIF, XMP)
+    # for anything not passed explicitly, so start from an empty one.
+    im.info = {}
+    buffer = io.BytesIO()
+    if output is OutputFormat.JPEG:
+        im = _flatten(im)
+        im.save(
+            buffer,
+            "JPEG",
+            quality=options.jpeg_quality,
+            optimize=True,
+            progressive=True,
+            subsampling="4:2:0",
+        )
+    elif output is OutputFormat.PNG:
+        im.save(buffer, "PNG", optimize=True)
+    elif output is OutputFormat.WEBP:
+        if im.mode not in ("RGB", "RGBA"):
+            im = im.convert("RGBA" if im.mode == "LA" else "RGB")
+        im.save(buffer, "WEBP", quality=options.webp_quality, method=4)
+    else:
+        if im.mode == "LA":
+            im = im.convert("RGBA")
+        im.save(buffer, "GIF", optimize=True)
+    return buffer.getvalue()

@@ -1,0 +1,43 @@
+"""Test images generated in memory: asymmetric, with known colours in known places."""
+
+from __future__ import annotations
+
+import io
+
+from PIL import Image
+
+RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
+
+
+def quadrants(size: tuple[int, int] = (400, 200), mode: str = "RGB") -> Image.Image:
+    """Red top-left, green top-right, blue bottom-left, white bottom-right: any flip or turn shows."""
+    w, h = size
+    im = Image.new("RGB", size, WHITE)
+    im.paste(RED, (0, 0, w // 2, h // 2))
+    im.paste(GREEN, (w // 2, 0, w, h // 2))
+    im.paste(BLUE, (0, h // 2, w // 2, h))
+    return im.convert(mode) if mode != "RGB" else im
+
+
+def encode(im: Image.Image, fmt: str, **params: object) -> bytes:
+    buffer = io.BytesIO()
+    im.save(buffer, fmt, **params)
+    return buffer.getvalue()
+
+
+def close(actual: tuple[int, ...], expected: tuple[int, ...], tolerance: int = 40) -> bool:
+    """Lossy formats shift colours a little; a wrong corner is off by ~255."""
+    return all(abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=False))
+
+
+def corners(im: Image.Image) -> tuple[tuple[int, ...], ...]:
+    """The colours a quarter of the way in from each corner: TL, TR, BL, BR."""
+    rgb = im.convert("RGB")
+    w, h = rgb.size
+    xs, ys = (w // 4, 3 * w // 4), (h // 4, 3 * h // 4)
+    return (
+        rgb.getpixel((xs[0], ys[0])),
+        rgb.getpixel((xs[1], ys[0])),
+        rgb.getpixel((xs[0], ys[1])),
+        rgb.getpixel((xs[1], ys[1])),
+    )
