@@ -4,20 +4,20 @@ import logging
 
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.views.decorators.http import require_safe
 
+from api.problems import allow_methods
 from images import storage
 
 logger = logging.getLogger(__name__)
 
 
-@require_safe
+@allow_methods("GET", "HEAD")
 def healthz(request: HttpRequest) -> JsonResponse:
     """Answers while the process lives; checks nothing else."""
     return JsonResponse({"status": "ok"})
 
 
-@require_safe
+@allow_methods("GET", "HEAD")
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready when the database answers and the storage is reachable; 503 otherwise."""
     checks = {"database": _database_ok(), "storage": storage.is_available()}

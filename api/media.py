@@ -10,11 +10,14 @@ import re
 
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified
 
-from api.problems import problem_response
+from api.problems import allow_methods, problem_response
 from images import storage
+from images.processing import OutputFormat
 
-MEDIA_TYPES = {"jpg": "image/jpeg", "png": "image/png", "gif": "image/gif", "webp": "image/webp"}
-_NAME = re.compile(r"images/[0-9a-f]{2}/[0-9a-f]{2}/(?P<digest>[0-9a-f]{64})\.(?P<ext>jpg|png|gif|webp)")
+MEDIA_TYPES = {f.extension: f.media_type for f in OutputFormat}
+_NAME = re.compile(
+    rf"images/[0-9a-f]{{2}}/[0-9a-f]{{2}}/(?P<digest>[0-9a-f]{{64}})\.(?P<ext>{'|'.join(MEDIA_TYPES)})"
+)
 
 FILE_HEADERS = {
     "Cache-Control": "public, max-age=31536000, immutable",
@@ -23,11 +26,8 @@ FILE_HEADERS = {
 }
 
 
+@allow_methods("GET", "HEAD")
 def serve_image_file(request: HttpRequest, name: str) -> HttpResponse:
-    if request.method not in ("GET", "HEAD"):
-        response = problem_response(405, f"Method {request.method} is not allowed here.")
-        response["Allow"] = "GET, HEAD"
-        return response
     match = _NAME.fullmatch(name)
     if match is None:
         return problem_response(404, "No such file.", code="not_found")

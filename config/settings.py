@@ -30,6 +30,7 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "api",
     "images",
 ]
 
@@ -101,6 +102,10 @@ IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=120_000_000)
 IMAGE_MAX_DIMENSION = env.int("IMAGE_MAX_DIMENSION", default=10_000)
 IMAGE_JPEG_QUALITY = env.int("IMAGE_JPEG_QUALITY", default=85)
 IMAGE_WEBP_QUALITY = env.int("IMAGE_WEBP_QUALITY", default=80)
+IMAGE_AVIF_QUALITY = env.int("IMAGE_AVIF_QUALITY", default=65)
+# Animations: frames, and pixels decoded across all frames (frames x canvas), before any decoding.
+IMAGE_MAX_FRAMES = env.int("IMAGE_MAX_FRAMES", default=500)
+IMAGE_MAX_ANIMATION_PIXELS = env.int("IMAGE_MAX_ANIMATION_PIXELS", default=250_000_000)
 
 # --- API ----------------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -17,7 +17,7 @@ from api.pagination import PageNumberPagination
 from api.schema import problem_responses
 from images.filters import ImageFilter
 from images.models import Image
-from images.processing import Fit
+from images.processing import Fit, OutputFormat
 from images.selectors import image_get, image_list
 from images.services import image_create
 from images.titles import TITLE_MAX_LENGTH
@@ -62,6 +62,14 @@ class ImageCreateInputSerializer(serializers.Serializer):
             "the box. With only one of width/height the other follows the aspect ratio."
         ),
     )
+    format = serializers.ChoiceField(
+        choices=[f.value for f in (OutputFormat.JPEG, OutputFormat.PNG, OutputFormat.WEBP, OutputFormat.AVIF)],
+        required=False,
+        help_text=(
+            "Store in this format. Default: JPEG, PNG, GIF and WebP keep theirs; other formats become PNG "
+            "when they have transparency, else JPEG. Transparency stored as JPEG is flattened onto white."
+        ),
+    )
 
 
 @extend_schema_serializer(component_name="Image")
@@ -102,8 +110,9 @@ class ImageCollectionApi(GenericAPIView):
         summary="Upload an image",
         description=(
             "Resizes, orients (EXIF) and re-encodes the image, stores it and answers the new object. "
-            "JPEG, PNG, GIF and WebP keep their format; other formats become PNG when they have "
-            "transparency, else JPEG. No metadata (EXIF, XMP, GPS, comments) is kept."
+            "JPEG, PNG, GIF and WebP keep their format unless `format` says otherwise; other formats "
+            "become PNG when they have transparency, else JPEG. Animated GIF and WebP stay animated. "
+            "No metadata (EXIF, XMP, GPS, comments) is kept; colours are converted to sRGB."
         ),
         request={"multipart/form-data": ImageCreateInputSerializer},
         responses={
@@ -122,6 +131,7 @@ class ImageCollectionApi(GenericAPIView):
             width=params.validated_data.get("width"),
             height=params.validated_data.get("height"),
             fit=Fit(params.validated_data["fit"]),
+            output_format=OutputFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
         )
         return Response(
             self.get_serializer(image).data,

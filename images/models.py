@@ -7,13 +7,17 @@ from django.utils import timezone
 from images.titles import TITLE_MAX_LENGTH
 
 
-class Image(models.Model):
-    class Format(models.TextChoices):
-        JPEG = "jpeg", "JPEG"
-        PNG = "png", "PNG"
-        GIF = "gif", "GIF"
-        WEBP = "webp", "WebP"
+class ImageFormat(models.TextChoices):
+    """Formats a stored file can have (images.processing.OutputFormat)."""
 
+    JPEG = "jpeg", "JPEG"
+    PNG = "png", "PNG"
+    GIF = "gif", "GIF"
+    WEBP = "webp", "WebP"
+    AVIF = "avif", "AVIF"
+
+
+class Image(models.Model):
     title = models.CharField(max_length=TITLE_MAX_LENGTH)
     # `title` case- and unicode-folded (see images.titles.fold); what the title filter searches.
     title_folded = models.TextField(editable=False)
@@ -21,7 +25,7 @@ class Image(models.Model):
     file = models.FileField(max_length=255)
     width = models.PositiveIntegerField()
     height = models.PositiveIntegerField()
-    format = models.CharField(max_length=8, choices=Format.choices)
+    format = models.CharField(max_length=8, choices=ImageFormat.choices)
     size = models.PositiveBigIntegerField(help_text="Bytes of the stored file.")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -34,7 +38,7 @@ class Image(models.Model):
             models.CheckConstraint(condition=Q(size__gt=0), name="image_size_positive"),
             models.CheckConstraint(condition=~Q(title=""), name="image_title_not_empty"),
             models.CheckConstraint(
-                condition=Q(format__in=["jpeg", "png", "gif", "webp"]), name="image_format_known"
+                condition=Q(format__in=ImageFormat.values), name="image_format_known"
             ),
         ]
 

@@ -46,6 +46,7 @@ class OutputFormat(StrEnum):
     PNG = "png"
     GIF = "gif"
     WEBP = "webp"
+    AVIF = "avif"
 
     @property
     def media_type(self) -> str:
@@ -63,6 +64,9 @@ _KEPT_FORMATS = {
     "GIF": OutputFormat.GIF,
     "WEBP": OutputFormat.WEBP,
 }
+
+# Output formats that can hold an animation; an animated source stored in another keeps its first frame.
+_ANIMATED_OUTPUTS = {OutputFormat.GIF, OutputFormat.WEBP}
 
 # Decoders that apply the orientation themselves while loading (and report the oriented size).
 _SELF_ORIENTING = {"TIFF", "HEIF"}
@@ -106,12 +110,16 @@ class Limits:
 
     max_pixels: int = 120_000_000
     max_dimension: int = 10_000
+    max_frames: int = 500
+    # Pixels decoded across all frames of an animation (frames x canvas).
+    max_animation_pixels: int = 250_000_000
 
 
 @dataclass(frozen=True)
 class EncodeOptions:
     jpeg_quality: int = 85
     webp_quality: int = 80
+    avif_quality: int = 65
 
 
 @dataclass(frozen=True)
@@ -122,6 +130,7 @@ class Rendered:
     format: OutputFormat
     width: int
     height: int
+    frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -190,10 +199,14 @@ def render(
     width: int | None = None,
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
+    output_format: OutputFormat | None = None,
     limits: Limits = Limits(),
     options: EncodeOptions = EncodeOptions(),
 ) -> Rendered:
     """Decode `src`, resize it as asked, and encode it for storage.
+
+    `output_format` None keeps JPEG, PNG, GIF and WebP as they are and turns other formats into PNG (with
+    transparency) or JPEG. Animated GIF and WebP stay animated when stored as GIF or WebP.
 
     Raises UnsupportedFormat (not an image we accept), InvalidImage (does not decode) and ImageTooLarge
     (over `limits`, found from the header before decoding).
@@ -210,30 +223,74 @@ def render(
                 f"The output would have {p.size[0]}x{p.size[1]} pixels, over the limit of "
                 f"{limits.max_pixels}."
             )
+        output = output_format or _KEPT_FORMATS.get(im.format or "")
+        frames = _frame_count(im, limits) if output in _ANIMATED_OUTPUTS else 1
         # From here on, work in the file's own (raw) frame and transpose at the very end.
-        out_size = (p.size[1], p.size[0]) if swapped else p.size
-        region = (p.region[1], p.region[0]) if swapped else p.region
-        _draft(im, out_size, region)
-        try:
-            im.load()
-        except (MemoryError, ImageTooLarge):
-            raise
-        except Exception as exc:
-            raise InvalidImage(f"The {im.format} image could not be decoded: {exc}") from exc
-        source_format = im.format or ""
-        icc_profile = im.info.get("icc_profile")
-        pixels = _resampleable(im)
-        pixels = _resample(pixels, out_size, region, original=(src_w, src_h))
-        if orientation in _TRANSPOSE_FOR_ORIENTATION:
-            pixels = pixels.transpose(_TRANSPOSE_FOR_ORIENTATION[orientation])
-        pixels = _to_srgb(pixels, icc_profile)
-        output = _KEPT_FORMATS.get(source_format) or (
-            OutputFormat.PNG if _has_transparency(pixels) else OutputFormat.JPEG
+        step = _FrameStep(
+            out_size=(p.size[1], p.size[0]) if swapped else p.size,
+            region=(p.region[1], p.region[0]) if swapped else p.region,
+            original=(src_w, src_h),
+            orientation=orientation,
+            icc_profile=im.info.get("icc_profile"),
         )
+        if frames > 1:
+            assert output is not None
+            return _render_animation(im, frames, step, output, options)
+        _draft(im, step.out_size, step.region)
+        _decode(im)
+        pixels = step.apply(im)
+        if output is None:
+            output = OutputFormat.PNG if _has_transparency(pixels) else OutputFormat.JPEG
         data = _encode(pixels, output, options)
         return Rendered(data=data, format=output, width=pixels.width, height=pixels.height)
     finally:
         im.close()
+
+
+@dataclass(frozen=True)
+class _FrameStep:
+    """What is done to every decoded frame: resample the planned region, orient, convert to sRGB."""
+
+    out_size: tuple[int, int]
+    region: tuple[float, float]
+    original: tuple[int, int]
+    orientation: int
+    icc_profile: bytes | None
+
+    def apply(self, im: Image.Image) -> Image.Image:
+        pixels = _resample(_resampleable(im), self.out_size, self.region, original=self.original)
+        if self.orientation in _TRANSPOSE_FOR_ORIENTATION:
+            pixels = pixels.transpose(_TRANSPOSE_FOR_ORIENTATION[self.orientation])
+        return _to_srgb(pixels, self.icc_profile)
+
+
+def _render_animation(
+    im: Image.Image, frames: int, step: _FrameStep, output: OutputFormat, options: EncodeOptions
+) -> Rendered:
+    """Resize every frame; keep durations, the loop count and (GIF) disposal."""
+    images: list[Image.Image] = []
+    durations: list[int] = []
+    disposals: list[int] = []
+    loop = im.info.get("loop")
+    for index in range(frames):
+        _decode(im, frame=index)
+        # Frames come composited onto the canvas; RGBA keeps each one's transparency through resizing.
+        images.append(step.apply(im.convert("RGBA")))
+        durations.append(int(im.info.get("duration", 100)))
+        disposals.append(getattr(im, "disposal_method", 0))
+    first = images[0]
+    first.info = {}
+    buffer = io.BytesIO()
+    params: dict[str, object] = {"save_all": True, "append_images": images[1:], "duration": durations}
+    if loop is not None:
+        params["loop"] = loop
+    if output is OutputFormat.GIF:
+        first.save(buffer, "GIF", disposal=disposals, optimize=True, **params)
+    else:
+        first.save(buffer, "WEBP", quality=options.webp_quality, method=4, **params)
+    return Rendered(
+        data=buffer.getvalue(), format=output, width=first.width, height=first.height, frames=frames
+    )
 
 
 def _clamp(value: int, maximum: int) -> int:
@@ -268,6 +325,36 @@ def _open(src: BinaryIO, limits: Limits) -> Image.Image:
             f"{limits.max_pixels}."
         )
     return im
+
+
+def _frame_count(im: Image.Image, limits: Limits) -> int:
+    """Frames of an animation, counted from the file's structure without decoding, and checked."""
+    try:
+        frames = getattr(im, "n_frames", 1)
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InvalidImage(f"The {im.format} animation is corrupt.") from exc
+    if frames > limits.max_frames:
+        raise ImageTooLarge(f"The animation has {frames} frames, over the limit of {limits.max_frames}.")
+    if frames * im.width * im.height > limits.max_animation_pixels:
+        raise ImageTooLarge(
+            f"The animation has {frames} frames of {im.width}x{im.height}, over the limit of "
+            f"{limits.max_animation_pixels} pixels in all."
+        )
+    return frames
+
+
+def _decode(im: Image.Image, frame: int = 0) -> None:
+    """Decode one frame; anything a decoder raises on broken data becomes InvalidImage."""
+    try:
+        if frame:
+            im.seek(frame)
+        im.load()
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise InvalidImage(f"The {im.format} image could not be decoded: {exc}") from exc
 
 
 def _orientation(im: Image.Image) -> int:
@@ -389,6 +476,10 @@ def _encode(im: Image.Image, output: OutputFormat, options: EncodeOptions) -> by
         if im.mode not in ("RGB", "RGBA"):
             im = im.convert("RGBA" if im.mode == "LA" else "RGB")
         im.save(buffer, "WEBP", quality=options.webp_quality, method=4)
+    elif output is OutputFormat.AVIF:
+        if im.mode not in ("RGB", "RGBA"):
+            im = im.convert("RGBA" if im.mode == "LA" else "RGB")
+        im.save(buffer, "AVIF", quality=options.avif_quality)
     else:
         if im.mode == "LA":
             im = im.convert("RGBA")

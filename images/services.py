@@ -10,7 +10,7 @@ from django.db import transaction
 
 from images import processing, storage
 from images.models import Image
-from images.processing import Fit
+from images.processing import Fit, OutputFormat
 from images.titles import default_title, fold
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ def image_create(
     width: int | None = None,
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
+    output_format: OutputFormat | None = None,
 ) -> Image:
     """Process an uploaded image, store its file and save its row.
 
@@ -35,11 +36,17 @@ def image_create(
         width=width,
         height=height,
         fit=fit,
+        output_format=output_format,
         limits=processing.Limits(
-            max_pixels=settings.IMAGE_MAX_PIXELS, max_dimension=settings.IMAGE_MAX_DIMENSION
+            max_pixels=settings.IMAGE_MAX_PIXELS,
+            max_dimension=settings.IMAGE_MAX_DIMENSION,
+            max_frames=settings.IMAGE_MAX_FRAMES,
+            max_animation_pixels=settings.IMAGE_MAX_ANIMATION_PIXELS,
         ),
         options=processing.EncodeOptions(
-            jpeg_quality=settings.IMAGE_JPEG_QUALITY, webp_quality=settings.IMAGE_WEBP_QUALITY
+            jpeg_quality=settings.IMAGE_JPEG_QUALITY,
+            webp_quality=settings.IMAGE_WEBP_QUALITY,
+            avif_quality=settings.IMAGE_AVIF_QUALITY,
         ),
     )
     title = title or default_title(filename)

@@ -1,0 +1,169 @@
+"""The OpenAPI document and the two docs pages that render it, with their assets served locally."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+import yaml
+from django.conf import settings
+from django.test import Client
+
+from images.titles import TITLE_MAX_LENGTH
+
+PROBLEM = "application/problem+json"
+OPERATIONS = {("get", "/images"), ("post", "/images"), ("get", "/images/{image_id}")}
+HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+ASSET = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)=["']([^"']+)["']""", re.IGNORECASE)
+
+
+@pytest.fixture
+def schema(api: Client) -> dict[str, Any]:
+    response = api.get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200
+    return json.loads(response.content)
+
+
+def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local `$ref` (and a single-item `allOf`, drf-spectacular's way of annotating one)."""
+    if "allOf" in node and len(node["allOf"]) == 1:
+        node = node["allOf"][0]
+    if "$ref" not in node:
+        return node
+    target: Any = schema
+    for part in node["$ref"].removeprefix("#/").split("/"):
+        target = target[part]
+    return resolve(schema, target)
+
+
+def upload_form(schema: dict[str, Any]) -> dict[str, Any]:
+    body = schema["paths"]["/images"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    return resolve(schema, body["schema"])
+
+
+def field(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    return resolve(schema, upload_form(schema)["properties"][name])
+
+
+def test_schema_json_is_openapi_3(schema: dict[str, Any]) -> None:
+    assert schema["openapi"].startswith("3.")
+
+
+def test_schema_default_is_the_same_document_as_yaml(api: Client, schema: dict[str, Any]) -> None:
+    response = api.get("/api/schema/")
+    assert response.status_code == 200
+    # The OpenAPI media type without "+json" is the YAML one.
+    assert response["Content-Type"].split(";")[0] == "application/vnd.oai.openapi"
+    assert response.content.startswith(b"openapi:")
+    assert yaml.safe_load(response.content) == schema
+
+
+def test_schema_lists_exactly_the_three_operations(schema: dict[str, Any]) -> None:
+    operations = {
+        (method, path) for path, item in schema["paths"].items() for method in item if method in HTTP_METHODS
+    }
+    assert operations == OPERATIONS
+
+
+def test_schema_upload_is_multipart_with_a_binary_image(schema: dict[str, Any]) -> None:
+    form = upload_form(schema)
+    image = field(schema, "image")
+    assert image["type"] == "string"
+    assert image["format"] == "binary"
+    assert "image" in form["required"]
+
+
+@pytest.mark.parametrize("name", ["width", "height"])
+def test_schema_upload_dimension_bounds(schema: dict[str, Any], name: str) -> None:
+    dimension = field(schema, name)
+    assert dimension["type"] == "integer"
+    assert dimension["minimum"] == 1
+    assert dimension["maximum"] == settings.IMAGE_MAX_DIMENSION
+
+
+def test_schema_upload_title_bounds(schema: dict[str, Any]) -> None:
+    title = field(schema, "title")
+    assert title["type"] == "string"
+    assert title["maxLength"] == TITLE_MAX_LENGTH
+
+
+def test_schema_upload_fit_choices(schema: dict[str, Any]) -> None:
+    assert sorted(field(schema, "fit")["enum"]) == ["contain", "cover", "fill"]
+
+
+def test_schema_upload_optional_fields_are_not_required(schema: dict[str, Any]) -> None:
+    required = set(upload_form(schema).get("required", []))
+    assert required.isdisjoint({"title", "width", "height", "fit"})
+
+
+def test_schema_list_query_params(schema: dict[str, Any]) -> None:
+    params = schema["paths"]["/images"]["get"]["parameters"]
+    assert {(p["in"], p["name"]) for p in params} >= {
+        ("query", "title"),
+        ("query", "page"),
+        ("query", "page_size"),
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [
+        ("post", "/images", "400"),
+        ("post", "/images", "413"),
+        ("post", "/images", "415"),
+        ("get", "/images", "400"),
+        ("get", "/images", "404"),
+        ("get", "/images/{image_id}", "404"),
+    ],
+)
+def test_schema_errors_are_problem_json(schema: dict[str, Any], method: str, path: str, status: str) -> None:
+    content = schema["paths"][path][method]["responses"][status]["content"]
+    assert set(content) == {PROBLEM}
+    problem = resolve(schema, content[PROBLEM]["schema"])
+    assert {"type", "title", "status", "detail", "code"} <= set(problem["properties"])
+
+
+def test_schema_every_error_response_is_problem_json(schema: dict[str, Any]) -> None:
+    errors = [
+        response
+        for item in schema["paths"].values()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+        for status, response in operation["responses"].items()
+        if int(status) >= 400
+    ]
+    assert errors
+    assert all(set(response["content"]) == {PROBLEM} for response in errors)
+
+
+def assets_of(api: Client, page: str) -> list[str]:
+    response = api.get(page)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    return ASSET.findall(response.content.decode())
+
+
+def test_swagger_ui_assets_are_local(api: Client) -> None:
+    assets = assets_of(api, "/api/docs/")
+    assert assets
+    assert all(url.startswith("/static/") for url in assets), assets
+    assert not any("cdn" in url.lower() for url in assets), assets
+
+
+def test_redoc_assets_are_local(api: Client) -> None:
+    assets = assets_of(api, "/api/redoc/")
+    assert assets
+    assert all(url.startswith("/static/") for url in assets), assets
+    assert not any("cdn" in url.lower() for url in assets), assets
+
+
+@pytest.mark.parametrize("page", ["/api/docs/", "/api/redoc/"])
+def test_docs_local_assets_are_served(api: Client, page: str) -> None:
+    local = [url for url in assets_of(api, page) if url.startswith("/static/")]
+    assert local
+    for url in local:
+        response = api.get(url)
+        assert response.status_code == 200, url
+        assert b"".join(response.streaming_content), url
