@@ -19,7 +19,7 @@ import io
 import math
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pillow_heif
 from PIL import Image, ImageCms
@@ -459,29 +459,37 @@ def _encode(im: Image.Image, output: OutputFormat, options: EncodeOptions) -> by
     # Metadata never reaches the output: encoders fall back to `im.info` (a GIF comment, EXIF, XMP)
     # for anything not passed explicitly, so start from an empty one.
     im.info = {}
-    buffer = io.BytesIO()
     if output is OutputFormat.JPEG:
         im = _flatten(im)
-        im.save(
-            buffer,
-            "JPEG",
-            quality=options.jpeg_quality,
-            optimize=True,
-            progressive=True,
-            subsampling="4:2:0",
-        )
-    elif output is OutputFormat.PNG:
-        im.save(buffer, "PNG", optimize=True)
-    elif output is OutputFormat.WEBP:
+        plain = {"quality": options.jpeg_quality, "subsampling": "4:2:0"}
+        return _optimized(im, "JPEG", {**plain, "optimize": True, "progressive": True}, plain)
+    if output is OutputFormat.PNG:
+        return _optimized(im, "PNG", {"optimize": True}, {})
+    if output in (OutputFormat.WEBP, OutputFormat.AVIF):
         if im.mode not in ("RGB", "RGBA"):
             im = im.convert("RGBA" if im.mode == "LA" else "RGB")
-        im.save(buffer, "WEBP", quality=options.webp_quality, method=4)
-    elif output is OutputFormat.AVIF:
-        if im.mode not in ("RGB", "RGBA"):
-            im = im.convert("RGBA" if im.mode == "LA" else "RGB")
-        im.save(buffer, "AVIF", quality=options.avif_quality)
-    else:
-        if im.mode == "LA":
-            im = im.convert("RGBA")
-        im.save(buffer, "GIF", optimize=True)
+        if output is OutputFormat.WEBP:
+            return _save(im, "WEBP", quality=options.webp_quality, method=4)
+        return _save(im, "AVIF", quality=options.avif_quality)
+    if im.mode == "LA":
+        im = im.convert("RGBA")
+    return _optimized(im, "GIF", {"optimize": True}, {})
+
+
+# Below this size, an optimized encoding's extra headers (progressive scans, say) can outweigh what it
+# saves, so the plain encoding is tried too and the smaller kept: the stored file is never larger than a
+# plain save of the same pixels. Above it, the optimized encoding is always the smaller one.
+_TRY_PLAIN_BELOW = 32 * 1024
+
+
+def _optimized(im: Image.Image, fmt: str, optimized: dict[str, Any], plain: dict[str, Any]) -> bytes:
+    data = _save(im, fmt, **optimized)
+    if len(data) < _TRY_PLAIN_BELOW:
+        data = min(data, _save(im, fmt, **plain), key=len)
+    return data
+
+
+def _save(im: Image.Image, fmt: str, **params: Any) -> bytes:
+    buffer = io.BytesIO()
+    im.save(buffer, fmt, **params)
     return buffer.getvalue()

@@ -1,0 +1,192 @@
+"""The pipeline through the API: animations, the `format` field, output size, frame and pixel budgets."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image as PILImage
+
+from images.models import Image
+from tests.conftest import stored_files
+from tests.images import BLUE, GREEN, RED, WHITE, close, corners, encode, quadrants
+from tests.test_api_upload import assert_problem
+
+COLOURS = [RED, GREEN, BLUE]
+
+
+def animation(fmt: str, *, frames: int = 3, size: tuple[int, int] = (200, 100), **params: object) -> bytes:
+    images = [PILImage.new("RGB", size, COLOURS[i % 3]) for i in range(frames)]
+    buffer = io.BytesIO()
+    images[0].save(buffer, fmt, save_all=True, append_images=images[1:], **params)
+    return buffer.getvalue()
+
+
+def frames_of(im: PILImage.Image) -> list[tuple[int, tuple[int, ...], int | None]]:
+    """(duration, colour at the centre, GIF disposal) of every frame."""
+    out = []
+    for index in range(im.n_frames):
+        im.seek(index)
+        im.load()
+        centre = im.convert("RGB").getpixel((im.width // 2, im.height // 2))
+        out.append((im.info.get("duration"), centre, getattr(im, "disposal_method", None)))
+    return out
+
+
+# --- Animation -------------------------------------------------------------------------------
+
+
+def test_animated_gif_stays_animated_with_its_timing_loop_and_disposal(upload, served):
+    raw = animation("GIF", duration=[100, 200, 300], loop=0, disposal=[1, 2, 1])
+    body = upload(raw, filename="anim.gif", width=100).json()
+    assert (body["format"], body["width"], body["height"]) == ("gif", 100, 50)
+    stored = served(body["url"])
+    assert stored.n_frames == 3
+    assert stored.info["loop"] == 0
+    frames = frames_of(stored)
+    assert [d for d, _, _ in frames] == [100, 200, 300]
+    assert [disposal for _, _, disposal in frames] == [1, 2, 1]
+    assert all(close(colour, expected) for (_, colour, _), expected in zip(frames, COLOURS, strict=True))
+
+
+def test_gif_that_plays_once_still_plays_once(upload, served):
+    body = upload(animation("GIF", duration=50), filename="once.gif", width=50).json()
+    stored = served(body["url"])
+    assert stored.n_frames == 3
+    assert "loop" not in stored.info
+
+
+def test_animated_webp_stays_animated(upload, served):
+    raw = animation("WEBP", duration=[120, 80, 40], loop=3)
+    body = upload(raw, filename="anim.webp", width=100).json()
+    stored = served(body["url"])
+    assert (stored.format, stored.n_frames, stored.size) == ("WEBP", 3, (100, 50))
+    assert stored.info["loop"] == 3
+    frames = frames_of(stored)
+    assert [d for d, _, _ in frames] == [120, 80, 40]
+    assert all(close(colour, expected) for (_, colour, _), expected in zip(frames, COLOURS, strict=True))
+
+
+def test_animated_gif_stored_as_webp_stays_animated(upload, served):
+    body = upload(animation("GIF", duration=70, loop=0), filename="a.gif", format="webp").json()
+    stored = served(body["url"])
+    assert (stored.format, stored.n_frames) == ("WEBP", 3)
+
+
+def test_animated_gif_stored_as_jpeg_keeps_its_first_frame(upload, served):
+    body = upload(animation("GIF", duration=70), filename="a.gif", format="jpeg").json()
+    stored = served(body["url"])
+    assert stored.format == "JPEG"
+    assert close(corners(stored)[0], RED)
+
+
+def test_transparent_animation_keeps_transparency_in_every_frame(upload, served):
+    frames = []
+    for colour in COLOURS:
+        frame = PILImage.new("RGBA", (100, 100), (*colour, 255))
+        frame.paste((0, 0, 0, 0), (0, 0, 50, 100))
+        frames.append(frame)
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100, disposal=2)
+    stored = served(upload(buffer.getvalue(), filename="t.gif", width=50).json()["url"])
+    for index in range(stored.n_frames):
+        stored.seek(index)
+        rgba = stored.convert("RGBA")
+        assert rgba.getpixel((5, 25))[3] == 0
+        assert close(rgba.getpixel((45, 25)), (*COLOURS[index], 255))
+
+
+def test_too_many_frames_get_413_before_decoding(upload, media_root, monkeypatch):
+    raw = animation("GIF", frames=1000, size=(8, 8), duration=10)
+
+    def refuse_to_decode(self, *args, **kwargs):
+        raise AssertionError("a 1000-frame GIF reached the decoder")
+
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", refuse_to_decode)
+    assert_problem(upload(raw, filename="many.gif"), 413, field="image", code="image_too_large")
+    assert Image.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+def test_frame_limit_is_a_setting(upload, settings):
+    settings.IMAGE_MAX_FRAMES = 2
+    assert_problem(upload(animation("GIF", frames=3), filename="a.gif"), 413)
+    assert upload(animation("GIF", frames=2), filename="a.gif").status_code == 201
+
+
+def test_animation_pixel_budget_counts_every_frame(upload, media_root, settings):
+    settings.IMAGE_MAX_ANIMATION_PIXELS = 200 * 100 * 2
+    assert_problem(upload(animation("WEBP", frames=3), filename="a.webp"), 413)
+    assert upload(animation("WEBP", frames=2), filename="a.webp").status_code == 201
+
+
+# --- The `format` field ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png", "webp", "avif"])
+def test_format_field_chooses_the_stored_format(upload, served, fmt):
+    body = upload(quadrants((200, 100)), filename="q.png", format=fmt, width=100).json()
+    assert body["format"] == fmt
+    stored = served(body["url"])
+    assert stored.format == fmt.upper()
+    assert stored.served_headers["Content-Type"] == f"image/{fmt}"
+    assert body["url"].endswith(".jpg" if fmt == "jpeg" else f".{fmt}")
+    tl, tr, bl, br = corners(stored)
+    assert all(close(a, b, 60) for a, b in [(tl, RED), (tr, GREEN), (bl, BLUE), (br, WHITE)])
+
+
+@pytest.mark.parametrize("fmt", ["gif", "bmp", "tiff", "JPEG!", "svg"])
+def test_format_field_rejects_other_values(upload, media_root, fmt):
+    assert_problem(upload(quadrants(), format=fmt), 400, field="format")
+    assert stored_files(media_root) == []
+
+
+def test_transparency_stored_as_jpeg_is_flattened_onto_white(upload, served):
+    im = PILImage.new("RGBA", (100, 100), (0, 0, 0, 0))
+    im.paste((255, 0, 0, 255), (50, 0, 100, 100))
+    stored = served(upload(im, format="jpeg").json()["url"])
+    assert stored.mode == "RGB"
+    assert close(stored.getpixel((10, 50)), WHITE)
+    assert close(stored.getpixel((90, 50)), RED)
+
+
+def test_transparency_stored_as_webp_and_avif_is_kept(upload, served):
+    im = PILImage.new("RGBA", (64, 64), (0, 0, 255, 255))
+    im.paste((0, 0, 0, 0), (0, 0, 32, 64))
+    for fmt in ("webp", "avif"):
+        stored = served(upload(im, format=fmt).json()["url"]).convert("RGBA")
+        assert stored.getpixel((8, 32))[3] < 10, fmt
+        assert stored.getpixel((56, 32))[3] > 245, fmt
+
+
+# --- Output is optimized ------------------------------------------------------------------------
+
+
+def photo_like(size: tuple[int, int]) -> PILImage.Image:
+    base = PILImage.effect_mandelbrot(size, (-2.0, -1.2, 0.8, 1.2), 64)
+    noise = PILImage.effect_noise(size, 24)
+    return PILImage.merge("RGB", (base, PILImage.blend(base, noise, 0.3), noise))
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP", "GIF"])
+@pytest.mark.parametrize("size", [(1, 1), (16, 16), (300, 200), (1200, 800)])
+def test_stored_file_is_never_larger_than_a_plain_save_of_its_pixels(upload, served, settings, fmt, size):
+    # A lossless source stored without resizing: the stored pixels are exactly the source's, so a
+    # plain Pillow save of the source at the same quality is the fair comparison.
+    pixels = photo_like(size)
+    target = fmt.lower() if fmt in ("JPEG", "PNG", "WEBP") else None
+    filename = "p.gif" if fmt == "GIF" else "p.png"
+    source = encode(pixels, "GIF") if fmt == "GIF" else encode(pixels, "PNG")
+    body = upload(source, filename=filename, format=target).json()
+    stored = served(body["url"])
+    assert stored.format == fmt
+    reference = PILImage.open(io.BytesIO(source)).convert("RGB") if fmt == "GIF" else pixels
+    quality = {"JPEG": settings.IMAGE_JPEG_QUALITY, "WEBP": settings.IMAGE_WEBP_QUALITY}.get(fmt)
+    plain = encode(reference, fmt, **({"quality": quality} if quality else {}))
+    assert len(stored.served_bytes) <= len(plain)
+
+
+def test_jpeg_is_progressive_optimized_and_subsampled(upload, served):
+    stored = served(upload(photo_like((300, 200)), format="jpeg").json()["url"])
+    assert stored.info.get("progressive") or stored.info.get("progression")
+    assert stored.layer[0][1:3] == (2, 2)  # luma sampled 2x2 against chroma: 4:2:0
