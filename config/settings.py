@@ -8,37 +8,71 @@ import logging
 import secrets
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from config.env import BASE_DIR, env
+from config.logs import log_format, log_level, logging_config
+from config.storages import default_storage_from_env
 
 logger = logging.getLogger(__name__)
 
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "data")))
 
+# production (the default: a server, the container) or development (what `make run`, `make test` and
+# `make bench` set). They differ only where a server's safe default would stand in a developer's way.
+IMAGERY_ENV = env.str("IMAGERY_ENV", default="production")
+if IMAGERY_ENV not in ("development", "production"):
+    raise ImproperlyConfigured(f"IMAGERY_ENV must be development or production, not {IMAGERY_ENV!r}.")
+DEVELOPMENT = IMAGERY_ENV == "development"
+
 DEBUG = env.bool("DEBUG", default=False)
+if DEBUG and not DEVELOPMENT:
+    raise ImproperlyConfigured(
+        "DEBUG=true shows settings and tracebacks to anyone: only with IMAGERY_ENV=development."
+    )
 
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
-    # Nothing in the API signs long-lived data, so a per-process key is safe; set one to share it.
+    if not DEVELOPMENT:
+        raise ImproperlyConfigured(
+            "SECRET_KEY is required in production: set it in the environment, e.g. to the output of "
+            "`python3 -c 'import secrets; print(secrets.token_urlsafe(50))'`. For a local run, set "
+            "IMAGERY_ENV=development instead (make run does)."
+        )
+    # A made-up key per process: nothing a local run signs needs to outlive it.
     SECRET_KEY = secrets.token_urlsafe(50)
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Origins (scheme://host[:port]) whose form posts are trusted, e.g. https://images.example.com behind a proxy.
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.staticfiles",
+    "django_prometheus",
+    "corsheaders",
     "rest_framework",
+    "rest_framework_api_key",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "api",
     "images",
+    "gallery",
 ]
 
 MIDDLEWARE = [
+    # First and last: django-prometheus times the whole stack between them.
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # The request id, for every line logged below; then the probes, ahead of host checks and redirects.
+    "api.request_log.RequestLogMiddleware",
+    "api.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "corsheaders.middleware.CorsMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -75,17 +109,23 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Storage ------------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
 MEDIA_URL = env.str("MEDIA_URL", default="/media/")
-# Only needed for `collectstatic` (containers); without it, assets are served from the installed apps.
-STATIC_ROOT = env.str("STATIC_ROOT", default=None)
+# Only needed for `collectstatic` (the image runs it at build time); without it, assets are served from the
+# installed apps.
+STATIC_ROOT = env.str("STATIC_ROOT", default="") or None
 STATIC_URL = "/static/"
 
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # STORAGE_BACKEND=filesystem (default: MEDIA_ROOT) or s3 (AWS_* variables): see config/storages.py.
+    "default": default_storage_from_env(),
+    # Collected (STATIC_ROOT): hashed names, precompressed, cached forever. Not collected (make run, tests):
+    # served from the installed apps through the finders, with no `collectstatic` step first.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if STATIC_ROOT
+        else "whitenoise.storage.CompressedStaticFilesStorage"
+    },
 }
-# The docs pages' assets come from installed apps; serving them through the finders needs no
-# `collectstatic` step before `make run`.
-WHITENOISE_USE_FINDERS = True
+WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 
 # --- Uploads ------------------------------------------------------------------------------------
 # Django's own limits do not bound file parts; our upload handler enforces IMAGE_MAX_UPLOAD_BYTES.
@@ -106,15 +146,29 @@ IMAGE_AVIF_QUALITY = env.int("IMAGE_AVIF_QUALITY", default=65)
 # Animations: frames, and pixels decoded across all frames (frames x canvas), before any decoding.
 IMAGE_MAX_FRAMES = env.int("IMAGE_MAX_FRAMES", default=500)
 IMAGE_MAX_ANIMATION_PIXELS = env.int("IMAGE_MAX_ANIMATION_PIXELS", default=250_000_000)
+# Decodes one process runs at once; memory peaks while decoding (see README, "Memory").
+IMAGE_DECODE_CONCURRENCY = env.int("IMAGE_DECODE_CONCURRENCY", default=1)
 
 # --- API ----------------------------------------------------------------------------------------
+# A filtered list is counted exactly up to this many matches; past it `count` is a lower bound and the
+# page says `"count_exact": false` (an exact count of a common word costs tens of ms at a million rows).
+LIST_COUNT_CAP = env.int("LIST_COUNT_CAP", default=1000)
+
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_AUTHENTICATION_CLASSES": [],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.AllowAny"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["api.auth.ApiKeyAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.auth.ImageryAccess"],
+    "DEFAULT_THROTTLE_CLASSES": [
+        "api.throttling.UploadsPerKey",
+        "api.throttling.UploadsPerAddress",
+        "api.throttling.ReadsPerKey",
+        "api.throttling.ReadsPerAddress",
+    ],
+    # Proxies in front of the app; the client address is read from X-Forwarded-For past them.
+    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
     "UNAUTHENTICATED_USER": None,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.exception_handler.problem_exception_handler",
 }
 
@@ -137,11 +191,45 @@ SPECTACULAR_SETTINGS = {
     ],
 }
 
+# --- Access and abuse limits --------------------------------------------------------------------
+# What needs an API key: off (nothing), write (uploads), all (reads too). Development (make run) is open.
+IMAGERY_AUTH = env.str("IMAGERY_AUTH", default="off" if DEVELOPMENT else "write")
+if IMAGERY_AUTH not in ("off", "write", "all"):
+    raise ImproperlyConfigured(f"IMAGERY_AUTH must be off, write or all, not {IMAGERY_AUTH!r}.")
+# Rates like "60/minute" (second, minute, hour, day); empty turns that limit off.
+THROTTLE_UPLOADS_PER_KEY = env.str("THROTTLE_UPLOADS_PER_KEY", default="600/hour")
+THROTTLE_UPLOADS_PER_ADDRESS = env.str("THROTTLE_UPLOADS_PER_ADDRESS", default="120/hour")
+THROTTLE_READS_PER_KEY = env.str("THROTTLE_READS_PER_KEY", default="")
+THROTTLE_READS_PER_ADDRESS = env.str("THROTTLE_READS_PER_ADDRESS", default="6000/minute")
+
+# Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set.
+REDIS_URL = env.str("REDIS_URL", default="")
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+    )
+}
+
+# Browsers on these origins may call the API (e.g. https://app.example.com), comma-separated.
+CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "if-none-match"]
+CORS_EXPOSE_HEADERS = ["Location", "Retry-After", "ETag"]
+
 # --- HTTP ---------------------------------------------------------------------------------------
 # Paths are routed with and without the trailing slash, so no redirect ever breaks a POST.
 APPEND_SLASH = False
 USE_X_FORWARDED_HOST = env.bool("USE_X_FORWARDED_HOST", default=False)
+# Behind a proxy that terminates TLS and overwrites X-Forwarded-Proto: believe it, so requests count as
+# secure and built URLs say https. Never without such a proxy: a client could claim https itself.
+USE_X_FORWARDED_PROTO = env.bool("USE_X_FORWARDED_PROTO", default=False)
+if USE_X_FORWARDED_PROTO:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_CONTENT_TYPE_NOSNIFF = True
+# Set (e.g. 31536000) once the service is only reached over HTTPS.
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 
 LANGUAGE_CODE = "en-us"
@@ -149,10 +237,7 @@ TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-}
+# --- Logging ------------------------------------------------------------------------------------
+# JSON lines in production, plain text in development; every line carries its request id (config/logs.py).
+LOG_FORMAT = log_format()
+LOGGING = logging_config(log_format=LOG_FORMAT, level=log_level())

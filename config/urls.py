@@ -2,11 +2,11 @@
 
 from django.conf import settings
 from django.urls import path, re_path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from api.health import healthz, readyz
+from api.health import healthz, metrics, readyz
 from api.media import serve_image_file
+from gallery.views import GalleryView
 from images.apis import ImageCollectionApi, ImageDetailApi
 from images.storage import is_local
 
@@ -22,10 +22,15 @@ urlpatterns = [
     path("images/<int:image_id>/", ImageDetailApi.as_view()),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"), name="redoc"),
+    path(
+        "api/redoc/",
+        SpectacularRedocView.as_view(url_name="schema", template_name="api/redoc.html"),
+        name="redoc",
+    ),
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
-    path("", RedirectView.as_view(pattern_name="swagger-ui"), name="home"),
+    path("metrics", metrics, name="metrics"),
+    path("", GalleryView.as_view(), name="gallery"),
 ]
 
 if is_local():

@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
+from django.db.models import QuerySet
 from django.urls import reverse
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    extend_schema_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.pagination import PageNumberPagination
+from api.conditional import conditional
+from api.pagination import ListPagination
 from api.schema import problem_responses
 from images.filters import ImageFilter
 from images.models import Image
 from images.processing import Fit, OutputFormat
-from images.selectors import image_get, image_list
+from images.selectors import ListCount, image_get, image_list, image_list_count, image_list_slice
 from images.services import image_create
 from images.titles import TITLE_MAX_LENGTH
 
@@ -63,7 +73,9 @@ class ImageCreateInputSerializer(serializers.Serializer):
         ),
     )
     format = serializers.ChoiceField(
-        choices=[f.value for f in (OutputFormat.JPEG, OutputFormat.PNG, OutputFormat.WEBP, OutputFormat.AVIF)],
+        choices=[
+            f.value for f in (OutputFormat.JPEG, OutputFormat.PNG, OutputFormat.WEBP, OutputFormat.AVIF)
+        ],
         required=False,
         help_text=(
             "Store in this format. Default: JPEG, PNG, GIF and WebP keep theirs; other formats become PNG "
@@ -84,10 +96,48 @@ class ImageOutputSerializer(serializers.ModelSerializer):
     def get_url(self, image: Image) -> str:
         return self.context["request"].build_absolute_uri(image.file.url)
 
+    def to_representation(self, image: Image) -> dict[str, Any]:
+        # The same answer as ModelSerializer's field-by-field one (a test compares them), at a fifth of
+        # the cost: no per-request field introspection, no per-field calls. Lists serialize many.
+        return {
+            "id": image.pk,
+            "url": self.get_url(image),
+            "title": image.title,
+            "width": image.width,
+            "height": image.height,
+            "format": image.format,
+            "size": image.size,
+            "created_at": _DATETIME.to_representation(image.created_at),
+        }
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+IF_NONE_MATCH = OpenApiParameter(
+    "If-None-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description="The `ETag` of a copy you have: answered `304 Not Modified` (no body) while it is current.",
+)
+
+
+class ImagePagination(ListPagination):
+    """The whole list's count comes from a counter; a filtered page's query is planned by its count."""
+
+    def count_rows(self, queryset: QuerySet[Image]) -> tuple[int, bool]:
+        count = image_list_count(queryset, cap=self.count_cap)
+        return count.value, count.exact
+
+    def fetch_rows(
+        self, queryset: QuerySet[Image], start: int, stop: int, *, count: tuple[int, bool]
+    ) -> list[Image]:
+        return image_list_slice(queryset, start=start, stop=stop, count=ListCount(*count))
+
 
 class ImageCollectionApi(GenericAPIView):
     parser_classes = [MultiPartParser, FormParser]
-    pagination_class = PageNumberPagination
+    pagination_class = ImagePagination
     filter_backends = [DjangoFilterBackend]
     filterset_class = ImageFilter
     serializer_class = ImageOutputSerializer
@@ -98,12 +148,22 @@ class ImageCollectionApi(GenericAPIView):
     @extend_schema(
         operation_id="images_list",
         summary="List images",
-        description="Newest first (id breaks ties), so walking the pages sees every image once.",
-        responses={200: ImageOutputSerializer(many=True), **problem_responses(400, 404)},
+        description=(
+            "Newest first (id breaks ties), so walking the pages sees every image once. Numbered pages "
+            "(`page`) by default; `cursor=` switches to keyset pages, which cost the same at any depth. "
+            "The answer has an `ETag`; `If-None-Match` with it answers 304."
+        ),
+        responses={
+            200: ImageOutputSerializer(many=True),
+            304: OpenApiResponse(description="Not modified: the page still has the ETag sent."),
+            **problem_responses(400, 401, 404, 429),
+        },
+        parameters=[IF_NONE_MATCH],
     )
     def get(self, request: Request) -> Response:
         images = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        return self.get_paginated_response(self.get_serializer(images, many=True).data)
+        page = self.get_paginated_response(self.get_serializer(images, many=True).data)
+        return conditional(request, page)
 
     @extend_schema(
         operation_id="images_create",
@@ -117,7 +177,7 @@ class ImageCollectionApi(GenericAPIView):
         request={"multipart/form-data": ImageCreateInputSerializer},
         responses={
             201: ImageOutputSerializer,
-            **problem_responses(400, 413, 415, 503),
+            **problem_responses(400, 401, 413, 415, 429, 503),
         },
     )
     def post(self, request: Request) -> Response:
@@ -132,6 +192,7 @@ class ImageCollectionApi(GenericAPIView):
             height=params.validated_data.get("height"),
             fit=Fit(params.validated_data["fit"]),
             output_format=OutputFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
+            api_key=request.auth,
         )
         return Response(
             self.get_serializer(image).data,
@@ -146,7 +207,14 @@ class ImageDetailApi(GenericAPIView):
     @extend_schema(
         operation_id="images_retrieve",
         summary="Get one image",
-        responses={200: ImageOutputSerializer, **problem_responses(404)},
+        description="The answer has an `ETag`; `If-None-Match` with it answers 304.",
+        responses={
+            200: ImageOutputSerializer,
+            304: OpenApiResponse(description="Not modified: the image still has the ETag sent."),
+            **problem_responses(401, 404, 429),
+        },
+        parameters=[IF_NONE_MATCH],
     )
     def get(self, request: Request, image_id: int) -> Response:
-        return Response(self.get_serializer(image_get(image_id=image_id)).data)
+        image = image_get(image_id=image_id)
+        return conditional(request, Response(self.get_serializer(image).data))

@@ -1,4 +1,4 @@
-"""The Image: one stored, processed file and what we know about it."""
+"""The Image: one stored, processed file and what we know about it; and the count of them."""
 
 from django.db import models
 from django.db.models import Q
@@ -28,6 +28,14 @@ class Image(models.Model):
     format = models.CharField(max_length=8, choices=ImageFormat.choices)
     size = models.PositiveBigIntegerField(help_text="Bytes of the stored file.")
     created_at = models.DateTimeField(default=timezone.now)
+    # The API key that uploaded it (none when access is open); kept when the key is deleted.
+    api_key = models.ForeignKey(
+        "rest_framework_api_key.APIKey",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="images",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -37,10 +45,31 @@ class Image(models.Model):
             models.CheckConstraint(condition=Q(height__gt=0), name="image_height_positive"),
             models.CheckConstraint(condition=Q(size__gt=0), name="image_size_positive"),
             models.CheckConstraint(condition=~Q(title=""), name="image_title_not_empty"),
-            models.CheckConstraint(
-                condition=Q(format__in=ImageFormat.values), name="image_format_known"
-            ),
+            models.CheckConstraint(condition=Q(format__in=ImageFormat.values), name="image_format_known"),
         ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.width}x{self.height} {self.format})"
+
+
+class ImageCount(models.Model):
+    """The number of Image rows, exact and read in O(1): one row that database triggers keep current.
+
+    The triggers (migration 0002) run in the transaction of every INSERT, DELETE and TRUNCATE on the image
+    table, whatever issued it (image_create, bulk_create, a queryset delete, psql), so the total can never
+    drift from COUNT(*). Django does not manage this table: migration 0002 creates it with the triggers.
+
+    On SQLite, a migration that Django implements by rebuilding the image table (most field changes) drops
+    the triggers with the old table; such a migration must create them again (the SQL is in migration
+    0002), and `test_image_count_*` fails on SQLite until it does.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    total = models.PositiveBigIntegerField()
+
+    class Meta:
+        managed = False
+        db_table = "images_image_count"
+
+    def __str__(self) -> str:
+        return f"{self.total} images"

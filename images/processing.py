@@ -85,7 +85,7 @@ _ORIENTATION_TAG = 0x0112
 
 # Resample from at least this many times the output size after a DCT-domain draft, so the final
 # Lanczos pass has real pixels to work with (as `Image.thumbnail` does).
-_DRAFT_GAP = 2.0
+_DRAFT_GAP = 1.25
 _REDUCING_GAP = 3.0
 
 _SNIFF_BYTES = 64

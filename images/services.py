@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from typing import BinaryIO
+import threading
+from typing import TYPE_CHECKING, BinaryIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 
 from images import processing, storage
 from images.models import Image
 from images.processing import Fit, OutputFormat
 from images.titles import default_title, fold
 
+if TYPE_CHECKING:
+    from rest_framework_api_key.models import APIKey
+
 logger = logging.getLogger(__name__)
+
+# Decoding is where memory peaks (a PNG at the pixel limit decodes whole, ~480 MB as RGBA). Sync workers
+# decode one image at a time anyway; this keeps a threaded worker from multiplying that peak.
+_decode_slots = threading.BoundedSemaphore(settings.IMAGE_DECODE_CONCURRENCY)
 
 
 def image_create(
@@ -25,13 +34,63 @@ def image_create(
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
     output_format: OutputFormat | None = None,
+    api_key: APIKey | None = None,
 ) -> Image:
     """Process an uploaded image, store its file and save its row.
 
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). Raises the domain errors of `images.exceptions`.
     """
-    rendered = processing.render(
+    with _decode_slots:
+        rendered = _render(upload, width=width, height=height, fit=fit, output_format=output_format)
+    title = title or default_title(filename)
+    # The slow part, outside any transaction: the bytes go to storage under their content name.
+    data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type
+    stored = storage.store(data, extension, media_type=media_type)
+    created = stored.created
+    try:
+        with transaction.atomic():
+            _lock_file_name(stored.name)
+            # Under the lock no cleanup can remove the file until this row is committed. One may have
+            # run since `store` looked (a concurrent upload of the same bytes failed and removed the file
+            # it had stored): then this stores it again, so the row never points at nothing.
+            created = storage.store(data, extension, media_type=media_type).created or created
+            image = Image.objects.create(
+                title=title,
+                title_folded=fold(title),
+                file=stored.name,
+                width=rendered.width,
+                height=rendered.height,
+                format=rendered.format.value,
+                size=len(rendered.data),
+                api_key=api_key,
+            )
+    except BaseException:
+        # Neither the row nor a lasting file: remove the file if this request stored it and no row uses it.
+        if created:
+            image_file_discard_unreferenced(name=stored.name)
+        raise
+    logger.info(
+        "image created id=%s %sx%s %s %s bytes",
+        image.pk,
+        image.width,
+        image.height,
+        image.format,
+        image.size,
+    )
+    return image
+
+
+def _render(
+    upload: BinaryIO,
+    *,
+    width: int | None,
+    height: int | None,
+    fit: Fit,
+    output_format: OutputFormat | None,
+) -> processing.Rendered:
+    """The pipeline with this deployment's limits and encoder settings."""
+    return processing.render(
         upload,
         width=width,
         height=height,
@@ -49,44 +108,36 @@ def image_create(
             avif_quality=settings.IMAGE_AVIF_QUALITY,
         ),
     )
-    title = title or default_title(filename)
-    stored = storage.store(rendered.data, rendered.format.extension)
-    try:
-        with transaction.atomic():
-            image = Image.objects.create(
-                title=title,
-                title_folded=fold(title),
-                file=stored.name,
-                width=rendered.width,
-                height=rendered.height,
-                format=rendered.format.value,
-                size=len(rendered.data),
-            )
-    except BaseException:
-        if stored.created:
-            _discard_unreferenced(stored.name)
-        raise
-    logger.info(
-        "image created id=%s %sx%s %s %s bytes",
-        image.pk,
-        image.width,
-        image.height,
-        image.format,
-        image.size,
-    )
-    return image
 
 
-def _discard_unreferenced(name: str) -> None:
-    """Delete a file this request stored, unless a row (from a concurrent identical upload) uses it.
+def image_file_discard_unreferenced(*, name: str) -> bool:
+    """Delete a stored file unless a row references it; True when it was deleted.
 
-    If the database cannot even answer that, keep the file: an unreferenced file is tidied up later,
-    a row whose file was deleted is data lost.
+    Used by `image_create` when its row could not be saved, and by `reconcile_storage --fix` for orphans.
+    It takes the same per-name lock as `image_create`'s insert, so a row being saved for this file has
+    either been committed (the check below sees it, the file stays) or will check the file under the lock
+    after this and store it again. If the database cannot answer, the file stays: an unreferenced file is
+    tidied up later, a row whose file was deleted is data lost.
     """
     try:
-        referenced = Image.objects.filter(file=name).exists()
+        with transaction.atomic():
+            _lock_file_name(name)
+            if Image.objects.filter(file=name).exists():
+                return False
+            return storage.delete(name)
     except Exception:
         logger.exception("could not check references to %s; keeping it", name)
-        return
-    if not referenced:
-        storage.delete(name)
+        return False
+
+
+def _lock_file_name(name: str) -> None:
+    """Serialize, per stored name, the transactions that save a row for it and those that delete it.
+
+    The lock lasts until the transaction ends. PostgreSQL: an advisory lock keyed by the name's hash
+    (unrelated names sharing a key merely wait for each other). SQLite: nothing to add, every write
+    transaction already starts with BEGIN IMMEDIATE (settings), which serializes them all.
+    """
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])

@@ -1,8 +1,9 @@
-"""Where image files go: content-addressed names, save, delete, health. No HTTP here.
+"""Where image files go: content-addressed names, save, delete, list, health. No HTTP here.
 
-Only Django's storage API is used, so the backend (local files, S3) is a setting. Names are the SHA-256 of
-the stored bytes, so identical content is stored once and a name never changes meaning; nothing of the
-user's input ever reaches a path.
+Only Django's storage API is used for reading and writing, so the backend (local files, S3) is a setting
+(`config/storages.py`). This is the one module that knows backends exist: listing a bucket and probing it
+cheaply are done the S3 way when the storage is S3. Names are the SHA-256 of the stored bytes, so identical
+content is stored once and a name never changes meaning; nothing of the user's input ever reaches a path.
 """
 
 from __future__ import annotations
@@ -10,15 +11,24 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
+import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.core.files.base import ContentFile, File
-from django.core.files.storage import FileSystemStorage, default_storage
+from django.core.files.storage import FileSystemStorage, Storage, default_storage, storages
 
 from images.exceptions import StorageUnavailable
 
 logger = logging.getLogger(__name__)
+
+# Every stored image lives under this prefix; listing it lists them all.
+PREFIX = "images/"
+# A readiness probe answers within this many seconds, even when the store hangs.
+PROBE_TIMEOUT_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -30,7 +40,7 @@ class StoredFile:
 def content_name(data: bytes, extension: str) -> str:
     """`images/ab/cd/<sha256>.<ext>`: two levels of fan-out keep directories and listings small."""
     digest = hashlib.sha256(data).hexdigest()
-    return f"images/{digest[:2]}/{digest[2:4]}/{digest}.{extension}"
+    return f"{PREFIX}{digest[:2]}/{digest[2:4]}/{digest}.{extension}"
 
 
 def digest_of(name: str) -> str:
@@ -38,13 +48,20 @@ def digest_of(name: str) -> str:
     return name.rsplit("/", 1)[-1].split(".", 1)[0]
 
 
-def store(data: bytes, extension: str) -> StoredFile:
-    """Save `data` under its content name, unless the same bytes are stored already."""
+def store(data: bytes, extension: str, *, media_type: str) -> StoredFile:
+    """Save `data` under its content name, unless the same bytes are stored already.
+
+    `media_type` becomes the object's Content-Type where the backend keeps one (S3). Raises
+    StorageUnavailable when the store fails (down, timed out, denied, full).
+    """
     name = content_name(data, extension)
     try:
         if default_storage.exists(name):
             return StoredFile(name=name, created=False)
-        saved = default_storage.save(name, ContentFile(data))
+        # ContentFile wraps `data` without copying it; S3 streams it from there.
+        content = ContentFile(data)
+        content.content_type = media_type  # type: ignore[attr-defined]  # read by django-storages
+        saved = default_storage.save(name, content)
         if saved != name:
             # A concurrent upload of the same bytes won the race; the storage picked another name.
             default_storage.delete(saved)
@@ -55,12 +72,40 @@ def store(data: bytes, extension: str) -> StoredFile:
     return StoredFile(name=name, created=True)
 
 
-def delete(name: str) -> None:
-    """Remove a stored file; a failure is logged, never raised (the caller is already cleaning up)."""
+def exists(name: str) -> bool:
+    """Whether a file is stored under `name`; StorageUnavailable when the store cannot tell."""
+    try:
+        return default_storage.exists(name)
+    except Exception as exc:
+        logger.exception("checking %s failed", name)
+        raise StorageUnavailable("The file store is unavailable.") from exc
+
+
+def delete(name: str) -> bool:
+    """Remove a stored file; False (logged, never raised) when that failed and it is now an orphan."""
     try:
         default_storage.delete(name)
     except Exception:
         logger.exception("deleting %s failed; it is now an orphan", name)
+        return False
+    return True
+
+
+def list_names() -> Iterator[str]:
+    """Every stored name under `images/`, in no particular order; StorageUnavailable on failure.
+
+    S3: one paginated listing of the prefix (1000 keys a request). Other backends: `listdir`, folder by
+    folder (the filesystem's fan-out folders hold few entries each).
+    """
+    try:
+        backend = storages["default"]
+        if _is_s3(backend):
+            yield from _s3_names(backend)
+        elif backend.exists(PREFIX.rstrip("/")):
+            yield from _listdir_names(backend, PREFIX.rstrip("/"))
+    except Exception as exc:
+        logger.exception("listing the stored files failed")
+        raise StorageUnavailable("The file store is unavailable.") from exc
 
 
 def open_file(name: str) -> File:
@@ -79,14 +124,72 @@ def is_local() -> bool:
 
 
 def is_available() -> bool:
-    """A cheap readiness probe: no listing, no data transfer."""
+    """A cheap readiness probe: one small request (S3: HEAD of the bucket), no listing, no data."""
     try:
-        if is_local():
-            location = Path(default_storage.location)
+        backend = storages["default"]
+        if isinstance(backend, FileSystemStorage):
+            location = Path(backend.location)
             location.mkdir(parents=True, exist_ok=True)
             return os.access(location, os.W_OK)
-        default_storage.exists("images/.readyz")
+        if _is_s3(backend):
+            # Fails for a missing bucket (404), missing rights (403), a store that is down or hangs.
+            _probe_client(backend).head_bucket(Bucket=backend.bucket_name)
+            return True
+        backend.exists(f"{PREFIX}.readyz")
         return True
     except Exception:
         logger.exception("storage readiness check failed")
         return False
+
+
+# --- Backend specifics --------------------------------------------------------------------------
+
+
+def _is_s3(backend: Storage) -> bool:
+    from storages.backends.s3 import S3Storage  # boto is loaded only when S3 is configured
+
+    return isinstance(backend, S3Storage)
+
+
+def _s3_names(backend: Any) -> Iterator[str]:
+    client = backend.connection.meta.client
+    prefix = posixpath.join(backend.location, PREFIX) if backend.location else PREFIX
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=backend.bucket_name, Prefix=prefix):
+        for entry in page.get("Contents", ()):
+            yield entry["Key"].removeprefix(backend.location).lstrip("/")
+
+
+def _listdir_names(backend: Storage, folder: str) -> Iterator[str]:
+    folders, files = backend.listdir(folder)
+    for file in files:
+        yield f"{folder}/{file}"
+    for sub in folders:
+        yield from _listdir_names(backend, f"{folder}/{sub}")
+
+
+# The probe's own client: the storage's client retries and waits for as long as an upload may take.
+_probe_clients: weakref.WeakKeyDictionary[Any, Any] = weakref.WeakKeyDictionary()
+
+
+def _probe_client(backend: Any) -> Any:
+    client = _probe_clients.get(backend)
+    if client is None:
+        from botocore.config import Config
+
+        config = backend.client_config.merge(
+            Config(
+                connect_timeout=PROBE_TIMEOUT_SECONDS,
+                read_timeout=PROBE_TIMEOUT_SECONDS,
+                retries={"mode": "standard", "total_max_attempts": 1},
+            )
+        )
+        client = backend._create_session().client(
+            "s3",
+            region_name=backend.region_name,
+            use_ssl=backend.use_ssl,
+            endpoint_url=backend.endpoint_url,
+            config=config,
+            verify=backend.verify,
+        )
+        _probe_clients[backend] = client
+    return client

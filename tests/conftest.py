@@ -1,18 +1,69 @@
-"""Shared fixtures: every test gets its own media folder and a client that talks HTTP to the app."""
+"""Shared fixtures: every test gets its own media folder and a client that talks HTTP to the app.
+
+Storage: the suite runs on the filesystem, or with IMAGERY_TEST_STORAGE=s3 the tests that use the app
+run on S3, against a real S3-compatible HTTP server the suite starts itself (tests/s3.py), in a bucket
+emptied before each test. `make test` runs both. After every test that used the app, its rows and its
+stored files must match exactly (`api`).
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib
 import io
-from collections.abc import Callable
+import itertools
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
+from urllib.parse import urlsplit
 
 import pytest
-from django.test import Client
+from django.conf import settings as django_settings
+from django.core.cache import cache
+from django.db import connection
+from django.http import HttpResponse
+from django.test import Client as DjangoClient
+from django.test import override_settings
 from django.test.client import MULTIPART_CONTENT
+from django.urls import clear_url_caches
 from PIL import Image as PILImage
 
+from config.storages import default_storage_from_env
+from images.models import Image
+from images.reconciliation import reconcile
 from tests.images import encode
+from tests.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
+
+STORAGES = ("filesystem", "s3")
+TEST_STORAGE = os.environ.get("IMAGERY_TEST_STORAGE", "filesystem")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if TEST_STORAGE not in STORAGES:
+        raise pytest.UsageError(f"IMAGERY_TEST_STORAGE must be one of {STORAGES}, not {TEST_STORAGE!r}")
+    config.addinivalue_line(
+        "markers",
+        "filesystem_only: about files the app serves itself (api/media.py); on S3 the bucket serves them",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On S3, run the tests that use the app (the `api` fixture); the others never touch storage."""
+    if TEST_STORAGE != "s3":
+        return
+    kept = [item for item in items if "api" in getattr(item, "fixturenames", ())]
+    deselected = [item for item in items if item not in kept]
+    if deselected:
+        config.hook.pytest_deselected(items=deselected)
+    items[:] = kept
+    for item in kept:
+        if item.get_closest_marker("filesystem_only"):
+            item.add_marker(pytest.mark.skip(reason="files are served by the app only from the filesystem"))
 
 
 @pytest.fixture(autouse=True)
@@ -21,13 +72,214 @@ def media_root(settings: Any, tmp_path: Path) -> Path:
     return settings.MEDIA_ROOT
 
 
+# --- Storage -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[S3Server]:
+    """The suite's S3 server, started once, on first use."""
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+_buckets = itertools.count(1)
+
+
+def new_bucket(server: S3Server, *, public: bool = True) -> str:
+    """A new bucket; `public`: anyone may read its images, as the README tells operators to set it up."""
+    bucket = f"imagery-test-{next(_buckets)}"
+    server.create_bucket(bucket)
+    if public:
+        server.allow_public_reads(bucket)
+    return bucket
+
+
+@pytest.fixture(scope="session")
+def s3_suite_bucket(s3_server: S3Server) -> Iterator[str]:
+    """With IMAGERY_TEST_STORAGE=s3: one bucket and one storage configuration for the whole run."""
+    bucket = new_bucket(s3_server)
+    with mock.patch.dict(os.environ, s3_server.storage_environment(bucket)):
+        storages = {**django_settings.STORAGES, "default": default_storage_from_env()}
+    # Configured once, as a server process is; each test starts with the bucket emptied (file_storage).
+    with override_settings(STORAGES=storages):
+        yield bucket
+
+
 @pytest.fixture
-def api(db: None) -> Client:
-    return Client()
+def s3_bucket(s3_server: S3Server, settings: Any) -> str:
+    """For this test, store files in a new, empty bucket on the suite's S3 server."""
+    bucket = new_bucket(s3_server)
+    use_storage_environment(settings, s3_server.storage_environment(bucket))
+    return bucket
+
+
+def use_storage_environment(settings: Any, environment: dict[str, str]) -> None:
+    """Configure the storage from these environment variables, exactly as settings.py does."""
+    with mock.patch.dict(os.environ, environment):
+        settings.STORAGES = {**settings.STORAGES, "default": default_storage_from_env()}
+    _route_files_for_storage()
+
+
+def _route_files_for_storage() -> None:
+    # config/urls.py mounts the app's file view only for local storage, when it is imported; the tests
+    # switch storage per test, so import it again when the mounted routes do not fit the storage.
+    import config.urls
+    from images.storage import is_local
+
+    mounted = any(getattr(route, "name", None) == "media" for route in config.urls.urlpatterns)
+    if mounted != is_local():
+        importlib.reload(config.urls)
+        clear_url_caches()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def suite_storage(request: pytest.FixtureRequest) -> str | None:
+    """With IMAGERY_TEST_STORAGE=s3, the suite's bucket; None on the filesystem.
+
+    Session-scoped so it is configured before any test's own settings: an override enabled inside
+    another would be undone with it.
+    """
+    return request.getfixturevalue("s3_suite_bucket") if TEST_STORAGE == "s3" else None
+
+
+@pytest.fixture(autouse=True)
+def file_storage(request: pytest.FixtureRequest, suite_storage: str | None, media_root: Path) -> str:
+    """The storage under test: the filesystem (media_root), or with IMAGERY_TEST_STORAGE=s3 a bucket."""
+    if suite_storage is not None:
+        request.getfixturevalue("s3_server").empty(suite_storage)
+    _route_files_for_storage()
+    return TEST_STORAGE
+
+
+def _s3_options() -> dict[str, Any] | None:
+    default = django_settings.STORAGES["default"]
+    return default.get("OPTIONS") if default["BACKEND"].endswith("S3Storage") else None
+
+
+@functools.cache
+def _s3_client(endpoint: str) -> Any:
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=ACCESS_KEY,
+        aws_secret_access_key=SECRET_KEY,
+    )
+
+
+def stored_names() -> list[str]:
+    """Every file in the storage the test uses, listed directly (not through the code under test)."""
+    s3 = _s3_options()
+    if s3 is not None:
+        pages = (
+            _s3_client(s3["endpoint_url"]).get_paginator("list_objects_v2").paginate(Bucket=s3["bucket_name"])
+        )
+        return sorted(entry["Key"] for page in pages for entry in page.get("Contents", ()))
+    root = Path(django_settings.MEDIA_ROOT)
+    return sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
+
+
+def put_stored_file(name: str, data: bytes) -> None:
+    """Place a file in the storage directly, as something other than the app would."""
+    s3 = _s3_options()
+    if s3 is not None:
+        _s3_client(s3["endpoint_url"]).put_object(Bucket=s3["bucket_name"], Key=name, Body=data)
+        return
+    path = Path(django_settings.MEDIA_ROOT) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def remove_stored_file(name: str) -> None:
+    """Remove a file from the storage directly, as a mistaken operator or a failing disk would."""
+    s3 = _s3_options()
+    if s3 is not None:
+        _s3_client(s3["endpoint_url"]).delete_object(Bucket=s3["bucket_name"], Key=name)
+        return
+    (Path(django_settings.MEDIA_ROOT) / name).unlink()
 
 
 def stored_files(media_root: Path) -> list[Path]:
-    return sorted(p for p in media_root.rglob("*") if p.is_file())
+    """`stored_names()` as paths under `media_root`, whichever the storage; prefer `stored_names()`."""
+    return [media_root / name for name in stored_names()]
+
+
+def files_url() -> str:
+    """Where the URLs of stored files start: the app's MEDIA_URL, or the bucket on the S3 server."""
+    s3 = _s3_options()
+    if s3 is not None:
+        return f"{s3['endpoint_url']}/{s3['bucket_name']}/"
+    return f"http://testserver{django_settings.MEDIA_URL}"
+
+
+def assert_rows_match_stored_files(*, orphans_allowed: bool = False) -> None:
+    """A row exists exactly when its file does, and `reconcile_storage` agrees.
+
+    `orphans_allowed`: rows were deleted behind the app's back (it never deletes any), so their files may
+    remain; still, no row may be without its file.
+    """
+    referenced = set(Image.objects.values_list("file", flat=True))
+    stored = set(stored_names())
+    report = reconcile()
+    assert referenced <= stored, ("rows without their file", referenced - stored)
+    assert not report.losses, report.losses
+    if not orphans_allowed:
+        assert stored == referenced, ("files without a row", stored - referenced)
+        assert report.clean, report.orphans
+
+
+# A statement that deletes image rows: the app never sends one, some tests do.
+_ROW_DELETES = re.compile(r'^\s*(DELETE\s+FROM|TRUNCATE)\s+"?images_image"?(\s|$)', re.IGNORECASE)
+
+
+@pytest.fixture(autouse=True)
+def open_access(settings: Any) -> None:
+    """Tests talk to an open API with fresh rate-limit counters; auth and limits have their own tests."""
+    settings.IMAGERY_AUTH = "off"
+    cache.clear()
+
+
+class Client(DjangoClient):
+    """Django's test client; an absolute URL of another host (the S3 server) is fetched over HTTP."""
+
+    def generic(self, method: str, path: Any, *args: Any, headers: Any = None, **kwargs: Any) -> Any:
+        parts = urlsplit(str(path))
+        if parts.netloc and parts.netloc != "testserver":
+            return fetch(method, str(path), headers=headers)
+        return super().generic(method, path, *args, headers=headers, **kwargs)
+
+
+def fetch(method: str, url: str, headers: dict[str, str] | None = None) -> HttpResponse:
+    """A real HTTP request, answered as an HttpResponse (status, headers, body) like the app's own."""
+    request = urllib.request.Request(url, method=method, headers=headers or {})  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=10) as answer:  # noqa: S310
+            status, answer_headers, body = answer.status, answer.headers, answer.read()
+    except urllib.error.HTTPError as error:  # 3xx, 4xx and 5xx
+        status, answer_headers, body = error.code, error.headers, error.read()
+    response = HttpResponse(body, status=status)
+    del response["Content-Type"]
+    for key, value in answer_headers.items():
+        response[key] = value
+    return response
+
+
+@pytest.fixture
+def api(db: None) -> Iterator[Client]:
+    """The client; afterwards, the test's rows and stored files must match (see above)."""
+    deleted: list[str] = []
+
+    def watch(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
+        if _ROW_DELETES.match(sql):
+            deleted.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(watch):
+        yield Client()
+    assert_rows_match_stored_files(orphans_allowed=bool(deleted))
 
 
 @pytest.fixture
@@ -60,7 +312,7 @@ def served(api: Client) -> Callable[[str], PILImage.Image]:
     def _served(url: str) -> PILImage.Image:
         response = api.get(url.removeprefix("http://testserver"))
         assert response.status_code == 200, response
-        body = b"".join(response.streaming_content)
+        body = b"".join(response.streaming_content) if response.streaming else response.content
         image = PILImage.open(io.BytesIO(body))
         image.load()
         image.served_bytes = body  # type: ignore[attr-defined]

@@ -11,7 +11,7 @@ from PIL import Image as PILImage
 from PIL import ImageCms
 
 from images.models import Image
-from tests.conftest import stored_files
+from tests.conftest import files_url, stored_names
 from tests.images import BLUE, GREEN, RED, WHITE, close, corners, encode, quadrants
 
 
@@ -28,9 +28,9 @@ def assert_problem(response, status: int, field: str | None = None, code: str | 
     return body
 
 
-def assert_nothing_stored(media_root):
+def assert_nothing_stored():
     assert Image.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert stored_names() == []
 
 
 # --- The answer ------------------------------------------------------------------------------
@@ -42,7 +42,7 @@ def test_upload_answers_201_with_location_and_the_stored_files_facts(upload, ser
     body = response.json()
     assert response["Location"] == f"/images/{body['id']}"
     assert set(body) == {"id", "url", "title", "width", "height", "format", "size", "created_at"}
-    assert body["url"].startswith("http://testserver/media/images/")
+    assert body["url"].startswith(f"{files_url()}images/")
     assert (body["title"], body["width"], body["height"], body["format"]) == (
         "Beach",
         400,
@@ -63,38 +63,38 @@ def test_upload_and_detail_answer_the_same_object(api, upload):
 # --- Fields ----------------------------------------------------------------------------------
 
 
-def test_upload_requires_an_image(upload, media_root):
+def test_upload_requires_an_image(upload):
     assert_problem(upload(None, title="nothing"), 400, field="image", code="required")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
-def test_upload_rejects_an_empty_file(upload, media_root):
+def test_upload_rejects_an_empty_file(upload):
     assert_problem(upload(b""), 400, field="image")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
-def test_upload_rejects_a_text_field_named_image(api, media_root):
+def test_upload_rejects_a_text_field_named_image(api):
     response = api.post("/images", {"image": "not a file"})
     assert_problem(response, 400, field="image")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
 @pytest.mark.parametrize("field", ["width", "height"])
 @pytest.mark.parametrize("value", ["0", "-5", "10001", "abc", "1.5", "1e30", "99999999999999999999999"])
-def test_upload_rejects_bad_dimensions(upload, media_root, field, value):
+def test_upload_rejects_bad_dimensions(upload, field, value):
     assert_problem(upload(quadrants(), **{field: value}), 400, field=field)
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
-def test_upload_rejects_an_unknown_fit(upload, media_root):
+def test_upload_rejects_an_unknown_fit(upload):
     assert_problem(upload(quadrants(), width=10, height=10, fit="stretch"), 400, field="fit")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
 @pytest.mark.parametrize("title", ["   ", "\t\n", "x" * 256, "nul\x00byte"])
-def test_upload_rejects_bad_titles(upload, media_root, title):
+def test_upload_rejects_bad_titles(upload, title):
     assert_problem(upload(quadrants(), title=title), 400, field="title")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
 def test_an_empty_title_field_counts_as_absent(upload):
@@ -414,67 +414,67 @@ def gif_with_logical_screen(width: int, height: int) -> bytes:
         (b"8BPS\x00\x01" + b"\x00" * 40, "layers.psd"),
     ],
 )
-def test_non_images_and_unaccepted_formats_get_415(upload, media_root, content, filename):
+def test_non_images_and_unaccepted_formats_get_415(upload, content, filename):
     assert_problem(upload(content, filename=filename), 415, field="image", code="unsupported_format")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
-def test_ico_made_by_pillow_gets_415(upload, media_root):
+def test_ico_made_by_pillow_gets_415(upload):
     raw = encode(PILImage.new("RGB", (16, 16), RED), "ICO")
     assert_problem(upload(raw, filename="favicon.ico"), 415)
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
 @pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "TIFF"])
-def test_truncated_images_get_400_invalid_image(upload, media_root, fmt):
+def test_truncated_images_get_400_invalid_image(upload, fmt):
     raw = encode(quadrants((400, 300)), fmt)
     truncated = raw[: len(raw) // 2]
     assert_problem(upload(truncated, filename="cut.img"), 400, field="image", code="invalid_image")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
-def test_corrupt_png_header_gets_400(upload, media_root):
+def test_corrupt_png_header_gets_400(upload):
     raw = bytearray(encode(quadrants(), "PNG"))
     raw[16:24] = b"\xff" * 8  # width/height in IHDR, and its CRC no longer matches
     assert_problem(upload(bytes(raw)), 400, code="invalid_image")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
 @pytest.mark.parametrize(
     "bomb", [png_with_declared_size(100_000, 100_000), gif_with_logical_screen(65_535, 65_535)]
 )
-def test_decompression_bombs_get_413_before_decoding(upload, media_root, bomb, monkeypatch):
+def test_decompression_bombs_get_413_before_decoding(upload, bomb, monkeypatch):
     def refuse_to_decode(self, *args, **kwargs):
         raise AssertionError("a bomb reached the decoder")
 
     monkeypatch.setattr(PILImage.Image, "load", refuse_to_decode)
     monkeypatch.setattr("PIL.ImageFile.ImageFile.load", refuse_to_decode)
     assert_problem(upload(bomb, filename="bomb.png"), 413, field="image", code="image_too_large")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
-def test_pixel_limit_is_a_setting(upload, media_root, settings):
+def test_pixel_limit_is_a_setting(upload, settings):
     settings.IMAGE_MAX_PIXELS = 100 * 100
     assert_problem(upload(quadrants((101, 100))), 413)
     assert upload(quadrants((100, 100))).status_code == 201
 
 
-def test_output_over_the_pixel_limit_gets_413(upload, media_root, settings):
+def test_output_over_the_pixel_limit_gets_413(upload, settings):
     settings.IMAGE_MAX_PIXELS = 1_000_000
     assert_problem(upload(quadrants((100, 100)), width=2000, height=2000, fit="fill"), 413)
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
-def test_upload_over_the_byte_limit_gets_413(upload, media_root, settings):
+def test_upload_over_the_byte_limit_gets_413(upload, settings):
     settings.IMAGE_MAX_UPLOAD_BYTES = 10_000
     noisy = PILImage.effect_noise((200, 200), 100).convert("RGB")
     raw = encode(noisy, "PNG")
     assert len(raw) > 10_000
     assert_problem(upload(raw), 413, field="image", code="image_too_large")
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
-def test_upload_declaring_a_huge_body_is_refused_before_reading_it(api, media_root, settings):
+def test_upload_declaring_a_huge_body_is_refused_before_reading_it(api, settings):
     settings.IMAGE_MAX_UPLOAD_BYTES = 10_000
     body = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
     response = api.generic(
@@ -485,10 +485,10 @@ def test_upload_declaring_a_huge_body_is_refused_before_reading_it(api, media_ro
         CONTENT_LENGTH="999999999",
     )
     assert_problem(response, 413)
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()
 
 
-def test_json_body_gets_415(api, media_root):
+def test_json_body_gets_415(api):
     response = api.post("/images", {"title": "x"}, content_type="application/json")
     assert_problem(response, 415)
-    assert_nothing_stored(media_root)
+    assert_nothing_stored()

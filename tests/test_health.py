@@ -41,6 +41,7 @@ def test_readyz_is_503_when_the_database_fails(api: Client, monkeypatch: pytest.
     }
 
 
+@pytest.mark.filesystem_only  # S3's failures: tests/test_s3.py
 def test_readyz_is_503_when_storage_cannot_be_created(api: Client, settings: Any, tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-directory"
     blocker.write_bytes(b"")

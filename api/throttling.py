@@ -1,0 +1,66 @@
+"""Rate limits, per API key and per client address, separately for uploads and reads.
+
+Counts live in the Django cache (local memory by default, Redis when REDIS_URL is set, which several app
+processes must share). A rate is a setting like "60/minute"; empty turns that limit off. When the cache
+itself fails, requests are let through: an outage of the limiter must not become an outage of the API.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.conf import settings
+from rest_framework.permissions import SAFE_METHODS
+from rest_framework.request import Request
+from rest_framework.throttling import SimpleRateThrottle
+
+logger = logging.getLogger(__name__)
+
+
+class _ImageryThrottle(SimpleRateThrottle):
+    setting: str
+    for_reads: bool
+    per_key: bool
+
+    def __init__(self) -> None:
+        # SimpleRateThrottle reads its rate at construction; ours come from settings, read per request.
+        self.rate = self.get_rate()
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+
+    def get_rate(self) -> str | None:
+        return getattr(settings, self.setting) or None
+
+    def get_cache_key(self, request: Request, view: Any) -> str | None:
+        if (request.method in SAFE_METHODS) != self.for_reads:
+            return None
+        if self.per_key:
+            if request.auth is None:
+                return None
+            ident = f"key:{request.auth.pk}"
+        else:
+            ident = f"addr:{self.get_ident(request)}"
+        return f"throttle:{self.setting}:{ident}"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        try:
+            return super().allow_request(request, view)
+        except Exception:
+            logger.exception("rate limiter unavailable; letting the request through")
+            return True
+
+
+class UploadsPerKey(_ImageryThrottle):
+    setting, for_reads, per_key = "THROTTLE_UPLOADS_PER_KEY", False, True
+
+
+class UploadsPerAddress(_ImageryThrottle):
+    setting, for_reads, per_key = "THROTTLE_UPLOADS_PER_ADDRESS", False, False
+
+
+class ReadsPerKey(_ImageryThrottle):
+    setting, for_reads, per_key = "THROTTLE_READS_PER_KEY", True, True
+
+
+class ReadsPerAddress(_ImageryThrottle):
+    setting, for_reads, per_key = "THROTTLE_READS_PER_ADDRESS", True, False

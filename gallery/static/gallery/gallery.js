@@ -1,0 +1,589 @@
+// The gallery page: upload, search, browse and view images through Imagery's public API.
+//
+// Everything shown comes from GET /images and GET /images/{id}; uploads go to POST /images. User data
+// (titles above all) is only ever written with textContent and setAttribute, never as HTML.
+//
+// The address bar is the state: /?title=beach&page=2 is a page of search results and adding &image=12
+// shows one image. Links are real links (they work in a new tab and without this script's help); clicks on
+// them are turned into history.pushState so Back and Forward move between views without reloading.
+
+const app = document.getElementById("app");
+const API_URL = app.dataset.apiUrl;
+const PAGE_SIZE = Number(app.dataset.pageSize);
+const MAX_UPLOAD_BYTES = Number(app.dataset.maxUploadBytes);
+const KEY_STORAGE = "imagery.apiKey";
+
+const $ = (id) => document.getElementById(id);
+
+// --- Formatting ----------------------------------------------------------------------------------
+
+const FORMAT_NAMES = { jpeg: "JPEG", png: "PNG", gif: "GIF", webp: "WebP", avif: "AVIF" };
+
+function formatName(format) {
+  return FORMAT_NAMES[format] ?? String(format).toUpperCase();
+}
+
+// Binary units, as Django's filesizeformat writes the upload limit in the form's hint.
+function formatBytes(bytes) {
+  if (bytes < 1024) return `${bytes} bytes`;
+  const units = ["KB", "MB", "GB"];
+  let value = bytes / 1024;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return `${value.toFixed(1)} ${units[unit]}`;
+}
+
+function formatDimensions(image) {
+  return `${image.width} × ${image.height}`;
+}
+
+// Only http(s) URLs become links: a stored file's URL comes from the server, but a link is no place to trust.
+function safeUrl(url) {
+  try {
+    const parsed = new URL(url, location.href);
+    return parsed.protocol === "http:" || parsed.protocol === "https:" ? parsed.href : null;
+  } catch {
+    return null;
+  }
+}
+
+// --- The address bar -----------------------------------------------------------------------------
+
+function positiveInt(text) {
+  // Fifteen digits at most: every such number is exact in JavaScript.
+  return /^[1-9][0-9]{0,14}$/.test(text ?? "") ? Number(text) : null;
+}
+
+function readState() {
+  const query = new URLSearchParams(location.search);
+  return {
+    title: query.get("title") ?? "",
+    page: positiveInt(query.get("page")) ?? 1,
+    image: positiveInt(query.get("image")),
+  };
+}
+
+function urlFor({ title = "", page = 1, image = null }) {
+  const query = new URLSearchParams();
+  if (title) query.set("title", title);
+  if (page > 1) query.set("page", String(page));
+  if (image) query.set("image", String(image));
+  const search = query.toString();
+  return search ? `${location.pathname}?${search}` : location.pathname;
+}
+
+// `focus` moves the keyboard focus to the new view's heading, as a page load would; searching keeps it in
+// the search box instead.
+function navigate(state, { replace = false, focus = true } = {}) {
+  const url = urlFor(state);
+  if (replace) history.replaceState(null, "", url);
+  else history.pushState(null, "", url);
+  render({ focus });
+}
+
+// A plain left click on one of our links navigates in place; a middle click, Ctrl/Cmd-click or Shift-click
+// keeps its usual meaning (new tab, new window).
+function isPlainClick(event) {
+  return event.button === 0 && !event.metaKey && !event.ctrlKey && !event.shiftKey && !event.altKey;
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-route]");
+  if (!link || !isPlainClick(event)) return;
+  event.preventDefault();
+  history.pushState(null, "", link.getAttribute("href"));
+  render({ focus: true });
+});
+
+// Back and Forward show the view of their address; a jump to an anchor (the skip link) changes only the
+// hash, and the view stays as it is.
+window.addEventListener("popstate", () => {
+  if (location.search !== shownSearch) render({ focus: true });
+});
+
+// --- Talking to the API --------------------------------------------------------------------------
+
+// An API key is only needed when the server says so (401); it lives in this tab's session storage.
+function authHeaders() {
+  const key = sessionStorage.getItem(KEY_STORAGE);
+  return key ? { Authorization: `Bearer ${key}` } : {};
+}
+
+class ApiError extends Error {
+  constructor(status, problem) {
+    super(problem?.detail ?? `The server answered ${status}.`);
+    this.status = status;
+    this.problem = problem;
+  }
+}
+
+async function getJson(url, signal) {
+  const response = await fetch(url, { headers: { Accept: "application/json", ...authHeaders() }, signal });
+  let body = null;
+  try {
+    body = await response.json();
+  } catch (error) {
+    // Cancelled while the body was arriving: the newer view takes over. Anything else is a body that is
+    // not JSON, such as a proxy's HTML error page.
+    if (error.name === "AbortError") throw error;
+  }
+  if (!response.ok || body === null) throw new ApiError(response.status, body);
+  return body;
+}
+
+// --- Rendering -----------------------------------------------------------------------------------
+
+let pending = null; // the request of the view being shown; a newer view cancels it
+let shownSearch = null; // the query string of the view being shown
+
+// A view moves the focus to its heading once its data is in, unless the user has moved it meanwhile: focus
+// must never be taken from where someone just put it.
+let focusMoves = 0;
+document.addEventListener("focusin", () => {
+  focusMoves += 1;
+});
+
+function focusIfStill(moves, element) {
+  if (focusMoves === moves) element.focus();
+}
+
+function render({ focus = false } = {}) {
+  shownSearch = location.search;
+  pending?.abort();
+  pending = new AbortController();
+  const state = readState();
+  const showDetail = state.image !== null;
+  $("browse").hidden = showDetail;
+  $("detail").hidden = !showDetail;
+  const moves = focus ? focusMoves : null;
+  if (showDetail) renderDetail(state, pending.signal, moves);
+  else renderList(state, pending.signal, moves);
+}
+
+function setStatus(element, text, link) {
+  element.replaceChildren(text);
+  if (link) {
+    const a = document.createElement("a");
+    a.href = link.href;
+    a.dataset.route = "";
+    a.textContent = link.text;
+    element.append(" ", a);
+  }
+}
+
+// `moves` is the focus count when the view was asked for, or null when the focus stays where it is.
+async function renderList(state, signal, moves) {
+  $("search-input").value = state.title;
+  document.title = state.title ? `“${state.title}” – Imagery` : "Imagery";
+  const grid = $("grid");
+  grid.setAttribute("aria-busy", "true");
+  setStatus($("list-status"), "Loading…");
+
+  const query = new URLSearchParams({ page: String(state.page), page_size: String(PAGE_SIZE) });
+  if (state.title) query.set("title", state.title);
+  let data;
+  try {
+    data = await getJson(`${API_URL}?${query}`, signal);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    grid.replaceChildren();
+    grid.removeAttribute("aria-busy");
+    $("pager").hidden = true;
+    if (error.status === 401) askForKey(error.message);
+    if (error.status === 404 && state.page > 1) {
+      setStatus($("list-status"), `There is no page ${state.page}.`, {
+        href: urlFor({ title: state.title }),
+        text: "Go to the first page",
+      });
+    } else {
+      setStatus($("list-status"), `The images could not be loaded: ${error.message}`);
+    }
+    return;
+  }
+
+  grid.replaceChildren(...data.results.map((image) => card(image, state)));
+  grid.removeAttribute("aria-busy");
+  const count = data.count;
+  const noun = count === 1 ? "image" : "images";
+  if (count === 0) {
+    setStatus(
+      $("list-status"),
+      state.title ? `No image title contains “${state.title}”.` : "No images yet: upload the first one.",
+    );
+  } else {
+    setStatus($("list-status"), state.title ? `${count} ${noun} match “${state.title}”` : `${count} ${noun}`);
+  }
+  renderPager(state, data);
+  if (moves !== null) focusIfStill(moves, $("images-heading"));
+}
+
+function card(image, state) {
+  const item = $("card-template").content.firstElementChild.cloneNode(true);
+  const link = item.querySelector(".card-link");
+  link.href = urlFor({ ...state, image: image.id });
+  link.dataset.route = "";
+  const img = item.querySelector("img");
+  // The stored file is the only rendition the API has: width/height let the grid lay out before it loads,
+  // and lazy loading fetches only the thumbnails that scroll into view.
+  img.src = image.url;
+  img.alt = image.title;
+  img.width = image.width;
+  img.height = image.height;
+  item.querySelector(".card-title").textContent = image.title;
+  item.querySelector(".card-meta").textContent =
+    `${formatDimensions(image)} · ${formatName(image.format)} · ${formatBytes(image.size)}`;
+  return item;
+}
+
+function renderPager(state, data) {
+  const pages = Math.max(1, Math.ceil(data.count / PAGE_SIZE));
+  $("pager").hidden = pages <= 1 && !data.next && !data.previous;
+  $("page-info").textContent = `Page ${state.page} of ${pages}`;
+  pagerLink($("prev-page"), data.previous ? urlFor({ title: state.title, page: state.page - 1 }) : null);
+  pagerLink($("next-page"), data.next ? urlFor({ title: state.title, page: state.page + 1 }) : null);
+}
+
+// A link without href is not focusable and not announced as a link: what a disabled pager link should be.
+function pagerLink(link, href) {
+  if (href) {
+    link.href = href;
+    link.dataset.route = "";
+    link.removeAttribute("aria-disabled");
+  } else {
+    link.removeAttribute("href");
+    link.setAttribute("aria-disabled", "true");
+  }
+}
+
+async function renderDetail(state, signal, moves) {
+  $("back-link").href = urlFor({ title: state.title, page: state.page });
+  $("back-link").dataset.route = "";
+  $("detail-body").hidden = true;
+  setStatus($("detail-status"), "Loading…");
+  $("copy-status").textContent = "";
+
+  let image;
+  try {
+    image = await getJson(`${API_URL}/${state.image}`, signal);
+  } catch (error) {
+    if (error.name === "AbortError") return;
+    if (error.status === 401) askForKey(error.message);
+    document.title = "Image not found – Imagery";
+    const text =
+      error.status === 404 ? `There is no image ${state.image}.` : `The image could not be loaded: ${error.message}`;
+    setStatus($("detail-status"), text);
+    if (moves !== null) focusIfStill(moves, $("back-link"));
+    return;
+  }
+
+  document.title = `${image.title} – Imagery`;
+  setStatus($("detail-status"), "");
+  $("detail-title").textContent = image.title;
+  const url = safeUrl(image.url);
+  const picture = $("detail-image");
+  picture.src = image.url;
+  picture.alt = image.title;
+  picture.width = image.width;
+  picture.height = image.height;
+  for (const link of [$("detail-link"), $("detail-open")]) {
+    if (url) link.href = url;
+    else link.removeAttribute("href");
+  }
+  $("detail-size").textContent = `${formatDimensions(image)} pixels`;
+  $("detail-format").textContent = formatName(image.format);
+  $("detail-bytes").textContent = `${formatBytes(image.size)} (${image.size.toLocaleString("en")} bytes)`;
+  const created = $("detail-created");
+  created.dateTime = image.created_at;
+  created.textContent = new Date(image.created_at).toLocaleString();
+  $("detail-id").textContent = String(image.id);
+  $("detail-url").value = image.url;
+  $("detail-json").href = `${API_URL}/${image.id}`;
+  $("detail-body").hidden = false;
+  if (moves !== null) focusIfStill(moves, $("detail-title"));
+}
+
+// Escape leaves the detail view, like closing a dialog.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape" || $("detail").hidden) return;
+  event.preventDefault();
+  $("back-link").click();
+});
+
+$("copy-button").addEventListener("click", async () => {
+  const field = $("detail-url");
+  try {
+    await navigator.clipboard.writeText(field.value);
+    $("copy-status").textContent = "Copied to the clipboard.";
+  } catch {
+    // No clipboard access (an insecure origin, a denied permission): select it for a manual copy.
+    field.select();
+    $("copy-status").textContent = "Selected: press Ctrl+C (⌘C) to copy.";
+  }
+});
+
+// --- Search --------------------------------------------------------------------------------------
+
+let searchTimer;
+
+$("search-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  clearTimeout(searchTimer);
+  const title = $("search-input").value.trim();
+  if (title !== readState().title) navigate({ title }, { focus: false });
+});
+
+// Typing searches after a short pause. The first keystroke of a search adds a history entry, the next ones
+// replace it, so Back leaves the search instead of undoing it one letter at a time.
+$("search-input").addEventListener("input", () => {
+  clearTimeout(searchTimer);
+  searchTimer = setTimeout(() => {
+    const title = $("search-input").value.trim();
+    const current = readState().title;
+    if (title !== current) navigate({ title }, { replace: current !== "", focus: false });
+  }, 300);
+});
+
+// --- Upload --------------------------------------------------------------------------------------
+
+const form = $("upload-form");
+const fileInput = $("image-input");
+const FIELDS = ["image", "title", "width", "height", "fit", "api_key"];
+let inFlight = null; // the upload's XMLHttpRequest, while it runs
+
+function fieldInput(field) {
+  return form.querySelector(`[data-field="${field}"] :is(input, select)`);
+}
+
+function clearErrors() {
+  for (const field of FIELDS) {
+    const slot = form.querySelector(`[data-field="${field}"] .field-error`);
+    slot.hidden = true;
+    slot.textContent = "";
+    fieldInput(field).removeAttribute("aria-invalid");
+  }
+  $("upload-error").hidden = true;
+  $("upload-error").textContent = "";
+}
+
+function showFieldError(field, message) {
+  if (!FIELDS.includes(field)) return false;
+  const slot = form.querySelector(`[data-field="${field}"] .field-error`);
+  slot.textContent = slot.textContent ? `${slot.textContent} ${message}` : message;
+  slot.hidden = false;
+  fieldInput(field).setAttribute("aria-invalid", "true");
+  return true;
+}
+
+function showFormError(message) {
+  $("upload-error").textContent = message;
+  $("upload-error").hidden = false;
+}
+
+// Focus moves to the first field in error, whose description (aria-describedby) reads the message out.
+function focusFirstError() {
+  const first = form.querySelector("[aria-invalid='true']");
+  if (first) first.focus();
+}
+
+function askForKey(message) {
+  $("key-field").hidden = false;
+  $("key-error").textContent = ""; // a refused read and a refused upload say the same thing once
+  showFieldError("api_key", message);
+}
+
+function saveKey() {
+  const key = $("key-input").value.trim();
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+}
+
+// A key entered after a refused read is used at once: the view that needed it loads again. (The form's
+// errors stay until the next upload: clearing them here would move the Upload button under the pointer.)
+$("key-input").addEventListener("change", () => {
+  saveKey();
+  render();
+});
+
+function showProblem(status, problem) {
+  if (status === 401) {
+    askForKey(problem?.detail ?? "This needs an API key.");
+    focusFirstError();
+    return;
+  }
+  if (status === 413 && !problem?.errors) {
+    // Refused before it reached Imagery (a proxy's own size limit answers in HTML): still the file's fault.
+    showFieldError("image", problem?.detail ?? "This file is larger than the server accepts.");
+    focusFirstError();
+    return;
+  }
+  let placed = false;
+  for (const error of problem?.errors ?? []) {
+    // Every field error lands next to its field; what belongs to no field goes above the button.
+    if (!showFieldError(error.field, error.message)) showFormError(error.message);
+    placed = true;
+  }
+  if (!placed) {
+    const retry = status === 429 || status === 503 ? " Try again in a moment." : "";
+    showFormError(`${problem?.detail ?? `The server answered ${status}.`}${retry}`);
+  }
+  focusFirstError();
+}
+
+function setUploading(active) {
+  $("upload-button").disabled = active;
+  $("cancel-button").hidden = !active;
+  $("upload-progress").hidden = !active;
+  form.setAttribute("aria-busy", String(active));
+}
+
+function setProgress(fraction) {
+  const percent = Math.round(fraction * 100);
+  $("progress-bar").value = percent;
+  $("progress-text").textContent = `${percent}%`;
+}
+
+// Only the fields the user filled in are sent: an empty field means "the server's default".
+function uploadData() {
+  const data = new FormData();
+  data.append("image", fileInput.files[0]);
+  const title = $("title-input").value.trim();
+  if (title) data.append("title", title);
+  for (const field of ["width", "height"]) {
+    const value = fieldInput(field).value.trim();
+    if (value) data.append(field, value);
+  }
+  data.append("fit", $("fit-input").value);
+  return data;
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (inFlight) return;
+  clearErrors();
+  $("upload-status").textContent = "";
+  saveKey();
+
+  const file = fileInput.files[0];
+  if (!file) {
+    showFieldError("image", "Choose an image file.");
+    focusFirstError();
+    return;
+  }
+  // A file over the limit is refused before it is sent: the server would refuse it too, but only after the
+  // browser started sending, and a server that closes early can look like a lost connection.
+  if (file.size > MAX_UPLOAD_BYTES) {
+    showFieldError(
+      "image",
+      `This file is ${formatBytes(file.size)}; the largest accepted is ${formatBytes(MAX_UPLOAD_BYTES)}.`,
+    );
+    focusFirstError();
+    return;
+  }
+
+  // XMLHttpRequest rather than fetch: only it reports upload progress.
+  const xhr = new XMLHttpRequest();
+  inFlight = xhr;
+  xhr.open("POST", API_URL);
+  xhr.responseType = "json";
+  xhr.setRequestHeader("Accept", "application/json");
+  for (const [name, value] of Object.entries(authHeaders())) xhr.setRequestHeader(name, value);
+  xhr.upload.addEventListener("progress", (e) => {
+    if (e.lengthComputable) setProgress(e.loaded / e.total);
+  });
+  xhr.addEventListener("loadend", () => {
+    inFlight = null;
+    setUploading(false);
+  });
+  xhr.addEventListener("load", () => {
+    if (xhr.status === 201) uploaded(xhr.response);
+    else showProblem(xhr.status, xhr.response);
+  });
+  xhr.addEventListener("error", () => {
+    showFormError(
+      "The upload did not reach the server or its answer was lost. Check the connection and try again.",
+    );
+  });
+  xhr.addEventListener("abort", () => {
+    $("upload-status").textContent = "Upload cancelled.";
+  });
+  setProgress(0);
+  setUploading(true);
+  xhr.send(uploadData());
+});
+
+$("cancel-button").addEventListener("click", () => inFlight?.abort());
+
+function uploaded(image) {
+  // Start the next upload afresh, but keep the API key: it is the user's, not this upload's.
+  const key = $("key-input").value;
+  form.reset();
+  $("key-input").value = key;
+  showPreview(null);
+  setStatus($("upload-status"), `Uploaded “${image.title}”.`, {
+    href: urlFor({ image: image.id }),
+    text: "View it",
+  });
+  // The newest image is first on the first page of all images: show that, so the upload is in sight.
+  const state = readState();
+  if (state.title || state.page > 1 || state.image) navigate({}, { focus: false });
+  else render();
+}
+
+// --- Choosing and dropping a file ----------------------------------------------------------------
+
+let previewUrl = null;
+
+function showPreview(file) {
+  if (previewUrl) URL.revokeObjectURL(previewUrl);
+  previewUrl = file ? URL.createObjectURL(file) : null;
+  const preview = $("image-preview");
+  preview.hidden = !previewUrl;
+  if (previewUrl) preview.src = previewUrl;
+  else preview.removeAttribute("src");
+}
+
+// A file the browser cannot show (HEIC in most browsers, or not an image at all) gets no preview; the
+// server decides whether it is an image.
+$("image-preview").addEventListener("error", () => {
+  $("image-preview").hidden = true;
+});
+
+fileInput.addEventListener("change", () => {
+  clearErrors();
+  showPreview(fileInput.files[0] ?? null);
+});
+
+const dropzone = $("dropzone");
+dropzone.addEventListener("dragover", (event) => {
+  event.preventDefault();
+  event.dataTransfer.dropEffect = "copy";
+  dropzone.classList.add("dragging");
+});
+dropzone.addEventListener("dragleave", () => dropzone.classList.remove("dragging"));
+dropzone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropzone.classList.remove("dragging");
+  if (!event.dataTransfer.files.length) return;
+  fileInput.files = event.dataTransfer.files;
+  fileInput.dispatchEvent(new Event("change"));
+});
+
+// A file dropped beside the drop zone would otherwise replace the page with the file.
+for (const type of ["dragover", "drop"]) {
+  window.addEventListener(type, (event) => {
+    if (dropzone.contains(event.target)) return;
+    event.preventDefault();
+    if (event.dataTransfer) event.dataTransfer.dropEffect = "none";
+  });
+}
+
+// --- Start ---------------------------------------------------------------------------------------
+
+if (sessionStorage.getItem(KEY_STORAGE)) {
+  $("key-field").hidden = false;
+  $("key-input").value = sessionStorage.getItem(KEY_STORAGE);
+}
+render();

@@ -1,0 +1,211 @@
+"""Who may write and read (IMAGERY_AUTH, API keys), and the rate limits per key and per address."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import Client
+from rest_framework_api_key.models import APIKey
+
+from images.models import Image
+from tests.conftest import stored_files
+from tests.images import encode, quadrants
+from tests.test_api_upload import assert_problem
+
+
+def png_upload() -> dict[str, io.BytesIO]:
+    file = io.BytesIO(encode(quadrants((40, 20)), "PNG"))
+    file.name = "k.png"
+    return {"image": file}
+
+
+def create_key(name: str = "ci") -> str:
+    out = io.StringIO()
+    call_command("apikey", "create", name, stdout=out, stderr=io.StringIO())
+    return out.getvalue().strip()
+
+
+@pytest.fixture
+def key(db: None) -> str:
+    return create_key()
+
+
+@pytest.fixture
+def image_id(api: Client) -> int:
+    return api.post("/images", png_upload()).json()["id"]
+
+
+# --- Modes -------------------------------------------------------------------------------------
+
+
+def test_write_mode_refuses_an_upload_without_a_key_with_401(api, settings, media_root):
+    settings.IMAGERY_AUTH = "write"
+    response = api.post("/images", png_upload())
+    assert_problem(response, 401)
+    assert response["WWW-Authenticate"].startswith("Bearer")
+    assert Image.objects.count() == 0
+    assert stored_files(media_root) == []
+
+
+def test_write_mode_lets_anyone_read(api, settings, image_id):
+    settings.IMAGERY_AUTH = "write"
+    assert api.get("/images").status_code == 200
+    assert api.get(f"/images/{image_id}").status_code == 200
+
+
+@pytest.mark.parametrize("scheme", ["Bearer", "Api-Key", "bearer"])
+def test_write_mode_accepts_a_key_and_records_it_on_the_image(api, settings, key, scheme):
+    settings.IMAGERY_AUTH = "write"
+    response = api.post("/images", png_upload(), HTTP_AUTHORIZATION=f"{scheme} {key}")
+    assert response.status_code == 201
+    image = Image.objects.get(pk=response.json()["id"])
+    assert image.api_key is not None
+    assert image.api_key.name == "ci"
+
+
+def test_open_mode_records_no_key(api):
+    image = Image.objects.get(pk=api.post("/images", png_upload()).json()["id"])
+    assert image.api_key is None
+
+
+@pytest.mark.parametrize("header", ["Bearer nope.nope", "Bearer ", "Api-Key x"])
+def test_a_bad_key_is_401_even_where_no_key_is_needed(api, settings, header):
+    settings.IMAGERY_AUTH = "write"
+    response = api.get("/images", HTTP_AUTHORIZATION=header)
+    assert_problem(response, 401)
+    assert "WWW-Authenticate" in response
+
+
+def test_a_revoked_key_is_refused(api, settings, key):
+    settings.IMAGERY_AUTH = "write"
+    call_command("apikey", "revoke", "ci", stdout=io.StringIO())
+    assert_problem(api.post("/images", png_upload(), HTTP_AUTHORIZATION=f"Bearer {key}"), 401)
+
+
+@pytest.mark.parametrize("path", ["/images", "/images/1"])
+def test_all_mode_needs_a_key_to_read(api, settings, key, image_id, path):
+    settings.IMAGERY_AUTH = "all"
+    assert_problem(api.get(path.replace("1", str(image_id))), 401)
+    response = api.get(path.replace("1", str(image_id)), HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 200
+
+
+def test_health_and_docs_stay_open_in_all_mode(api, settings):
+    settings.IMAGERY_AUTH = "all"
+    assert api.get("/healthz").status_code == 200
+    assert api.get("/api/schema/").status_code == 200
+
+
+def test_schema_declares_the_bearer_scheme(api):
+    schema = api.get("/api/schema/?format=json").json()
+    assert schema["components"]["securitySchemes"]["ApiKey"] == {
+        "type": "http",
+        "scheme": "bearer",
+        "description": schema["components"]["securitySchemes"]["ApiKey"]["description"],
+    }
+    post = schema["paths"]["/images"]["post"]
+    assert {"ApiKey": []} in post["security"]
+    assert "401" in post["responses"]
+    assert "429" in post["responses"]
+
+
+# --- The apikey command --------------------------------------------------------------------------
+
+
+def test_apikey_stores_only_a_hash_and_lists_and_revokes(db):
+    key = create_key("gallery")
+    stored = APIKey.objects.get(name="gallery")
+    assert key not in stored.hashed_key
+    assert key.startswith(stored.prefix)
+    listing = io.StringIO()
+    call_command("apikey", "list", stdout=listing)
+    assert "gallery" in listing.getvalue() and "active" in listing.getvalue()
+    call_command("apikey", "revoke", "gallery", stdout=io.StringIO())
+    listing = io.StringIO()
+    call_command("apikey", "list", stdout=listing)
+    assert "revoked" in listing.getvalue()
+
+
+def test_apikey_refuses_a_duplicate_active_name_and_an_unknown_revoke(db):
+    create_key("twice")
+    with pytest.raises(CommandError):
+        create_key("twice")
+    with pytest.raises(CommandError):
+        call_command("apikey", "revoke", "nobody", stdout=io.StringIO())
+
+
+# --- Rate limits ---------------------------------------------------------------------------------
+
+
+def test_uploads_over_the_address_limit_get_429_with_retry_after(api, settings, media_root):
+    settings.THROTTLE_UPLOADS_PER_ADDRESS = "2/hour"
+    assert api.post("/images", png_upload()).status_code == 201
+    assert api.post("/images", png_upload()).status_code == 201
+    response = api.post("/images", png_upload())
+    assert_problem(response, 429)
+    assert int(response["Retry-After"]) > 0
+    assert Image.objects.count() == 2
+    # Reads are counted separately.
+    assert api.get("/images").status_code == 200
+
+
+def test_reads_over_the_address_limit_get_429(api, settings):
+    settings.THROTTLE_READS_PER_ADDRESS = "3/minute"
+    for _ in range(3):
+        assert api.get("/images").status_code == 200
+    assert_problem(api.get("/images"), 429)
+
+
+def test_addresses_are_limited_separately(api, settings):
+    settings.THROTTLE_READS_PER_ADDRESS = "1/minute"
+    assert api.get("/images", REMOTE_ADDR="10.0.0.1").status_code == 200
+    assert api.get("/images", REMOTE_ADDR="10.0.0.2").status_code == 200
+    assert api.get("/images", REMOTE_ADDR="10.0.0.1").status_code == 429
+
+
+def test_uploads_are_limited_per_key(api, settings):
+    settings.IMAGERY_AUTH = "write"
+    settings.THROTTLE_UPLOADS_PER_KEY = "1/hour"
+    first, second = create_key("a"), create_key("b")
+    assert api.post("/images", png_upload(), HTTP_AUTHORIZATION=f"Bearer {first}").status_code == 201
+    limited = api.post("/images", png_upload(), HTTP_AUTHORIZATION=f"Bearer {first}")
+    assert_problem(limited, 429)
+    assert api.post("/images", png_upload(), HTTP_AUTHORIZATION=f"Bearer {second}").status_code == 201
+
+
+def test_an_empty_rate_turns_the_limit_off(api, settings):
+    settings.THROTTLE_READS_PER_ADDRESS = ""
+    for _ in range(20):
+        assert api.get("/images").status_code == 200
+
+
+def test_a_broken_rate_limit_store_lets_requests_through(api, settings, monkeypatch):
+    settings.THROTTLE_READS_PER_ADDRESS = "1/minute"
+
+    def unavailable(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr("django.core.cache.cache.get", unavailable)
+    assert api.get("/images").status_code == 200
+    assert api.get("/images").status_code == 200
+
+
+# --- Security headers and CORS ---------------------------------------------------------------------
+
+
+def test_api_responses_carry_security_headers(api):
+    response = api.get("/images")
+    assert response["X-Content-Type-Options"] == "nosniff"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["Referrer-Policy"] == "same-origin"
+
+
+def test_cors_allows_only_configured_origins(api, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    allowed = api.get("/images", HTTP_ORIGIN="https://app.example.com")
+    assert allowed["Access-Control-Allow-Origin"] == "https://app.example.com"
+    refused = api.get("/images", HTTP_ORIGIN="https://evil.example.net")
+    assert "Access-Control-Allow-Origin" not in refused

@@ -1,0 +1,98 @@
+"""GET /: the gallery page is HTML whose every asset is served by the app itself (no CDN, no inline script).
+
+What the page does is tested in a real browser (tests/e2e); these are the fast checks of what is served.
+"""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from typing import Any
+
+import pytest
+from django.http import HttpResponse
+from django.test import Client
+
+
+class _Assets(HTMLParser):
+    """Collects the URLs a page loads or links to, and its inline scripts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.loaded: list[str] = []
+        self.linked: list[str] = []
+        self.inline_scripts = 0
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        if tag in ("script", "img") and attributes.get("src"):
+            self.loaded.append(attributes["src"] or "")
+        elif tag == "script":
+            self.inline_scripts += 1
+        if tag == "link" and attributes.get("href"):
+            self.loaded.append(attributes["href"] or "")
+        if tag == "a" and attributes.get("href"):
+            self.linked.append(attributes["href"] or "")
+
+
+@pytest.fixture
+def home(api: Client) -> HttpResponse:
+    return api.get("/")
+
+
+@pytest.fixture
+def assets(home: HttpResponse) -> _Assets:
+    parsed = _Assets()
+    parsed.feed(home.content.decode())
+    return parsed
+
+
+def test_gallery_is_html_at_the_root(home: HttpResponse) -> None:
+    response = home
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    assert b'<h2 id="upload-heading">Upload an image</h2>' in response.content
+
+
+def test_gallery_assets_are_served_by_the_app(api: Client, assets: _Assets) -> None:
+    assert assets.loaded, "the page loads its script and style sheet"
+    assert {"/static/gallery/gallery.js", "/static/gallery/gallery.css"} <= set(assets.loaded)
+    for url in assets.loaded:
+        assert url.startswith("/static/"), url
+        served = api.get(url)
+        assert served.status_code == 200, url
+        # Read to the end, as a browser would: the test client closes the response then.
+        body = b"".join(served.streaming_content) if served.streaming else served.content
+        assert body, url
+    assert assets.inline_scripts == 0
+
+
+def test_gallery_links_only_to_the_app_and_its_api_docs(assets: _Assets) -> None:
+    assert all(url.startswith(("/", "#")) for url in assets.linked), assets.linked
+    assert {"/api/docs/", "/api/redoc/", "/api/schema/"} <= set(assets.linked)
+
+
+def test_gallery_has_a_content_security_policy_without_inline_script(home: HttpResponse) -> None:
+    response = home
+    policy = dict(
+        directive.strip().split(" ", 1) for directive in response["Content-Security-Policy"].split(";")
+    )
+    assert policy["script-src"] == "'self'"
+    assert policy["default-src"] == "'self'"
+    assert policy["connect-src"] == "'self'"
+    assert response["X-Frame-Options"] == "DENY"
+    assert response["X-Content-Type-Options"] == "nosniff"
+
+
+def test_gallery_tells_the_script_where_the_api_is_and_its_limits(home: HttpResponse, settings: Any) -> None:
+    html = home.content.decode()
+    assert 'data-api-url="/images"' in html
+    assert f'data-max-upload-bytes="{settings.IMAGE_MAX_UPLOAD_BYTES}"' in html
+    assert re.search(rf'id="width-input"[^>]*max="{settings.IMAGE_MAX_DIMENSION}"', html)
+
+
+def test_post_to_the_gallery_is_405_problem(api: Client) -> None:
+    response = api.post("/")
+    assert response.status_code == 405
+    assert response["Content-Type"] == "application/problem+json"
+    assert response["Allow"] == "GET, HEAD"

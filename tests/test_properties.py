@@ -1,0 +1,103 @@
+"""Property-based tests: no input makes the pipeline or the upload endpoint raise anything but our errors."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from images.exceptions import ImageryError
+from images.models import Image
+from images.processing import Fit, Limits, OutputFormat, plan, render
+from tests.images import encode, quadrants
+
+SMALL = Limits(max_pixels=4_000_000, max_dimension=2_000, max_frames=50, max_animation_pixels=20_000_000)
+
+SEEDS = {
+    fmt: encode(quadrants((48, 32), mode), fmt)
+    for fmt, mode in [
+        ("JPEG", "RGB"),
+        ("PNG", "RGBA"),
+        ("GIF", "RGB"),
+        ("WEBP", "RGB"),
+        ("BMP", "RGB"),
+        ("TIFF", "RGB"),
+    ]
+}
+
+
+@st.composite
+def mutated_images(draw: st.DrawFn) -> bytes:
+    """A valid small image with some bytes overwritten, cut short, or both."""
+    data = bytearray(SEEDS[draw(st.sampled_from(sorted(SEEDS)))])
+    for _ in range(draw(st.integers(0, 8))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    cut = draw(st.integers(1, len(data)))
+    return bytes(data[:cut])
+
+
+def render_or_domain_error(raw: bytes, **kwargs: object) -> None:
+    try:
+        rendered = render(io.BytesIO(raw), limits=SMALL, **kwargs)
+    except ImageryError:
+        return
+    assert rendered.data
+    assert 1 <= rendered.width <= SMALL.max_dimension and 1 <= rendered.height <= SMALL.max_dimension
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=2048))
+def test_arbitrary_bytes_render_or_raise_a_domain_error(raw: bytes) -> None:
+    render_or_domain_error(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    mutated_images(),
+    st.one_of(st.none(), st.integers(1, 300)),
+    st.one_of(st.none(), st.integers(1, 300)),
+    st.sampled_from(list(Fit)),
+    st.one_of(st.none(), st.sampled_from(list(OutputFormat))),
+)
+def test_mutated_images_render_or_raise_a_domain_error(raw, width, height, fit, output_format) -> None:
+    render_or_domain_error(raw, width=width, height=height, fit=fit, output_format=output_format)
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.tuples(st.integers(1, 200_000), st.integers(1, 200_000)),
+    st.one_of(st.none(), st.integers(1, 10_000)),
+    st.one_of(st.none(), st.integers(1, 10_000)),
+    st.sampled_from(list(Fit)),
+)
+def test_plan_never_gives_an_empty_or_oversized_side(size, width, height, fit) -> None:
+    p = plan(size, width=width, height=height, fit=fit, max_dimension=10_000)
+    assert all(1 <= side <= 10_000 for side in p.size)
+    assert 0 < p.region[0] <= size[0] and 0 < p.region[1] <= size[1]
+    if width and height and fit is not Fit.CONTAIN:
+        assert p.size == (width, height)
+
+
+field_values = st.one_of(
+    st.none(),
+    st.text(max_size=300),
+    st.integers(-(10**25), 10**25).map(str),
+    st.sampled_from(["", " ", "0", "1", "10000", "10001", "1.0", "NaN", "1e3", "contain", "cover"]),
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(title=field_values, width=field_values, height=field_values, fit=field_values, fmt=field_values)
+def test_upload_fields_give_201_or_a_400_problem(upload, title, width, height, fit, fmt) -> None:
+    before = Image.objects.count()
+    response = upload(quadrants((30, 20)), title=title, width=width, height=height, fit=fit, format=fmt)
+    assert response.status_code in (201, 400), response.content
+    if response.status_code == 400:
+        assert response["Content-Type"] == "application/problem+json"
+        assert response.json()["errors"]
+        assert Image.objects.count() == before
+    else:
+        assert Image.objects.count() == before + 1
