@@ -25,6 +25,9 @@ max_requests_jitter = 100
 logconfig_dict = gunicorn_logconfig()
 accesslog = None
 errorlog = "-"
+# gunicorn 27's control socket defaults to one shared $HOME/.gunicorn path: servers started side by side
+# (tests, benchmarks, make run) would take over and delete each other's. Nothing here uses it.
+control_socket_disable = True
 
 
 def child_exit(server: object, worker: object) -> None:

@@ -83,9 +83,12 @@ _TRANSPOSE_FOR_ORIENTATION = {
 }
 _ORIENTATION_TAG = 0x0112
 
-# Resample from at least this many times the output size after a DCT-domain draft, so the final
-# Lanczos pass has real pixels to work with (as `Image.thumbnail` does).
+# A JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that still leaves at least this many times
+# the output size, so the last resampling step has real pixels to work with. 1.25 rather than
+# `Image.thumbnail`'s 2.0: a 4000 -> 800 px resize decodes at 1/4 instead of 1/2, 1.6x faster end to end,
+# still 47 dB PSNR against a full-size Lanczos resize (bench/pipeline.py).
 _DRAFT_GAP = 1.25
+# Other formats decode whole; `reduce()` by an integer factor first while the factor stays above this.
 _REDUCING_GAP = 3.0
 
 _SNIFF_BYTES = 64
@@ -416,7 +419,11 @@ def _resample(
     box = (left, top, left + cw, top + ch)
     if out_size == im.size and box == (0, 0, im.width, im.height):
         return im
-    return im.resize(out_size, Image.Resampling.LANCZOS, box=box, reducing_gap=_REDUCING_GAP)
+    # After a DCT-domain draft the DCT has already filtered the fine detail away: bicubic is then as good
+    # to the eye as Lanczos (43 dB against a full-size Lanczos resize) and cheaper.
+    drafted = im.size != original
+    resample = Image.Resampling.BICUBIC if drafted else Image.Resampling.LANCZOS
+    return im.resize(out_size, resample, box=box, reducing_gap=_REDUCING_GAP)
 
 
 _SRGB = ImageCms.createProfile("sRGB")

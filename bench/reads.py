@@ -1,0 +1,426 @@
+"""Reads at scale: GET /images and GET /images/{id} against 10k, 100k and 1M rows on PostgreSQL.
+
+    make bench-reads            # or: .venv/bin/python bench/reads.py [--sizes 10000,100000,1000000]
+
+The database named by DATABASE_URL (default postgres://postgres@127.0.0.1:5432/imagery_bench_reads; its
+name must contain "bench", since it is dropped and created anew) is migrated, then grown to each size with
+`manage.py seed_images` and vacuumed (as autovacuum would in time). The app runs under gunicorn with
+deploy/gunicorn.conf.py on 127.0.0.1:8123, in production mode, with read throttling off (one client
+address would hit it). Separate client processes drive it over keep-alive connections: first one client
+alone, for latency (p50, p99), then `--concurrency` clients at once, for requests per second.
+
+It prints one row per size and endpoint, then the growth from the smallest to the largest size of each,
+measured in the same run (ratios, not absolute times, are what compare across machines), and a sweep of
+every word of the seed vocabulary at the largest size: the worst word shows what the planner does with
+mid-frequency words. Every loop is bounded by a request count and a time limit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import os
+import platform
+import random
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+HOST = "127.0.0.1"
+DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/imagery_bench_reads"
+# The words a filtered page searches for (from the seed vocabulary; their share of rows is printed).
+COMMON_WORD = "beach"  # the most frequent seed word: about a third of the titles
+MID_WORD = "festival"  # around half a percent
+RARE_WORD = "kathmandu"  # around one in ten thousand
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="10000,100000,1000000", help="Row counts, ascending.")
+    parser.add_argument("--port", type=int, default=8123)
+    parser.add_argument("--seconds", type=float, default=3.0, help="Per measurement (latency, then rate).")
+    parser.add_argument("--concurrency", type=int, default=4, help="Client processes for the rate.")
+    parser.add_argument("--sweep", type=int, default=5, help="Requests per word in the word sweep (0: none).")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if sizes != sorted(sizes):
+        parser.error("--sizes must ascend")
+
+    database_url = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+    if "bench" not in urlsplit(database_url).path:
+        parser.error(f"refusing to drop {database_url}: the bench database's name must contain 'bench'")
+    work = Path(tempfile.mkdtemp(prefix="imagery-bench-reads-"))
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "MEDIA_ROOT": str(work / "media"),
+        "DATA_DIR": str(work / "data"),
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "THROTTLE_READS_PER_ADDRESS": "",
+        "THROTTLE_READS_PER_KEY": "",
+        "GUNICORN_BIND": f"{HOST}:{args.port}",
+    }
+    env.pop("IMAGERY_ENV", None)
+    os.environ.update(env)
+    sys.path.insert(0, str(ROOT))
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+    recreate_database(database_url)
+    print(machine())
+    manage(env, "migrate", "--noinput", "-v", "0")
+    server = None
+    results: dict[tuple[int, str], Result] = {}
+    try:
+        server = start_server(env, args.port, work)
+        seeded = 0
+        for size in sizes:
+            started = time.perf_counter()
+            manage(env, "seed_images", "--count", str(size - seeded), "--batch", "10000", "--seed", str(size))
+            seed_seconds = time.perf_counter() - started
+            vacuum()
+            shares = {w: word_share(w) for w in (COMMON_WORD, MID_WORD, RARE_WORD)}
+            print(
+                f"\n{size:,} rows (seeded {size - seeded:,} in {seed_seconds:.1f} s, then VACUUM ANALYZE); "
+                + ", ".join(f"'{w}' in {share:.3%}" for w, share in shares.items())
+            )
+            seeded = size
+            for name, paths in endpoints(size).items():
+                result = measure(args.port, paths, args.seconds, args.concurrency)
+                results[size, name] = result
+                print(f"  {name:<24} {result}", flush=True)
+            if size == sizes[0]:
+                compare_new_connections(env, args, work, endpoints(size)["detail"], results[size, "detail"])
+        print(connections(database_url))
+        print_table(results, sizes)
+        if args.sweep:
+            sweep(args.port, args.sweep)
+    finally:
+        if server is not None:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# --- the database --------------------------------------------------------------------------------
+
+
+def recreate_database(url: str) -> None:
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    maintenance = parts._replace(path="/postgres").geturl()
+    with psycopg.connect(maintenance, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env={**env, "LOG_LEVEL": "WARNING"}, check=True)
+
+
+def vacuum() -> None:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) images_image")
+
+
+def word_share(word: str) -> float:
+    from images.models import Image
+    from images.selectors import image_count, image_list
+
+    return image_list(title=word).count() / max(1, image_count()) if Image.objects.exists() else 0.0
+
+
+def endpoints(size: int) -> dict[str, list[str]]:
+    """Name -> the paths requested in turn (several for the detail, so it is not one cached row)."""
+    from api.pagination import Position, encode_cursor
+    from images.models import Image
+    from images.selectors import image_list
+
+    rng = random.Random(size)
+    ids = list(Image.objects.values_list("id", flat=True).order_by("id"))
+    deep = image_list().values("created_at", "id")[size // 2]
+    cursor = encode_cursor(Position(deep["created_at"], deep["id"]))
+    return {
+        "list, first page": ["/images"],
+        f"filter common ({COMMON_WORD})": [f"/images?title={quote(COMMON_WORD)}"],
+        f"filter mid ({MID_WORD})": [f"/images?title={quote(MID_WORD)}"],
+        f"filter rare ({RARE_WORD})": [f"/images?title={quote(RARE_WORD)}"],
+        "page 50 by number": ["/images?page=50"],
+        "cursor at half depth": [f"/images?cursor={cursor}"],
+        "detail": [f"/images/{i}" for i in rng.sample(ids, min(200, len(ids)))],
+    }
+
+
+def connections(url: str) -> str:
+    """The server's connections to the database now: few and old means they are reused."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), extract(epoch FROM now() - max(backend_start)),"
+            " extract(epoch FROM now() - min(backend_start)) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid() AND backend_type = 'client backend'",
+            [urlsplit(url).path.lstrip("/")],
+        )
+        count, newest, oldest = cursor.fetchone()
+    return (
+        f"\nthe app's database connections after the run: {count}, opened {newest or 0:.0f} to "
+        f"{oldest or 0:.0f} s ago (CONN_MAX_AGE keeps one per worker thread)"
+    )
+
+
+def compare_new_connections(
+    env: dict[str, str], args: argparse.Namespace, work: Path, paths: list[str], persistent: Result
+) -> None:
+    """The detail again from a second server that opens a database connection per request."""
+    port = args.port + 1
+    server = start_server({**env, "CONN_MAX_AGE": "0", "GUNICORN_BIND": f"{HOST}:{port}"}, port, work)
+    try:
+        fresh = measure(port, paths, args.seconds, args.concurrency)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    print(f"  {'detail, CONN_MAX_AGE=0':<24} {fresh}")
+    print(
+        f"  a connection per request costs {fresh.p50_ms - persistent.p50_ms:.2f} ms at p50 "
+        f"({fresh.p50_ms / persistent.p50_ms:.2f}x the detail's latency)"
+    )
+
+
+# --- the server ----------------------------------------------------------------------------------
+
+
+def start_server(env: dict[str, str], port: int, work: Path) -> subprocess.Popen[bytes]:
+    if connect(port) is not None:
+        raise SystemExit(f"port {port} is taken")
+    log = (work / f"gunicorn-{port}.log").open("wb")
+    server = subprocess.Popen(
+        [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi", "--config", "deploy/gunicorn.conf.py"],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        sock = connect(port)
+        if sock is not None:
+            sock.close()
+            return server
+        if server.poll() is not None:
+            break
+        time.sleep(0.2)
+    os.killpg(server.pid, signal.SIGTERM)
+    raise SystemExit(f"gunicorn did not start:\n{(work / f'gunicorn-{port}.log').read_text()}")
+
+
+def connect(port: int) -> socket.socket | None:
+    try:
+        sock = socket.create_connection((HOST, port), timeout=10)
+    except OSError:
+        return None
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
+
+
+# --- the clients ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    p50_ms: float
+    p99_ms: float
+    rate: float  # requests per second with several clients
+    errors: int
+
+    def __str__(self) -> str:
+        errors = f"  ERRORS {self.errors}" if self.errors else ""
+        return f"p50 {self.p50_ms:7.2f} ms  p99 {self.p99_ms:7.2f} ms  {self.rate:7.0f} req/s{errors}"
+
+
+def measure(port: int, paths: list[str], seconds: float, concurrency: int) -> Result:
+    drive(port, paths, seconds=min(1.0, seconds), clients=1)  # warm the workers, plans and pages
+    latencies, errors = drive(port, paths, seconds=seconds, clients=1)
+    latencies.sort()
+    many, many_errors = drive(port, paths, seconds=seconds, clients=concurrency)
+    return Result(
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        rate=len(many) / seconds,
+        errors=errors + many_errors,
+    )
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))] if sorted_values else 0.0
+
+
+def drive(port: int, paths: list[str], *, seconds: float, clients: int) -> tuple[list[float], int]:
+    """Run `clients` processes, each requesting `paths` in turn for `seconds`; all latencies, errors.
+
+    The clients start together once all of them are up (starting a process is not part of the time).
+    """
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(clients) as pool:
+        start_at = time.time() + CLIENT_START_SECONDS
+        outcomes = pool.starmap(client, [(port, paths, seconds, i, start_at) for i in range(clients)])
+    return [t for latencies, _ in outcomes for t in latencies], sum(errors for _, errors in outcomes)
+
+
+# Time given to the client processes to start before they all begin.
+CLIENT_START_SECONDS = 1.5
+
+
+MAX_REQUESTS_PER_CLIENT = 200_000
+
+
+def client(
+    port: int,
+    paths: list[str],
+    seconds: float,
+    offset: int,
+    start_at: float = 0.0,
+    max_requests: int = MAX_REQUESTS_PER_CLIENT,
+) -> tuple[list[float], int]:
+    """One keep-alive connection; minimal HTTP/1.1 so the client spends little of the shared CPU."""
+    requests = [
+        f"GET {path} HTTP/1.1\r\nHost: {HOST}:{port}\r\nAccept: application/json\r\n\r\n".encode()
+        for path in paths
+    ]
+    latencies: list[float] = []
+    errors = 0
+    sock = connect(port)
+    assert sock is not None, "server gone"
+    reader = sock.makefile("rb")
+    time.sleep(max(0.0, start_at - time.time()))
+    deadline = time.perf_counter() + seconds
+    i = offset
+    while time.perf_counter() < deadline and len(latencies) < max_requests:
+        started = time.perf_counter()
+        sock.sendall(requests[i % len(requests)])
+        status, keep_alive = read_response(reader)
+        latencies.append(time.perf_counter() - started)
+        errors += status != 200
+        i += 1
+        if not keep_alive:
+            reader.close()
+            sock.close()
+            sock = connect(port)
+            assert sock is not None, "server gone"
+            reader = sock.makefile("rb")
+    reader.close()
+    sock.close()
+    return latencies, errors
+
+
+def read_response(reader: object) -> tuple[int, bool]:
+    status_line = reader.readline()  # type: ignore[attr-defined]
+    if not status_line:
+        raise ConnectionError("the server closed the connection")
+    status = int(status_line.split()[1])
+    length, keep_alive, chunked = 0, True, False
+    while True:
+        line = reader.readline()  # type: ignore[attr-defined]
+        if line in (b"\r\n", b""):
+            break
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection":
+            keep_alive = value.strip().lower() != b"close"
+        elif name == b"transfer-encoding":
+            chunked = b"chunked" in value.lower()
+    if chunked:
+        while size := int(reader.readline().split(b";")[0], 16):  # type: ignore[attr-defined]
+            reader.read(size + 2)  # type: ignore[attr-defined]
+        reader.readline()  # type: ignore[attr-defined]
+    else:
+        reader.read(length)  # type: ignore[attr-defined]
+    return status, keep_alive
+
+
+# --- the report ----------------------------------------------------------------------------------
+
+
+def print_table(results: dict[tuple[int, str], Result], sizes: list[int]) -> None:
+    names = list(dict.fromkeys(name for _, name in results))
+    first, last = sizes[0], sizes[-1]
+    print(f"\n{'endpoint':<26}{'rows':>10}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}")
+    for name in names:
+        for size in sizes:
+            r = results[size, name]
+            print(f"{name:<26}{size:>10,}{r.rate:>9.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}")
+    if first == last:
+        return
+    print(f"\ngrowth {last:,} / {first:,} rows (1.00 = flat; p50 and p99 latency up, req/s down)")
+    print(f"{'endpoint':<26}{'p50':>8}{'p99':>8}{'req/s':>8}")
+    for name in names:
+        a, b = results[first, name], results[last, name]
+        print(
+            f"{name:<26}{b.p50_ms / a.p50_ms:>8.2f}{b.p99_ms / a.p99_ms:>8.2f}"
+            f"{(a.rate / b.rate if b.rate else float('inf')):>8.2f}"
+        )
+
+
+def sweep(port: int, per_word: int) -> None:
+    """Every seed word once as a filter, `per_word` requests each: the distribution of their p50s."""
+    from images.management.commands._seed_words import RARE_WORDS, WORDS
+
+    medians = []
+    for word in WORDS + RARE_WORDS:
+        latencies, _ = client(port, [f"/images?title={quote(word)}"], 60.0, 0, max_requests=per_word + 1)
+        medians.append((statistics.median(latencies[1:]) * 1000, word))
+    medians.sort()
+    values = [m for m, _ in medians]
+    print(
+        f"\nword sweep ({len(medians)} words, {per_word} requests each, one client): p50 of words "
+        f"median {statistics.median(values):.2f} ms, 90th {percentile(values, 0.9):.2f} ms, "
+        f"worst {values[-1]:.2f} ms"
+    )
+    print("  slowest: " + ", ".join(f"{word} {ms:.1f} ms" for ms, word in reversed(medians[-5:])))
+
+
+def machine() -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_setting('server_version'), current_setting('shared_buffers')")
+        version, shared_buffers = cursor.fetchone()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, PostgreSQL {version} "
+        f"(shared_buffers {shared_buffers}), load average before the run {load}"
+    )
+
+
+if __name__ == "__main__":
+    main()
