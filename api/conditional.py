@@ -21,7 +21,7 @@ def etag_of(data: object) -> str:
 def conditional(request: Request, response: Response) -> Response | HttpResponseNotModified:
     """Tag `response`, or answer 304 when the request's `If-None-Match` names that tag."""
     etag = etag_of(response.data)
-    if _matches(request.headers.get("If-None-Match", ""), etag):
+    if if_none_match_matches(request.headers.get("If-None-Match", ""), etag):
         not_modified = HttpResponseNotModified()
         not_modified["ETag"] = etag
         return not_modified
@@ -29,7 +29,8 @@ def conditional(request: Request, response: Response) -> Response | HttpResponse
     return response
 
 
-def _matches(if_none_match: str, etag: str) -> bool:
+def if_none_match_matches(if_none_match: str, etag: str) -> bool:
+    """Whether an If-None-Match header names `etag` (or `*`)."""
     # RFC 9110: If-None-Match uses the weak comparison, so W/"x" matches "x".
     tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
     return etag in tags or "*" in tags

@@ -10,6 +10,7 @@ import re
 
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified
 
+from api.conditional import if_none_match_matches
 from api.problems import allow_methods, problem_response
 from images import storage
 from images.processing import OutputFormat
@@ -33,7 +34,7 @@ def serve_image_file(request: HttpRequest, name: str) -> HttpResponse:
         return problem_response(404, "No such file.", code="not_found")
     etag = f'"{match["digest"]}"'
     headers = {**FILE_HEADERS, "ETag": etag}
-    if _matches(request.headers.get("If-None-Match", ""), etag):
+    if if_none_match_matches(request.headers.get("If-None-Match", ""), etag):
         response: HttpResponse = HttpResponseNotModified()
     elif request.method == "HEAD":
         try:
@@ -52,8 +53,3 @@ def serve_image_file(request: HttpRequest, name: str) -> HttpResponse:
     for key, value in headers.items():
         response[key] = value
     return response
-
-
-def _matches(if_none_match: str, etag: str) -> bool:
-    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return etag in tags or "*" in tags

@@ -317,8 +317,18 @@ def client(
     i = offset
     while time.perf_counter() < deadline and len(latencies) < max_requests:
         started = time.perf_counter()
-        sock.sendall(requests[i % len(requests)])
-        status, keep_alive = read_response(reader)
+        try:
+            sock.sendall(requests[i % len(requests)])
+            status, keep_alive = read_response(reader)
+        except (ConnectionError, OSError):
+            # A worker retired (GUNICORN_MAX_REQUESTS) and closed its idle connections: ask again.
+            reader.close()
+            sock.close()
+            sock = connect(port)
+            assert sock is not None, "server gone"
+            reader = sock.makefile("rb")
+            sock.sendall(requests[i % len(requests)])
+            status, keep_alive = read_response(reader)
         latencies.append(time.perf_counter() - started)
         errors += status != 200
         i += 1

@@ -152,7 +152,7 @@ IMAGE_DECODE_CONCURRENCY = env.int("IMAGE_DECODE_CONCURRENCY", default=1)
 # --- API ----------------------------------------------------------------------------------------
 # A filtered list is counted exactly up to this many matches; past it `count` is a lower bound and the
 # page says `"count_exact": false` (an exact count of a common word costs tens of ms at a million rows).
-LIST_COUNT_CAP = env.int("LIST_COUNT_CAP", default=1000)
+LIST_COUNT_CAP = env.int("LIST_COUNT_CAP", default=500)
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],

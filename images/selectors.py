@@ -48,8 +48,12 @@ def image_list_count(images: QuerySet[Image], *, cap: int) -> ListCount:
     """
     if not images.query.has_filters():
         return ListCount(image_count(), exact=True)
-    # COUNT over a LIMITed subquery: the database stops after cap + 1 matches.
-    counted = images.order_by().values("pk")[: cap + 1].count()
+    # COUNT over a LIMITed subquery: the database stops after cap + 1 matches. (QuerySet.count() on the
+    # slice writes the same SQL, with twice the Python work.)
+    sql, params = images.order_by().values("pk")[: cap + 1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) matches", params)  # noqa: S608 (Django's SQL)
+        counted = cursor.fetchone()[0]
     return ListCount(min(counted, cap), exact=counted <= cap)
 
 

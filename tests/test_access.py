@@ -13,7 +13,7 @@ from rest_framework_api_key.models import APIKey
 from images.models import Image
 from tests.conftest import stored_files
 from tests.images import encode, quadrants
-from tests.test_api_upload import assert_problem
+from tests.problems import assert_problem
 
 
 def png_upload() -> dict[str, io.BytesIO]:

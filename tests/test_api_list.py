@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -15,9 +14,9 @@ from images.models import Image
 from images.titles import TITLE_MAX_LENGTH
 from tests.conftest import files_url
 from tests.images import quadrants
+from tests.problems import assert_problem
 
 IMAGE_FIELDS = {"id", "url", "title", "width", "height", "format", "size", "created_at"}
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
 
 
 @pytest.fixture
@@ -78,15 +77,6 @@ def walk(api: Client, first: str, link: str) -> list[list[int]]:
         url = response.json()[link]
         url = local(url) if url else None
     return pages
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = json.loads(response.content)
-    assert body.keys() >= PROBLEM_FIELDS
-    assert body["status"] == status
-    return body
 
 
 # --- shape ----------------------------------------------------------------------------------------

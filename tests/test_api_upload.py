@@ -13,19 +13,7 @@ from PIL import ImageCms
 from images.models import Image
 from tests.conftest import files_url, stored_names
 from tests.images import BLUE, GREEN, RED, WHITE, close, corners, encode, quadrants
-
-
-def assert_problem(response, status: int, field: str | None = None, code: str | None = None):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["status"] == status
-    assert body["title"] and body["detail"] and body["type"]
-    if field is not None:
-        assert field in [e["field"] for e in body["errors"]], body
-    if code is not None:
-        assert code in [body["code"], *[e["code"] for e in body.get("errors", [])]], body
-    return body
+from tests.problems import assert_problem
 
 
 def assert_nothing_stored():

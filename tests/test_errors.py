@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -12,18 +11,7 @@ from django.test.client import MULTIPART_CONTENT
 
 import images.apis
 from tests.images import quadrants
-
-PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
-
-
-def assert_problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = json.loads(response.content)
-    assert body.keys() >= PROBLEM_FIELDS
-    assert body["status"] == status
-    assert all(isinstance(body[key], str) and body[key] for key in PROBLEM_FIELDS - {"status"})
-    return body
+from tests.problems import assert_problem
 
 
 @pytest.mark.parametrize("path", ["/nowhere", "/images/abc", "/images/1/extra", "/api/"])

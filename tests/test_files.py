@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from django.test import Client
 
 from tests.conftest import stored_names
 from tests.images import quadrants
+from tests.problems import assert_problem
 
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 FORMATS = [
@@ -41,12 +41,6 @@ def path_of(url: str) -> str:
 
 def body_of(response: Any) -> bytes:
     return b"".join(response.streaming_content) if response.streaming else response.content
-
-
-def assert_problem(response: Any, status: int) -> None:
-    assert response.status_code == status, response
-    assert response["Content-Type"] == "application/problem+json"
-    assert json.loads(response.content)["status"] == status
 
 
 @pytest.mark.parametrize(("fmt", "format_field", "media_type"), FORMATS)

@@ -16,7 +16,8 @@ from PIL import Image as PILImage
 from images.models import Image
 from tests.conftest import stored_files
 from tests.images import encode, quadrants
-from tests.test_api_upload import assert_problem, gif_with_logical_screen, png_with_declared_size
+from tests.problems import assert_problem
+from tests.test_api_upload import gif_with_logical_screen, png_with_declared_size
 
 
 def many_frames_gif(frames: int) -> bytes:

@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from api.pagination import Position, decode_cursor, encode_cursor
 from images.models import Image
-from tests.test_api_list import assert_problem, create, get_list, ids, local, many, walk
+from tests.problems import assert_problem
+from tests.test_api_list import create, get_list, ids, local, many, walk
 
 __all__ = ["create", "many"]  # fixtures used here
 

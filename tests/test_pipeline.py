@@ -10,7 +10,7 @@ from PIL import Image as PILImage
 from images.models import Image
 from tests.conftest import stored_files
 from tests.images import BLUE, GREEN, RED, WHITE, close, corners, encode, quadrants
-from tests.test_api_upload import assert_problem
+from tests.problems import assert_problem
 
 COLOURS = [RED, GREEN, BLUE]
 

@@ -25,18 +25,10 @@ from images.models import Image
 from images.services import image_create, image_file_discard_unreferenced
 from tests.conftest import remove_stored_file, stored_names
 from tests.images import encode, quadrants
+from tests.problems import assert_problem
 
 INSERT_IMAGE = re.compile(r'^\s*INSERT INTO "images_image"\s', re.IGNORECASE)
 SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
-
-
-def assert_problem(response: Any, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    assert int(response["Retry-After"]) > 0
-    body = response.json()
-    assert (body["status"], body["code"]) == (status, code)
-    return body
 
 
 def assert_rows_match_files() -> None:

@@ -1,11 +1,11 @@
 """Words for seeded titles, most frequent first, so filters meet realistic selectivity.
 
 `seed_images` draws 2-4 of `WORDS` per title with Zipf weights (the n-th word is n times rarer than the
-first): the first word ends up in about a third of the titles, the 50th in about 1 %, the last ones in a
-few hundredths of a percent. One title in a hundred also gets one of `RARE_WORDS` (each about 0.01 % of the
-rows), and one in four is a camera file name instead (`IMG_4821`, `DSC_0193`: each number a few rows
-per hundred thousand). Some words are accented or capitalized, so the case- and Unicode-folding filter
-meets them.
+first): the first word ends up in about 30 % of the titles, the 60th in about half a percent, the last
+ones in about a tenth of a percent. One title in a hundred also gets one of `RARE_WORDS` (each about
+0.01 % of the rows), and one in four is a camera file name instead (`IMG_4821`, `DSC_0193`: each number
+a few rows per hundred thousand). Some words are accented or capitalized, so the case- and
+Unicode-folding filter meets them.
 """
 
 
