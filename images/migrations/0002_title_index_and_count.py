@@ -9,7 +9,7 @@
   times; SQLite has only row-level triggers (cheap there: no row versions).
 """
 
-from django.db import migrations, models
+from django.db import NotSupportedError, migrations, models
 
 TABLE = "images_image"
 COUNT_TABLE = "images_image_count"
@@ -105,7 +105,7 @@ def uninstall(apps, schema_editor):
 def _run(schema_editor, *, install):
     vendor = schema_editor.connection.vendor
     if vendor not in STATEMENTS:
-        raise NotImplementedError(f"Imagery supports SQLite and PostgreSQL, not {vendor}")
+        raise NotSupportedError(f"Imagery supports SQLite and PostgreSQL, not {vendor}")
     for statement in STATEMENTS[vendor][0 if install else 1]:
         schema_editor.execute(statement, params=None)
 
