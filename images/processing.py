@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, BinaryIO
@@ -133,7 +135,6 @@ class Rendered:
     format: OutputFormat
     width: int
     height: int
-    frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -283,17 +284,14 @@ def _render_animation(
         disposals.append(getattr(im, "disposal_method", 0))
     first = images[0]
     first.info = {}
-    buffer = io.BytesIO()
-    params: dict[str, object] = {"save_all": True, "append_images": images[1:], "duration": durations}
+    params: dict[str, Any] = {"save_all": True, "append_images": images[1:], "duration": durations}
     if loop is not None:
         params["loop"] = loop
     if output is OutputFormat.GIF:
-        first.save(buffer, "GIF", disposal=disposals, optimize=True, **params)
+        data = _save(first, "GIF", disposal=disposals, optimize=True, **params)
     else:
-        first.save(buffer, "WEBP", quality=options.webp_quality, method=4, **params)
-    return Rendered(
-        data=buffer.getvalue(), format=output, width=first.width, height=first.height, frames=frames
-    )
+        data = _save(first, "WEBP", quality=options.webp_quality, method=4, **params)
+    return Rendered(data=data, format=output, width=first.width, height=first.height)
 
 
 def _clamp(value: int, maximum: int) -> int:
@@ -311,13 +309,9 @@ def _open(src: BinaryIO, limits: Limits) -> Image.Image:
             "The file is not an image in a format we accept "
             "(JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF)."
         )
-    try:
+    with _broken_data_is_invalid(f"The file looks like {fmt} but its header is unreadable."):
         im = Image.open(src, formats=[fmt])
         width, height = im.size
-    except MemoryError:
-        raise
-    except Exception as exc:
-        raise InvalidImage(f"The file looks like {fmt} but its header is unreadable.") from exc
     if width < 1 or height < 1:
         im.close()
         raise InvalidImage("The image has no pixels.")
@@ -332,12 +326,8 @@ def _open(src: BinaryIO, limits: Limits) -> Image.Image:
 
 def _frame_count(im: Image.Image, limits: Limits) -> int:
     """Frames of an animation, counted from the file's structure without decoding, and checked."""
-    try:
+    with _broken_data_is_invalid(f"The {im.format} animation is corrupt."):
         frames = getattr(im, "n_frames", 1)
-    except MemoryError:
-        raise
-    except Exception as exc:
-        raise InvalidImage(f"The {im.format} animation is corrupt.") from exc
     if frames > limits.max_frames:
         raise ImageTooLarge(f"The animation has {frames} frames, over the limit of {limits.max_frames}.")
     if frames * im.width * im.height > limits.max_animation_pixels:
@@ -349,15 +339,26 @@ def _frame_count(im: Image.Image, limits: Limits) -> int:
 
 
 def _decode(im: Image.Image, frame: int = 0) -> None:
-    """Decode one frame; anything a decoder raises on broken data becomes InvalidImage."""
-    try:
+    """Decode one frame."""
+    with _broken_data_is_invalid(f"The {im.format} image could not be decoded."):
         if frame:
             im.seek(frame)
         im.load()
+
+
+@contextmanager
+def _broken_data_is_invalid(message: str) -> Iterator[None]:
+    """Turn what Pillow raises on broken data into InvalidImage.
+
+    Its decoders raise a zoo (OSError, SyntaxError, ValueError, EOFError, struct.error...): all of them
+    mean the upload does not decode. Running out of memory does not, and is not caught.
+    """
+    try:
+        yield
     except MemoryError:
         raise
     except Exception as exc:
-        raise InvalidImage(f"The {im.format} image could not be decoded: {exc}") from exc
+        raise InvalidImage(f"{message} ({exc})") from exc
 
 
 def _orientation(im: Image.Image) -> int:

@@ -202,11 +202,6 @@ def remove_stored_file(name: str) -> None:
     (Path(django_settings.MEDIA_ROOT) / name).unlink()
 
 
-def stored_files(media_root: Path) -> list[Path]:
-    """`stored_names()` as paths under `media_root`, whichever the storage; prefer `stored_names()`."""
-    return [media_root / name for name in stored_names()]
-
-
 def files_url() -> str:
     """Where the URLs of stored files start: the app's MEDIA_URL, or the bucket on the S3 server."""
     s3 = _s3_options()

@@ -11,7 +11,7 @@ from django.test import Client
 from rest_framework_api_key.models import APIKey
 
 from images.models import Image
-from tests.conftest import stored_files
+from tests.conftest import stored_names
 from tests.images import encode, quadrants
 from tests.problems import assert_problem
 
@@ -47,7 +47,7 @@ def test_write_mode_refuses_an_upload_without_a_key_with_401(api, settings, medi
     assert_problem(response, 401)
     assert response["WWW-Authenticate"].startswith("Bearer")
     assert Image.objects.count() == 0
-    assert stored_files(media_root) == []
+    assert stored_names() == []
 
 
 def test_write_mode_lets_anyone_read(api, settings, image_id):
