@@ -171,7 +171,8 @@ class ImageCollectionApi(GenericAPIView):
         description=(
             "Resizes, orients (EXIF) and re-encodes the image, stores it and answers the new object. "
             "JPEG, PNG, GIF and WebP keep their format unless `format` says otherwise; other formats "
-            "become PNG when they have transparency, else JPEG. Animated GIF and WebP stay animated. "
+            "become PNG when they have transparency, else JPEG. Animated GIF, WebP and PNG stay animated "
+            "(stored as `jpeg` or `avif`: the first frame). "
             "No metadata (EXIF, XMP, GPS, comments) is kept; colours are converted to sRGB."
         ),
         request={"multipart/form-data": ImageCreateInputSerializer},

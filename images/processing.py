@@ -67,8 +67,9 @@ _KEPT_FORMATS = {
     "WEBP": OutputFormat.WEBP,
 }
 
-# Output formats that can hold an animation; an animated source stored in another keeps its first frame.
-_ANIMATED_OUTPUTS = {OutputFormat.GIF, OutputFormat.WEBP}
+# Output formats that can hold an animation (PNG as APNG); an animated source stored in another keeps its
+# first frame.
+_ANIMATED_OUTPUTS = {OutputFormat.GIF, OutputFormat.WEBP, OutputFormat.PNG}
 
 # Decoders that apply the orientation themselves while loading (and report the oriented size).
 _SELF_ORIENTING = {"TIFF", "HEIF"}
@@ -210,7 +211,7 @@ def render(
     """Decode `src`, resize it as asked, and encode it for storage.
 
     `output_format` None keeps JPEG, PNG, GIF and WebP as they are and turns other formats into PNG (with
-    transparency) or JPEG. Animated GIF and WebP stay animated when stored as GIF or WebP.
+    transparency) or JPEG. Animated GIF, WebP and PNG (APNG) stay animated when stored as GIF, WebP or PNG.
 
     Raises UnsupportedFormat (not an image we accept), InvalidImage (does not decode) and ImageTooLarge
     (over `limits`, found from the header before decoding).
@@ -276,7 +277,9 @@ def _render_animation(
     durations: list[int] = []
     disposals: list[int] = []
     loop = im.info.get("loop")
-    for index in range(frames):
+    # An APNG may carry a still image for viewers without animation ahead of its frames: not one of them.
+    first_frame = 1 if im.format == "PNG" and im.info.get("default_image") else 0
+    for index in range(first_frame, frames):
         _decode(im, frame=index)
         # Frames come composited onto the canvas; RGBA keeps each one's transparency through resizing.
         images.append(step.apply(im.convert("RGBA")))
@@ -287,11 +290,32 @@ def _render_animation(
     params: dict[str, Any] = {"save_all": True, "append_images": images[1:], "duration": durations}
     if loop is not None:
         params["loop"] = loop
+    elif output is not OutputFormat.GIF:
+        # The source plays once (a GIF without a loop count); WebP and APNG would loop forever unless told.
+        params["loop"] = 1
     if output is OutputFormat.GIF:
         data = _save(first, "GIF", disposal=disposals, optimize=True, **params)
+    elif output is OutputFormat.PNG:
+        # Every frame is a whole canvas: each replaces the one before (APNG's default disposal and blend).
+        data = _save(first, "PNG", optimize=True, **params)
     else:
         data = _save(first, "WEBP", quality=options.webp_quality, method=4, **params)
+        if any(_has_transparency(frame) for frame in images):
+            data = _with_webp_alpha_flag(data)
     return Rendered(data=data, format=output, width=first.width, height=first.height)
+
+
+def _with_webp_alpha_flag(data: bytes) -> bytes:
+    """Say in the header of an animated WebP that it has transparency.
+
+    libwebp crops each frame to what changes and sets the flag only when a cropped frame has alpha, so
+    an animation whose transparency comes from the cleared canvas is labelled opaque, and decoders that
+    trust the label (Pillow among them) show it on black. The flag is a hint about the whole image
+    (VP8X chunk, bit 4 of the byte after its size).
+    """
+    if data[12:16] != b"VP8X":
+        return data
+    return data[:20] + bytes([data[20] | 0x10]) + data[21:]
 
 
 def _clamp(value: int, maximum: int) -> int:
@@ -321,7 +345,23 @@ def _open(src: BinaryIO, limits: Limits) -> Image.Image:
             f"The image has {width}x{height} = {width * height} pixels, over the limit of "
             f"{limits.max_pixels}."
         )
+    if im.format == "WEBP" and im.mode == "RGB" and getattr(im, "is_animated", False):
+        _read_canvas_alpha(im)
     return im
+
+
+def _read_canvas_alpha(im: Image.Image) -> None:
+    """Decode an animated WebP with its alpha, which Pillow drops when the header says there is none.
+
+    Frames are drawn on a canvas that starts transparent and is cleared to transparent between frames, so
+    an animation of opaque frames smaller than the canvas (what libwebp writes for a transparent sticker)
+    is transparent around them, yet its header's alpha flag, which says whether any *frame* has alpha,
+    is off. Pillow then reads the RGBA canvas libwebp composites as RGBX and the transparency turns black.
+    Its decoder takes the mode from these two attributes (Pillow 13; tests/test_pipeline.py notices if
+    that changes).
+    """
+    im.rawmode = "RGBA"
+    im._mode = "RGBA"
 
 
 def _frame_count(im: Image.Image, limits: Limits) -> int:

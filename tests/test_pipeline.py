@@ -73,6 +73,43 @@ def test_animated_gif_stored_as_webp_stays_animated(upload, served):
     assert (stored.format, stored.n_frames) == ("WEBP", 3)
 
 
+def test_animated_png_stays_animated(upload, served):
+    raw = animation("PNG", duration=[120, 80, 40], loop=2)
+    body = upload(raw, filename="anim.png", width=100).json()
+    assert (body["format"], body["width"], body["height"]) == ("png", 100, 50)
+    stored = served(body["url"])
+    assert (stored.format, stored.n_frames, stored.info["loop"]) == ("PNG", 3, 2)
+    frames = frames_of(stored)
+    assert [d for d, _, _ in frames] == [120, 80, 40]
+    assert all(close(colour, expected) for (_, colour, _), expected in zip(frames, COLOURS, strict=True))
+
+
+def test_animated_png_leaves_out_its_still_for_viewers_without_animation(upload, served):
+    still = PILImage.new("RGB", (200, 100), WHITE)
+    buffer = io.BytesIO()
+    frames = [PILImage.new("RGB", (200, 100), colour) for colour in COLOURS]
+    still.save(buffer, "PNG", save_all=True, append_images=frames, default_image=True, duration=100)
+    stored = served(upload(buffer.getvalue(), filename="anim.png").json()["url"])
+    assert stored.n_frames == 3
+    assert all(
+        close(colour, expected) for (_, colour, _), expected in zip(frames_of(stored), COLOURS, strict=True)
+    )
+
+
+def test_animated_gif_stored_as_png_stays_animated(upload, served):
+    body = upload(animation("GIF", duration=70, loop=0), filename="a.gif", format="png").json()
+    stored = served(body["url"])
+    assert (stored.format, stored.n_frames, stored.info["loop"]) == ("PNG", 3, 0)
+    assert [d for d, _, _ in frames_of(stored)] == [70, 70, 70]
+
+
+@pytest.mark.parametrize("fmt", ["webp", "png"])
+def test_gif_that_plays_once_stored_in_another_format_still_plays_once(upload, served, fmt):
+    body = upload(animation("GIF", duration=50), filename="once.gif", format=fmt).json()
+    stored = served(body["url"])
+    assert (stored.n_frames, stored.info["loop"]) == (3, 1)
+
+
 def test_animated_gif_stored_as_jpeg_keeps_its_first_frame(upload, served):
     body = upload(animation("GIF", duration=70), filename="a.gif", format="jpeg").json()
     stored = served(body["url"])
@@ -94,6 +131,37 @@ def test_transparent_animation_keeps_transparency_in_every_frame(upload, served)
         rgba = stored.convert("RGBA")
         assert rgba.getpixel((5, 25))[3] == 0
         assert close(rgba.getpixel((45, 25)), (*COLOURS[index], 255))
+
+
+def sticker(fmt: str) -> bytes:
+    """Two frames: red on the left half, then green on the right half, transparent elsewhere."""
+    frames = []
+    for colour, box in ((RED, (0, 0, 50, 50)), (GREEN, (50, 0, 100, 50))):
+        frame = PILImage.new("RGBA", (100, 50), (0, 0, 0, 0))
+        frame.paste((*colour, 255), box)
+        frames.append(frame)
+    params = {"disposal": 2} if fmt == "GIF" else {}
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **params)
+    return buffer.getvalue()
+
+
+def test_libwebp_labels_an_animation_transparent_around_its_frames_opaque():
+    # libwebp crops frames to their opaque parts and then labels the file opaque: the case below.
+    assert PILImage.open(io.BytesIO(sticker("WEBP"))).mode == "RGB"
+
+
+@pytest.mark.parametrize("source", ["WEBP", "PNG", "GIF"])
+@pytest.mark.parametrize("fmt", ["webp", "png"])
+def test_transparent_animation_stays_transparent_where_each_frame_is(upload, served, source, fmt):
+    body = upload(sticker(source), filename=f"sticker.{source.lower()}", format=fmt).json()
+    stored = served(body["url"])
+    assert (stored.format, stored.mode, stored.n_frames) == (fmt.upper(), "RGBA", 2)
+    for index, (filled, clear, colour) in enumerate((((25, 25), (75, 25), RED), ((75, 25), (25, 25), GREEN))):
+        stored.seek(index)
+        rgba = stored.convert("RGBA")
+        assert rgba.getpixel(clear)[3] == 0, (index, rgba.getpixel(clear))
+        assert close(rgba.getpixel(filled), (*colour, 255)), (index, rgba.getpixel(filled))
 
 
 def test_too_many_frames_get_413_before_decoding(upload, media_root, monkeypatch):
