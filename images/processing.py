@@ -285,6 +285,9 @@ def _render_animation(
         images.append(step.apply(im.convert("RGBA")))
         durations.append(int(im.info.get("duration", 100)))
         disposals.append(getattr(im, "disposal_method", 0))
+    transparent = any(_has_transparency(frame) for frame in images)
+    if output is OutputFormat.PNG and not transparent:
+        images = [frame.convert("RGB") for frame in images]  # a quarter fewer bytes to compress
     first = images[0]
     first.info = {}
     params: dict[str, Any] = {"save_all": True, "append_images": images[1:], "duration": durations}
@@ -300,7 +303,7 @@ def _render_animation(
         data = _save(first, "PNG", optimize=True, **params)
     else:
         data = _save(first, "WEBP", quality=options.webp_quality, method=4, **params)
-        if any(_has_transparency(frame) for frame in images):
+        if transparent:
             data = _with_webp_alpha_flag(data)
     return Rendered(data=data, format=output, width=first.width, height=first.height)
 

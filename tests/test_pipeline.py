@@ -78,7 +78,7 @@ def test_animated_png_stays_animated(upload, served):
     body = upload(raw, filename="anim.png", width=100).json()
     assert (body["format"], body["width"], body["height"]) == ("png", 100, 50)
     stored = served(body["url"])
-    assert (stored.format, stored.n_frames, stored.info["loop"]) == ("PNG", 3, 2)
+    assert (stored.format, stored.mode, stored.n_frames, stored.info["loop"]) == ("PNG", "RGB", 3, 2)
     frames = frames_of(stored)
     assert [d for d, _, _ in frames] == [120, 80, 40]
     assert all(close(colour, expected) for (_, colour, _), expected in zip(frames, COLOURS, strict=True))
