@@ -79,7 +79,8 @@ class ImageCreateInputSerializer(serializers.Serializer):
         required=False,
         help_text=(
             "Store in this format. Default: JPEG, PNG, GIF and WebP keep theirs; other formats become PNG "
-            "when they have transparency, else JPEG. Transparency stored as JPEG is flattened onto white."
+            "when they have transparency, else JPEG (an animated AVIF: WebP). Transparency stored as JPEG "
+            "is flattened onto white."
         ),
     )
 
@@ -171,8 +172,8 @@ class ImageCollectionApi(GenericAPIView):
         description=(
             "Resizes, orients (EXIF) and re-encodes the image, stores it and answers the new object. "
             "JPEG, PNG, GIF and WebP keep their format unless `format` says otherwise; other formats "
-            "become PNG when they have transparency, else JPEG. Animated GIF, WebP and PNG stay animated "
-            "(stored as `jpeg` or `avif`: the first frame). "
+            "become PNG when they have transparency, else JPEG, and an animated AVIF becomes an animated "
+            "WebP. Animated GIF, WebP and PNG stay animated (stored as `jpeg` or `avif`: the first frame). "
             "No metadata (EXIF, XMP, GPS, comments) is kept; colours are converted to sRGB."
         ),
         request={"multipart/form-data": ImageCreateInputSerializer},

@@ -211,7 +211,8 @@ def render(
     """Decode `src`, resize it as asked, and encode it for storage.
 
     `output_format` None keeps JPEG, PNG, GIF and WebP as they are and turns other formats into PNG (with
-    transparency) or JPEG. Animated GIF, WebP and PNG (APNG) stay animated when stored as GIF, WebP or PNG.
+    transparency) or JPEG, but an animated AVIF into WebP. Animations stay animated when stored as GIF, WebP
+    or PNG (APNG).
 
     Raises UnsupportedFormat (not an image we accept), InvalidImage (does not decode) and ImageTooLarge
     (over `limits`, found from the header before decoding).
@@ -229,6 +230,10 @@ def render(
                 f"{limits.max_pixels}."
             )
         output = output_format or _KEPT_FORMATS.get(im.format or "")
+        if output is None and im.format == "AVIF" and _frame_count(im, limits) > 1:
+            # An AVIF sequence is an animation: as WebP it goes on playing, as JPEG or PNG one frame is left.
+            # (A HEIF file's several images are a collection, photos of a burst say, not an animation.)
+            output = OutputFormat.WEBP
         frames = _frame_count(im, limits) if output in _ANIMATED_OUTPUTS else 1
         # From here on, work in the file's own (raw) frame and transpose at the very end.
         step = _FrameStep(
@@ -293,8 +298,8 @@ def _render_animation(
     params: dict[str, Any] = {"save_all": True, "append_images": images[1:], "duration": durations}
     if loop is not None:
         params["loop"] = loop
-    elif output is not OutputFormat.GIF:
-        # The source plays once (a GIF without a loop count); WebP and APNG would loop forever unless told.
+    elif im.format == "GIF" and output is not OutputFormat.GIF:
+        # A GIF without a loop count plays once; WebP and APNG would loop forever unless told.
         params["loop"] = 1
     if output is OutputFormat.GIF:
         data = _save(first, "GIF", disposal=disposals, optimize=True, **params)

@@ -110,6 +110,17 @@ def test_gif_that_plays_once_stored_in_another_format_still_plays_once(upload, s
     assert (stored.n_frames, stored.info["loop"]) == (3, 1)
 
 
+def test_animated_avif_becomes_an_animated_webp(upload, served):
+    raw = animation("AVIF", duration=[100, 200, 300])
+    body = upload(raw, filename="clip.avif", width=100).json()
+    assert (body["format"], body["width"], body["height"]) == ("webp", 100, 50)
+    stored = served(body["url"])
+    assert (stored.format, stored.n_frames, stored.info["loop"]) == ("WEBP", 3, 0)
+    frames = frames_of(stored)
+    assert [d for d, _, _ in frames] == [100, 200, 300]
+    assert all(close(colour, expected) for (_, colour, _), expected in zip(frames, COLOURS, strict=True))
+
+
 def test_animated_gif_stored_as_jpeg_keeps_its_first_frame(upload, served):
     body = upload(animation("GIF", duration=70), filename="a.gif", format="jpeg").json()
     stored = served(body["url"])
