@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 
 import pillow_heif
 from PIL import Image, ImageCms
+from PIL.PngImagePlugin import Blend, Disposal
 
 from images.exceptions import ImageTooLarge, InvalidImage, UnsupportedFormat
 
@@ -282,25 +283,20 @@ def _render_animation(
     durations: list[int] = []
     disposals: list[int] = []
     loop = im.info.get("loop")
-    # An APNG may carry a still image for viewers without animation ahead of its frames: not one of them.
-    first_frame = 1 if im.format == "PNG" and im.info.get("default_image") else 0
-    for index in range(first_frame, frames):
-        _decode(im, frame=index)
-        # Frames come composited onto the canvas; RGBA keeps each one's transparency through resizing.
-        images.append(step.apply(im.convert("RGBA")))
+    canvases = _apng_canvases(im, frames) if im.format == "PNG" else _canvases(im, frames)
+    for canvas in canvases:
+        # Whole composited canvases; RGBA keeps each one's transparency through resizing.
+        images.append(step.apply(canvas))
         durations.append(int(im.info.get("duration", 100)))
         disposals.append(getattr(im, "disposal_method", 0))
-    transparent = any(_has_transparency(frame) for frame in images)
+    transparent = output is not OutputFormat.GIF and any(_has_transparency(frame) for frame in images)
     if output is OutputFormat.PNG and not transparent:
         images = [frame.convert("RGB") for frame in images]  # a quarter fewer bytes to compress
     first = images[0]
     first.info = {}
     params: dict[str, Any] = {"save_all": True, "append_images": images[1:], "duration": durations}
-    if loop is not None:
-        params["loop"] = loop
-    elif im.format == "GIF" and output is not OutputFormat.GIF:
-        # A GIF without a loop count plays once; WebP and APNG would loop forever unless told.
-        params["loop"] = 1
+    if (plays := _loop_count(loop, source=im.format, output=output)) is not None:
+        params["loop"] = plays
     if output is OutputFormat.GIF:
         data = _save(first, "GIF", disposal=disposals, optimize=True, **params)
     elif output is OutputFormat.PNG:
@@ -313,6 +309,64 @@ def _render_animation(
     return Rendered(data=data, format=output, width=first.width, height=first.height)
 
 
+def _loop_count(loop: int | None, *, source: str | None, output: OutputFormat) -> int | None:
+    """The source's loop count in the output's terms; None leaves it out.
+
+    A GIF counts repeats after the first play, and one without a count plays once. WebP and APNG count
+    plays (0 is forever) and, without a count, loop forever.
+    """
+    if source != "GIF" or output is OutputFormat.GIF:
+        return loop
+    if loop is None:
+        return 1
+    return loop + 1 if loop else 0
+
+
+def _canvases(im: Image.Image, frames: int) -> Iterator[Image.Image]:
+    """Every frame of a GIF, WebP or AVIF animation, as Pillow composites it onto the canvas, in RGBA."""
+    for index in range(frames):
+        _decode(im, frame=index)
+        yield im.convert("RGBA")
+
+
+def _apng_canvases(im: Image.Image, frames: int) -> Iterator[Image.Image]:
+    """Every frame of an APNG composited onto its canvas as browsers do, in RGBA.
+
+    Pillow blends a frame "over" the canvas with `paste(mask=alpha)`, which is not the over operator:
+    semi-transparent pixels (anti-aliased edges) come out darker and more transparent than they are. So
+    Pillow is asked for each frame's own pixels only (blend "source", through the attribute its loader
+    reads), and they are composited here, with the frame's disposal applied before the next one.
+    """
+    canvas = Image.new("RGBA", im.size)
+    # A still image for viewers without animation may come first; the animation does not show it.
+    first = 1 if im.info.get("default_image") else 0
+    dispose: tuple[tuple[int, int], Image.Image] | None = None  # what the last frame's box goes back to
+    for index in range(frames):
+        with _broken_data_is_invalid("The PNG animation could not be decoded."):
+            if index:
+                im.seek(index)
+            box = tuple(int(v) for v in im.info.get("bbox", (0, 0, *im.size)))
+            blend, disposal = im.info.get("blend"), im.info.get("disposal")
+            im.blend_op = Blend.OP_SOURCE
+            im.load()
+        if index < first:
+            continue
+        if dispose is not None:
+            canvas.paste(dispose[1], dispose[0])
+        pixels = im.convert("RGBA").crop(box)
+        if disposal == Disposal.OP_PREVIOUS:
+            dispose = (box[:2], canvas.crop(box))
+        elif disposal == Disposal.OP_BACKGROUND:
+            dispose = (box[:2], Image.new("RGBA", pixels.size))
+        else:
+            dispose = None
+        if blend == Blend.OP_OVER:
+            canvas.alpha_composite(pixels, box[:2])
+        else:
+            canvas.paste(pixels, box[:2])
+        yield canvas.copy()
+
+
 def _with_webp_alpha_flag(data: bytes) -> bytes:
     """Say in the header of an animated WebP that it has transparency.
 
@@ -323,7 +377,13 @@ def _with_webp_alpha_flag(data: bytes) -> bytes:
     """
     if data[12:16] != b"VP8X":
         return data
-    return data[:20] + bytes([data[20] | 0x10]) + data[21:]
+    flags = data[_VP8X_FLAGS] | _VP8X_ALPHA
+    return data[:_VP8X_FLAGS] + bytes([flags]) + data[_VP8X_FLAGS + 1 :]
+
+
+# 'RIFF', size, 'WEBP', then the VP8X chunk: 'VP8X', its size, then its flags byte.
+_VP8X_FLAGS = 20
+_VP8X_ALPHA = 0x10
 
 
 def _clamp(value: int, maximum: int) -> int:
@@ -376,6 +436,8 @@ def _frame_count(im: Image.Image, limits: Limits) -> int:
     """Frames of an animation, counted from the file's structure without decoding, and checked."""
     with _broken_data_is_invalid(f"The {im.format} animation is corrupt."):
         frames = getattr(im, "n_frames", 1)
+    if frames == 1:
+        return 1  # a still image, which IMAGE_MAX_PIXELS bounds
     if frames > limits.max_frames:
         raise ImageTooLarge(f"The animation has {frames} frames, over the limit of {limits.max_frames}.")
     if frames * im.width * im.height > limits.max_animation_pixels:
@@ -522,8 +584,9 @@ def _encode(im: Image.Image, output: OutputFormat, options: EncodeOptions) -> by
     if output is OutputFormat.PNG:
         return _optimized(im, "PNG", {"optimize": True}, {})
     if output in (OutputFormat.WEBP, OutputFormat.AVIF):
-        if im.mode not in ("RGB", "RGBA"):
-            im = im.convert("RGBA" if im.mode == "LA" else "RGB")
+        if im.mode != "RGB":
+            # An alpha channel that hides nothing would still be encoded.
+            im = im.convert("RGBA" if _has_transparency(im) else "RGB")
         if output is OutputFormat.WEBP:
             return _save(im, "WEBP", quality=options.webp_quality, method=4)
         return _save(im, "AVIF", quality=options.avif_quality)

@@ -6,6 +6,7 @@ import io
 
 import pytest
 from PIL import Image as PILImage
+from PIL.PngImagePlugin import Blend, Disposal
 
 from images.models import Image
 from tests.conftest import stored_names
@@ -96,6 +97,69 @@ def test_animated_png_leaves_out_its_still_for_viewers_without_animation(upload,
     )
 
 
+def apng(frames: list[PILImage.Image], **params: object) -> bytes:
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "PNG", save_all=True, append_images=frames[1:], duration=100, **params)
+    return buffer.getvalue()
+
+
+def rgba_frames(im: PILImage.Image) -> list[list[tuple[int, ...]]]:
+    out = []
+    for index in range(im.n_frames):
+        im.seek(index)
+        out.append(list(im.convert("RGBA").get_flattened_data()))
+    return out
+
+
+@pytest.mark.parametrize("disposal", [Disposal.OP_NONE, Disposal.OP_BACKGROUND])
+@pytest.mark.parametrize("blend", [Blend.OP_SOURCE, Blend.OP_OVER])
+def test_animated_png_frames_are_composited_as_the_file_says(upload, served, disposal, blend):
+    # A square moving over a half-transparent background: frames are stored as the rectangles that
+    # change, drawn with this disposal and blend. Fully opaque or clear pixels only, which Pillow's own
+    # reader composites right (not so OP_PREVIOUS, below): it is the reference here.
+    frames = []
+    for step in range(4):
+        frame = PILImage.new("RGBA", (40, 20), (*BLUE, 255))
+        frame.paste((0, 0, 0, 0), (20, 0, 40, 20))
+        frame.paste((*RED, 255), (step * 8, 5, step * 8 + 10, 15))
+        frames.append(frame)
+    raw = apng(frames, disposal=disposal, blend=blend)
+    stored = served(upload(raw, filename="moving.png").json()["url"])
+    assert stored.n_frames == 4
+    assert rgba_frames(stored) == rgba_frames(PILImage.open(io.BytesIO(raw)))
+
+
+def test_animated_png_frame_disposed_to_previous_leaves_the_canvas_as_it_was(upload, served):
+    # A red square shows in frame 2 only: its disposal puts back what was under it before frame 3.
+    background = PILImage.new("RGBA", (40, 20), (*BLUE, 255))
+    red, green = background.copy(), background.copy()
+    red.paste((*RED, 255), (0, 0, 10, 10))
+    green.paste((*GREEN, 255), (20, 0, 30, 10))
+    disposal = [Disposal.OP_NONE, Disposal.OP_PREVIOUS, Disposal.OP_NONE]
+    raw = apng([background, red, green], disposal=disposal, blend=Blend.OP_OVER)
+    stored = served(upload(raw, filename="flash.png").json()["url"])
+    shown = []
+    for index in range(3):
+        stored.seek(index)
+        shown.append(tuple(stored.convert("RGB").getpixel(xy) for xy in ((5, 5), (25, 5))))
+    assert shown == [(BLUE, BLUE), (RED, BLUE), (BLUE, GREEN)]
+
+
+def test_animated_png_blends_semi_transparent_pixels_over_the_canvas(upload, served):
+    # Frame 2 draws half-transparent red over the frame before, which is opaque blue on the left and
+    # clear on the right: browsers show purple on the left and half-transparent red on the right.
+    first = PILImage.new("RGBA", (40, 20), (0, 0, 0, 0))
+    first.paste((*BLUE, 255), (0, 0, 20, 20))
+    second = PILImage.new("RGBA", (40, 20), (*RED, 128))
+    raw = apng([first, second], blend=[Blend.OP_SOURCE, Blend.OP_OVER])
+    for fmt in ("png", "webp"):
+        stored = served(upload(raw, filename="glass.png", format=fmt).json()["url"])
+        stored.seek(1)
+        rgba = stored.convert("RGBA")
+        assert close(rgba.getpixel((5, 10)), (128, 0, 127, 255), tolerance=6), (fmt, rgba.getpixel((5, 10)))
+        assert close(rgba.getpixel((35, 10)), (255, 0, 0, 128), tolerance=6), (fmt, rgba.getpixel((35, 10)))
+
+
 def test_animated_gif_stored_as_png_stays_animated(upload, served):
     body = upload(animation("GIF", duration=70, loop=0), filename="a.gif", format="png").json()
     stored = served(body["url"])
@@ -104,10 +168,22 @@ def test_animated_gif_stored_as_png_stays_animated(upload, served):
 
 
 @pytest.mark.parametrize("fmt", ["webp", "png"])
-def test_gif_that_plays_once_stored_in_another_format_still_plays_once(upload, served, fmt):
-    body = upload(animation("GIF", duration=50), filename="once.gif", format=fmt).json()
+@pytest.mark.parametrize(
+    ("repeats", "plays"),
+    [(None, 1), (0, 0), (2, 3)],
+    ids=["plays-once", "forever", "three-times"],
+)
+def test_gif_stored_in_another_format_plays_as_often(upload, served, fmt, repeats, plays):
+    # A GIF counts repeats after the first play (none: it plays once); WebP and APNG count plays.
+    params = {} if repeats is None else {"loop": repeats}
+    body = upload(animation("GIF", duration=50, **params), filename="a.gif", format=fmt).json()
     stored = served(body["url"])
-    assert (stored.n_frames, stored.info["loop"]) == (3, 1)
+    assert (stored.n_frames, stored.info["loop"]) == (3, plays)
+
+
+def test_an_opaque_animated_webp_stored_as_avif_has_no_alpha(upload, served):
+    stored = served(upload(animation("WEBP"), filename="a.webp", format="avif").json()["url"])
+    assert (stored.format, stored.mode) == ("AVIF", "RGB")
 
 
 def test_animated_avif_becomes_an_animated_webp(upload, served):
@@ -145,7 +221,11 @@ def test_transparent_animation_keeps_transparency_in_every_frame(upload, served)
 
 
 def sticker(fmt: str) -> bytes:
-    """Two frames: red on the left half, then green on the right half, transparent elsewhere."""
+    """Two frames: red on the left half, then green on the right half, transparent elsewhere.
+
+    As WebP, libwebp crops the frames to their opaque halves and labels the file opaque, though the
+    canvas around them is transparent.
+    """
     frames = []
     for colour, box in ((RED, (0, 0, 50, 50)), (GREEN, (50, 0, 100, 50))):
         frame = PILImage.new("RGBA", (100, 50), (0, 0, 0, 0))
@@ -155,11 +235,6 @@ def sticker(fmt: str) -> bytes:
     buffer = io.BytesIO()
     frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], duration=100, loop=0, **params)
     return buffer.getvalue()
-
-
-def test_libwebp_labels_an_animation_transparent_around_its_frames_opaque():
-    # libwebp crops frames to their opaque parts and then labels the file opaque: the case below.
-    assert PILImage.open(io.BytesIO(sticker("WEBP"))).mode == "RGB"
 
 
 @pytest.mark.parametrize("source", ["WEBP", "PNG", "GIF"])
@@ -185,6 +260,12 @@ def test_too_many_frames_get_413_before_decoding(upload, media_root, monkeypatch
     assert_problem(upload(raw, filename="many.gif"), 413, field="image", code="image_too_large")
     assert Image.objects.count() == 0
     assert stored_names() == []
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "GIF", "WEBP"])
+def test_a_still_image_is_not_held_to_the_animation_budget(upload, settings, fmt):
+    settings.IMAGE_MAX_ANIMATION_PIXELS = 100
+    assert upload(quadrants((200, 100)), fmt=fmt, filename=f"still.{fmt.lower()}").status_code == 201
 
 
 def test_frame_limit_is_a_setting(upload, settings):
