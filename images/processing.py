@@ -71,6 +71,9 @@ _KEPT_FORMATS = {
 # Output formats that can hold an animation (PNG as APNG); an animated source stored in another keeps its
 # first frame.
 _ANIMATED_OUTPUTS = {OutputFormat.GIF, OutputFormat.WEBP, OutputFormat.PNG}
+# Formats whose frames are an animation. A TIFF's pages, an MPO's views or a HEIF file's images are
+# several pictures, of sizes of their own: the first is the image.
+_ANIMATED_INPUTS = {"GIF", "WEBP", "PNG", "AVIF"}
 
 # Decoders that apply the orientation themselves while loading (and report the oriented size).
 _SELF_ORIENTING = {"TIFF", "HEIF"}
@@ -233,9 +236,9 @@ def render(
         output = output_format or _KEPT_FORMATS.get(im.format or "")
         if output is None and im.format == "AVIF" and _frame_count(im, limits) > 1:
             # An AVIF sequence is an animation: as WebP it goes on playing, as JPEG or PNG one frame is left.
-            # (A HEIF file's several images are a collection, photos of a burst say, not an animation.)
             output = OutputFormat.WEBP
-        frames = _frame_count(im, limits) if output in _ANIMATED_OUTPUTS else 1
+        animated = output in _ANIMATED_OUTPUTS and im.format in _ANIMATED_INPUTS
+        frames = _frame_count(im, limits) if animated else 1
         # From here on, work in the file's own (raw) frame and transpose at the very end.
         step = _FrameStep(
             out_size=(p.size[1], p.size[0]) if swapped else p.size,

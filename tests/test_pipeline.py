@@ -197,6 +197,17 @@ def test_animated_avif_becomes_an_animated_webp(upload, served):
     assert all(close(colour, expected) for (_, colour, _), expected in zip(frames, COLOURS, strict=True))
 
 
+@pytest.mark.parametrize("fmt", ["png", "webp"])
+def test_a_tiff_of_several_pages_is_stored_as_its_first_page(upload, served, fmt):
+    pages = [quadrants((200, 100)), PILImage.new("RGB", (50, 300), GREEN)]
+    buffer = io.BytesIO()
+    pages[0].save(buffer, "TIFF", save_all=True, append_images=pages[1:])
+    body = upload(buffer.getvalue(), filename="scan.tiff", format=fmt).json()
+    stored = served(body["url"])
+    assert (body["width"], body["height"], getattr(stored, "n_frames", 1)) == (200, 100, 1)
+    assert close(corners(stored)[0], RED)
+
+
 def test_animated_gif_stored_as_jpeg_keeps_its_first_frame(upload, served):
     body = upload(animation("GIF", duration=70), filename="a.gif", format="jpeg").json()
     stored = served(body["url"])
