@@ -15,7 +15,6 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework_api_key.models import APIKey
 
-AUTH_MODES = ("off", "write", "all")
 _KEYWORDS = ("bearer", "api-key")
 
 

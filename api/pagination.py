@@ -3,10 +3,10 @@
 Page-number mode (`page`, 1-based, and `page_size`, default 20, at most 100) answers
 `{"count", "next", "previous", "results"}`. Counting is what makes numbered pages slow on big tables, so
 the rows are counted exactly only up to `LIST_COUNT_CAP`; past it `count` is a lower bound and
-`"count_exact": false` says so (the key is present only then). A subclass may know a total without
-counting (`count_rows`, e.g. from a counter table) and use the count to plan the page's query
-(`fetch_rows`). `next` and `previous` never depend on the count: the page is fetched with one extra row,
-which tells whether another page follows.
+`"count_exact": false` says so (the key is present only then). The subclass for a list counts its rows
+(`count_rows`: its selectors know the cheap way, a counter table, a capped count) and may plan the page's
+query by that count (`fetch_rows`). `next` and `previous` never depend on the count: the page is fetched
+with one extra row, which tells whether another page follows.
 
 Cursor mode starts with `cursor=` (empty: the first page) and answers `{"next", "previous", "results"}`,
 whose links carry opaque cursors. A cursor is a position in the list's total order (newest first, id as
@@ -87,21 +87,15 @@ class ListPagination(pagination.BasePagination):
     # queryset must be ordered by them (and an index on both makes a cursor page a range scan).
     ordering = ("created_at", "id")
 
-    # --- what a subclass may refine --------------------------------------------------------------
+    # --- what the subclass for a list provides ----------------------------------------------------
 
     @property
     def count_cap(self) -> int:
         return settings.LIST_COUNT_CAP
 
     def count_rows(self, queryset: QuerySet) -> tuple[int, bool]:
-        """(count, exact): the rows of `queryset`, counted exactly up to the cap, else (cap, False).
-
-        A subclass that knows a total without counting (a counter table) answers it here.
-        """
-        cap = self.count_cap
-        # COUNT over a LIMITed subquery: the database stops after cap + 1 rows.
-        counted = queryset.order_by().values("pk")[: cap + 1].count()
-        return (counted, True) if counted <= cap else (cap, False)
+        """(count, exact): the rows of `queryset`, exactly, or past `count_cap` a lower bound and False."""
+        raise NotImplementedError
 
     def fetch_rows(self, queryset: QuerySet, start: int, stop: int, *, count: tuple[int, bool]) -> list[Any]:
         """The rows `queryset[start:stop]`; `count` is what `count_rows` answered, to plan the query by."""

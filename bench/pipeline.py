@@ -43,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 import inputs  # noqa: E402
 from baseline import first_frame_rgb, naive_render, psnr, reference  # noqa: E402
 from PIL import Image, features  # noqa: E402
-from server import AppServer, memory_kib, multipart  # noqa: E402
+from server import AppServer, cpu_model, load_average, memory_kib, multipart  # noqa: E402
 
 from images.processing import EncodeOptions, OutputFormat, Rendered, render  # noqa: E402
 
@@ -276,14 +276,10 @@ def mib(kib: int) -> str:
 
 
 def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = next(
-        (line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line), "?"
-    )
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return (
-        f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}, Pillow {Image.__version__}, "
-        f"libjpeg-turbo {features.version('jpg')}, load average {load}, code {code_version()}"
+        f"{os.cpu_count()} CPUs ({cpu_model()}), Python {platform.python_version()}, Pillow "
+        f"{Image.__version__}, libjpeg-turbo {features.version('jpg')}, load average {load_average()}, "
+        f"code {code_version()}"
     )
 
 
@@ -419,7 +415,7 @@ def main() -> None:
         print()
 
     print_targets(results, http, memory, http_skipped=args.no_http)
-    print(f"\nload average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"\nload average at the end: {load_average()}")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ import platform
 import random
 import secrets
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -38,6 +37,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit
+
+from server import AppServer, cpu_model, load_average
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -76,13 +77,12 @@ def main() -> None:
         **os.environ,
         "DATABASE_URL": database_url,
         "MEDIA_ROOT": str(work / "media"),
-        "DATA_DIR": str(work / "data"),
+        "DATA_DIR": str(work),
+        "IMAGERY_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "THROTTLE_READS_PER_ADDRESS": "",
         "THROTTLE_READS_PER_KEY": "",
-        "GUNICORN_BIND": f"{HOST}:{args.port}",
     }
-    env.pop("IMAGERY_ENV", None)
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
@@ -92,43 +92,50 @@ def main() -> None:
 
     recreate_database(database_url)
     print(machine())
-    manage(env, "migrate", "--noinput", "-v", "0")
-    server = None
     results: dict[tuple[int, str], Result] = {}
     sweeps: dict[int, dict[str, float]] = {}
     try:
-        server = start_server(env, args.port, work)
-        seeded = 0
-        for size in sizes:
-            started = time.perf_counter()
-            manage(env, "seed_images", "--count", str(size - seeded), "--batch", "10000", "--seed", str(size))
-            seed_seconds = time.perf_counter() - started
-            vacuum()
-            shares = {w: word_share(w) for w in (COMMON_WORD, MID_WORD, RARE_WORD)}
-            print(
-                f"\n{size:,} rows (seeded {size - seeded:,} in {seed_seconds:.1f} s, vacuumed); "
-                + ", ".join(f"'{w}' in {share:.3%}" for w, share in shares.items())
-            )
-            seeded = size
-            print(f"  load average {load_average()}")
-            for name, paths in endpoints(size).items():
-                result = measure(args.port, paths, args.seconds, args.concurrency)
-                results[size, name] = result
-                print(f"  {name:<24} {result}", flush=True)
-            if size == sizes[0]:
-                compare_new_connections(env, args, work, endpoints(size)["detail"], results[size, "detail"])
-            if args.sweep and size in (sizes[0], sizes[-1]):
-                sweeps[size] = sweep(args.port, args.sweep)
-        print(connections(database_url))
+        # Migrates the database first; as deployed: production mode, the configured workers and threads.
+        with AppServer(work, port=args.port, env=server_env(env)):
+            seeded = 0
+            for size in sizes:
+                started = time.perf_counter()
+                manage(
+                    env, "seed_images", "--count", str(size - seeded), "--batch", "10000", "--seed", str(size)
+                )
+                seed_seconds = time.perf_counter() - started
+                vacuum()
+                shares = {w: word_share(w) for w in (COMMON_WORD, MID_WORD, RARE_WORD)}
+                print(
+                    f"\n{size:,} rows (seeded {size - seeded:,} in {seed_seconds:.1f} s, vacuumed); "
+                    + ", ".join(f"'{w}' in {share:.3%}" for w, share in shares.items())
+                )
+                seeded = size
+                print(f"  load average {load_average()}")
+                for name, paths in endpoints(size).items():
+                    result = measure(args.port, paths, args.seconds, args.concurrency)
+                    results[size, name] = result
+                    print(f"  {name:<24} {result}", flush=True)
+                if size == sizes[0]:
+                    compare_new_connections(
+                        env, args, work, endpoints(size)["detail"], results[size, "detail"]
+                    )
+                if args.sweep and size in (sizes[0], sizes[-1]):
+                    sweeps[size] = sweep(args.port, args.sweep)
+            print(connections(database_url))
         print(f"load average after the run {load_average()}")
         print_table(results, sizes)
         print_sweep_growth(sweeps, sizes)
         print_targets(results, sweeps, sizes)
     finally:
-        if server is not None:
-            os.killpg(server.pid, signal.SIGTERM)
-            server.wait(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
+
+
+def server_env(env: dict[str, str]) -> dict[str, str | None]:
+    """The bench's settings for the app server, over AppServer's own; no pinned worker count."""
+    keys = ("DATABASE_URL", "MEDIA_ROOT", "DATA_DIR", "IMAGERY_ENV", "SECRET_KEY")
+    keys += ("THROTTLE_READS_PER_ADDRESS", "THROTTLE_READS_PER_KEY")
+    return {**{key: env[key] for key in keys}, "WEB_CONCURRENCY": None}
 
 
 # --- the database --------------------------------------------------------------------------------
@@ -211,12 +218,8 @@ def compare_new_connections(
 ) -> None:
     """The detail again from a second server that opens a database connection per request."""
     port = args.port + 1
-    server = start_server({**env, "CONN_MAX_AGE": "0", "GUNICORN_BIND": f"{HOST}:{port}"}, port, work)
-    try:
+    with AppServer(work, port=port, env={**server_env(env), "CONN_MAX_AGE": "0"}):
         fresh = measure(port, paths, args.seconds, args.concurrency)
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(timeout=30)
     print(f"  {'detail, CONN_MAX_AGE=0':<24} {fresh}")
     print(
         f"  a connection per request costs {fresh.p50_ms - persistent.p50_ms:.2f} ms at p50 "
@@ -224,32 +227,7 @@ def compare_new_connections(
     )
 
 
-# --- the server ----------------------------------------------------------------------------------
-
-
-def start_server(env: dict[str, str], port: int, work: Path) -> subprocess.Popen[bytes]:
-    if connect(port) is not None:
-        raise SystemExit(f"port {port} is taken")
-    log = (work / f"gunicorn-{port}.log").open("wb")
-    server = subprocess.Popen(
-        [str(Path(PYTHON).with_name("gunicorn")), "config.wsgi", "--config", "deploy/gunicorn.conf.py"],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        sock = connect(port)
-        if sock is not None:
-            sock.close()
-            return server
-        if server.poll() is not None:
-            break
-        time.sleep(0.2)
-    os.killpg(server.pid, signal.SIGTERM)
-    raise SystemExit(f"gunicorn did not start:\n{(work / f'gunicorn-{port}.log').read_text()}")
+# --- the clients ---------------------------------------------------------------------------------
 
 
 def connect(port: int) -> socket.socket | None:
@@ -259,9 +237,6 @@ def connect(port: int) -> socket.socket | None:
         return None
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
-
-
-# --- the clients ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -498,26 +473,14 @@ def print_targets(
         print(f"  info  {'any word: worst p50 growth of the sweep':<58}{worst:>9.2f}  (filtered pages: <= 3)")
 
 
-def load_average() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
     from django.db import connection
 
     with connection.cursor() as cursor:
         cursor.execute("SELECT current_setting('server_version'), current_setting('shared_buffers')")
         version, shared_buffers = cursor.fetchone()
     return (
-        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, PostgreSQL {version} "
+        f"{os.cpu_count()} cores ({cpu_model()}), Python {platform.python_version()}, PostgreSQL {version} "
         f"(shared_buffers {shared_buffers}), load average before the run {load_average()}"
     )
 

@@ -1,12 +1,12 @@
 """The app under gunicorn for the HTTP part of the benchmark, and a plain client for it.
 
-`AppServer` migrates a fresh SQLite database in a temporary DATA_DIR, creates an API key when the app has
-`manage.py apikey` (uploads need one), starts gunicorn with deploy/gunicorn.conf.py on a free local port
-with one sync worker (so there is one process to measure), and stops it again. It runs in production mode
-(or the caller's `IMAGERY_ENV`) with the app's defaults, except: the encoder and limit settings are pinned
-to the `EncodeOptions()` and `Limits()` defaults (so the app encodes exactly like the bare pipeline it is
-compared with), files stay on the local filesystem, and the upload rate limits are raised out of reach
-(checked, never hit).
+`AppServer` migrates a fresh SQLite database in a temporary DATA_DIR, creates an API key (uploads need
+one), starts gunicorn with deploy/gunicorn.conf.py on a free local port with one sync worker (so there is
+one process to measure), and stops it again. It runs in development mode with the app's defaults, except:
+the encoder and limit settings are pinned to the `EncodeOptions()` and `Limits()` defaults (so the app
+encodes exactly like the bare pipeline it is compared with), files stay on the local filesystem, and the
+upload rate limits are raised out of reach (checked, never hit). `env` changes any of that (the read
+benchmark: PostgreSQL, production mode, the configured number of workers).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-
-from images.processing import EncodeOptions, Limits
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
@@ -57,12 +55,16 @@ def multipart(fields: dict[str, str], file_field: str, filename: str, data: byte
 class AppServer:
     """gunicorn serving config.wsgi from a throwaway data folder; use as a context manager."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, port: int | None = None, env: dict[str, str | None] | None = None):
+        """`env`: variables to set on top of the defaults above; None removes one."""
         self.data_dir = data_dir
-        self.port = free_port()
+        self.port = port or free_port()
         self.log_path = data_dir / "gunicorn.log"
         self._process: subprocess.Popen[bytes] | None = None
         self.api_key: str | None = None
+        # Imported here: the read benchmark's client processes import this module and need none of it.
+        from images.processing import EncodeOptions, Limits
+
         defaults_enc, defaults_lim = EncodeOptions(), Limits()
         self.env = {
             # Only what a process needs, so no DATABASE_URL, REDIS_URL or S3 setting of the caller leaks in;
@@ -86,6 +88,11 @@ class AppServer:
             "IMAGE_AVIF_QUALITY": str(defaults_enc.avif_quality),
             "IMAGE_MAX_PIXELS": str(defaults_lim.max_pixels),
         }
+        for key, value in (env or {}).items():
+            if value is None:
+                self.env.pop(key, None)
+            else:
+                self.env[key] = value
 
     def __enter__(self) -> AppServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -106,10 +113,6 @@ class AppServer:
                     "deploy/gunicorn.conf.py",
                     "--bind",
                     f"{HOST}:{self.port}",
-                    # gunicorn 27 opens $HOME/.gunicorn/gunicorn.ctl by default: one path for every
-                    # gunicorn of the user, so a benchmark server would take over (and, stopping, remove)
-                    # the control socket of anyone else's.
-                    "--no-control-socket",
                 ],
                 cwd=ROOT,
                 env=self.env,
@@ -130,18 +133,16 @@ class AppServer:
                 self._process.kill()
                 self._process.wait()
 
-    def _create_api_key(self) -> str | None:
-        """A fresh API key from `manage.py apikey create`, or None when the app has no API keys."""
+    def _create_api_key(self) -> str:
+        """A fresh API key from `manage.py apikey create`."""
         done = subprocess.run(
-            [sys.executable, "manage.py", "apikey", "create", "bench"],
+            [sys.executable, "manage.py", "apikey", "create", f"bench-{secrets.token_hex(4)}"],
             cwd=ROOT,
             env=self.env,
             capture_output=True,
             text=True,
         )
         if done.returncode != 0:
-            if "Unknown command" in done.stderr:
-                return None
             raise RuntimeError(f"manage.py apikey create failed: {done.stderr}")
         return done.stdout.strip()
 
@@ -198,6 +199,15 @@ class AppServer:
         Names are content hashes: without this, every repeat of one upload would skip the storage write.
         """
         shutil.rmtree(self.data_dir / "media" / "images", ignore_errors=True)
+
+
+def cpu_model() -> str:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if "model name" in line), "?")
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def memory_kib(pid: int) -> dict[str, int]:
