@@ -206,9 +206,11 @@ async function renderList(state, signal, moves) {
 
   grid.replaceChildren(...data.results.map((image) => card(image, state)));
   grid.removeAttribute("aria-busy");
-  const count = data.count;
-  const noun = count === 1 ? "image" : "images";
-  if (count === 0) {
+  // Past the server's count cap, `count` is a lower bound and `count_exact` is false: "500+ images".
+  const exact = data.count_exact !== false;
+  const count = exact ? `${data.count}` : `${data.count}+`;
+  const noun = data.count === 1 && exact ? "image" : "images";
+  if (data.count === 0) {
     setStatus(
       $("list-status"),
       state.title ? `No image title contains “${state.title}”.` : "No images yet: upload the first one.",
@@ -239,9 +241,11 @@ function card(image, state) {
 }
 
 function renderPager(state, data) {
+  // The links come from the server and are right whatever the count; the total only when it is known.
+  $("pager").hidden = !data.next && !data.previous;
   const pages = Math.max(1, Math.ceil(data.count / PAGE_SIZE));
-  $("pager").hidden = pages <= 1 && !data.next && !data.previous;
-  $("page-info").textContent = `Page ${state.page} of ${pages}`;
+  $("page-info").textContent =
+    data.count_exact === false ? `Page ${state.page}` : `Page ${state.page} of ${pages}`;
   pagerLink($("prev-page"), data.previous ? urlFor({ title: state.title, page: state.page - 1 }) : null);
   pagerLink($("next-page"), data.next ? urlFor({ title: state.title, page: state.page + 1 }) : null);
 }
@@ -271,7 +275,7 @@ async function renderDetail(state, signal, moves) {
   } catch (error) {
     if (error.name === "AbortError") return;
     if (error.status === 401) askForKey(error.message);
-    document.title = "Image not found – Imagery";
+    document.title = `${error.status === 404 ? "Image not found" : "Image not loaded"} – Imagery`;
     const text =
       error.status === 404 ? `There is no image ${state.image}.` : `The image could not be loaded: ${error.message}`;
     setStatus($("detail-status"), text);
