@@ -36,7 +36,7 @@ from PIL import Image as PILImage
 from config.storages import default_storage_from_env
 from images.models import Image
 from images.reconciliation import reconcile
-from tests.images import encode
+from tests.images import encode, quadrants
 from tests.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 STORAGES = ("filesystem", "s3")
@@ -202,6 +202,20 @@ def remove_stored_file(name: str) -> None:
     (Path(django_settings.MEDIA_ROOT) / name).unlink()
 
 
+# A well-formed stored name that no upload makes.
+ORPHAN = "images/00/11/" + "0011" * 16 + ".png"
+
+
+def name_of(body: dict[str, Any]) -> str:
+    """The stored name of an image the API answered with (from its `url`, on either backend)."""
+    return body["url"][body["url"].index("images/") :]
+
+
+def assert_nothing_stored() -> None:
+    assert Image.objects.count() == 0
+    assert stored_names() == []
+
+
 def files_url() -> str:
     """Where the URLs of stored files start: the app's MEDIA_URL, or the bucket on the S3 server."""
     s3 = _s3_options()
@@ -315,3 +329,38 @@ def served(api: Client) -> Callable[[str], PILImage.Image]:
         return image
 
     return _served
+
+
+@pytest.fixture
+def create(upload: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    """Upload a tiny image through the API and return the object it answered."""
+
+    def _create(title: str = "picture", **fields: Any) -> dict[str, Any]:
+        response = upload(quadrants((8, 4)), title=title, **fields)
+        assert response.status_code == 201, response.content
+        return response.json()
+
+    return _create
+
+
+@pytest.fixture
+def many(create: Callable[..., dict[str, Any]]) -> Callable[[int], list[int]]:
+    """`n` images: one uploaded, the rest cloned as rows (cheap); returns every id."""
+
+    def _many(n: int) -> list[int]:
+        first = Image.objects.get(pk=create(title="image 0")["id"])
+        Image.objects.bulk_create(
+            Image(
+                title=f"image {i}",
+                title_folded=f"image {i}",
+                file=first.file.name,
+                width=first.width,
+                height=first.height,
+                format=first.format,
+                size=first.size,
+            )
+            for i in range(1, n)
+        )
+        return list(Image.objects.values_list("id", flat=True))
+
+    return _many

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 from PIL import Image
 
@@ -41,3 +43,19 @@ def corners(im: Image.Image) -> tuple[tuple[int, ...], ...]:
         rgb.getpixel((xs[0], ys[1])),
         rgb.getpixel((xs[1], ys[1])),
     )
+
+
+def png_with_declared_size(width: int, height: int) -> bytes:
+    """A PNG whose header claims a huge size, with almost no data: a decompression bomb's header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 1024)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def gif_with_logical_screen(width: int, height: int) -> bytes:
+    small = encode(Image.new("P", (1, 1)), "GIF")
+    return small[:6] + struct.pack("<HH", width, height) + small[10:]

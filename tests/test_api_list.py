@@ -14,69 +14,10 @@ from images.models import Image
 from images.titles import TITLE_MAX_LENGTH
 from tests.conftest import files_url
 from tests.images import quadrants
+from tests.lists import get_list, ids, walk
 from tests.problems import assert_problem
 
 IMAGE_FIELDS = {"id", "url", "title", "width", "height", "format", "size", "created_at"}
-
-
-@pytest.fixture
-def create(upload: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
-    """Upload a tiny image through the API and return the object it answered."""
-
-    def _create(title: str = "picture", **fields: Any) -> dict[str, Any]:
-        response = upload(quadrants((8, 4)), title=title, **fields)
-        assert response.status_code == 201, response.content
-        return response.json()
-
-    return _create
-
-
-@pytest.fixture
-def many(create: Callable[..., dict[str, Any]]) -> Callable[[int], list[int]]:
-    """`n` images: one uploaded, the rest cloned as rows (cheap); returns every id."""
-
-    def _many(n: int) -> list[int]:
-        first = Image.objects.get(pk=create(title="image 0")["id"])
-        Image.objects.bulk_create(
-            Image(
-                title=f"image {i}",
-                title_folded=f"image {i}",
-                file=first.file.name,
-                width=first.width,
-                height=first.height,
-                format=first.format,
-                size=first.size,
-            )
-            for i in range(1, n)
-        )
-        return list(Image.objects.values_list("id", flat=True))
-
-    return _many
-
-
-def get_list(api: Client, **params: Any) -> Any:
-    return api.get("/images", params)
-
-
-def ids(response: Any) -> list[int]:
-    return [item["id"] for item in response.json()["results"]]
-
-
-def local(url: str) -> str:
-    assert url.startswith("http://testserver/"), url
-    return url.removeprefix("http://testserver")
-
-
-def walk(api: Client, first: str, link: str) -> list[list[int]]:
-    """Follow `next` (or `previous`) links from `first`; the ids of every page seen, in order."""
-    pages, url = [], first
-    while url is not None:
-        response = api.get(url)
-        assert response.status_code == 200, response.content
-        pages.append(ids(response))
-        url = response.json()[link]
-        url = local(url) if url else None
-    return pages
 
 
 # --- shape ----------------------------------------------------------------------------------------

@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import io
-import struct
-import zlib
 
 import pytest
 from PIL import Image as PILImage
 from PIL import ImageCms
 
-from images.models import Image
-from tests.conftest import files_url, stored_names
-from tests.images import BLUE, GREEN, RED, WHITE, close, corners, encode, quadrants
+from tests.conftest import assert_nothing_stored, files_url
+from tests.images import (
+    BLUE,
+    GREEN,
+    RED,
+    WHITE,
+    close,
+    corners,
+    encode,
+    gif_with_logical_screen,
+    png_with_declared_size,
+    quadrants,
+)
 from tests.problems import assert_problem
-
-
-def assert_nothing_stored():
-    assert Image.objects.count() == 0
-    assert stored_names() == []
-
 
 # --- The answer ------------------------------------------------------------------------------
 
@@ -371,22 +373,6 @@ def test_png_text_chunks_are_removed(upload, served):
 
 
 # --- Rejections leave nothing behind -----------------------------------------------------------
-
-
-def png_with_declared_size(width: int, height: int) -> bytes:
-    """A PNG whose header claims a huge size, with almost no data: a decompression bomb's header."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 1024)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
-
-
-def gif_with_logical_screen(width: int, height: int) -> bytes:
-    small = encode(PILImage.new("P", (1, 1)), "GIF")
-    return small[:6] + struct.pack("<HH", width, height) + small[10:]
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,9 @@ from pathlib import PurePosixPath
 import pytest
 from PIL import Image as PILImage
 
-from images.models import Image
-from tests.conftest import stored_names
-from tests.images import encode, quadrants
+from tests.conftest import assert_nothing_stored, stored_names
+from tests.images import encode, gif_with_logical_screen, png_with_declared_size, quadrants
 from tests.problems import assert_problem
-from tests.test_api_upload import gif_with_logical_screen, png_with_declared_size
 
 
 def many_frames_gif(frames: int) -> bytes:
@@ -61,8 +59,7 @@ REFUSED = [
 )
 def test_hostile_upload_is_refused_and_leaves_nothing(upload, media_root, content, filename, status, code):
     assert_problem(upload(content, filename=filename), status, field="image", code=code)
-    assert Image.objects.count() == 0
-    assert stored_names() == []
+    assert_nothing_stored()
 
 
 @pytest.mark.filesystem_only  # nosniff and CSP come from the app; on S3 a CDN in front adds them

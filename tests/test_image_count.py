@@ -11,9 +11,6 @@ from django.db import connection, transaction
 from images import storage
 from images.models import Image, ImageCount
 from images.selectors import image_count, image_list
-from tests.test_api_list import create, many
-
-__all__ = ["create", "many"]  # fixtures used here
 
 postgresql_only = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="the trigram index and statement triggers are PostgreSQL's"

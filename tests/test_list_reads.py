@@ -12,10 +12,8 @@ from django.utils import timezone
 
 from api.pagination import Position, decode_cursor, encode_cursor
 from images.models import Image
+from tests.lists import get_list, ids, local, walk
 from tests.problems import assert_problem
-from tests.test_api_list import create, get_list, ids, local, many, walk
-
-__all__ = ["create", "many"]  # fixtures used here
 
 
 def cursor_of(link: str) -> str:
@@ -123,42 +121,34 @@ def test_cursor_page_size_is_validated_like_page_mode(api: Client) -> None:
 # --- counts ---------------------------------------------------------------------------------------
 
 
-def test_unfiltered_count_is_exact_past_the_cap(
-    api: Client, settings: Any, many: Callable[[int], list[int]]
-) -> None:
+@pytest.fixture
+def capped(settings: Any, many: Callable[[int], list[int]]) -> list[int]:
+    """Seven images, "image 0" … "image 6" (all match "image"), counted exactly only up to 3; their ids."""
     settings.LIST_COUNT_CAP = 3
-    many(7)
+    return many(7)
+
+
+def test_unfiltered_count_is_exact_past_the_cap(api: Client, capped: list[int]) -> None:
     body = get_list(api, page_size=2).json()
     assert body["count"] == 7
     assert "count_exact" not in body
 
 
-def test_filtered_count_past_the_cap_is_a_lower_bound(
-    api: Client, settings: Any, many: Callable[[int], list[int]]
-) -> None:
-    settings.LIST_COUNT_CAP = 3
-    many(7)  # "image 0" … "image 6": all match "image"
+def test_filtered_count_past_the_cap_is_a_lower_bound(api: Client, capped: list[int]) -> None:
     body = get_list(api, title="image", page_size=2).json()
     assert body["count"] == 3
     assert body["count_exact"] is False
     assert body["next"] is not None
 
 
-def test_filtered_count_within_the_cap_is_exact(
-    api: Client, settings: Any, many: Callable[[int], list[int]]
-) -> None:
-    settings.LIST_COUNT_CAP = 3
-    many(7)
+def test_filtered_count_within_the_cap_is_exact(api: Client, capped: list[int]) -> None:
     body = get_list(api, title="image 1", page_size=2).json()
     assert body["count"] == 1
     assert "count_exact" not in body
 
 
-def test_capped_count_links_still_walk_every_match(
-    api: Client, settings: Any, many: Callable[[int], list[int]]
-) -> None:
-    settings.LIST_COUNT_CAP = 3
-    all_ids = many(7)
+def test_capped_count_links_still_walk_every_match(api: Client, capped: list[int]) -> None:
+    all_ids = capped
     pages = walk(api, "/images?title=image&page_size=2", "next")
     assert sorted(i for page in pages for i in page) == sorted(all_ids)
     # The last page knows the total, and says so.
@@ -171,11 +161,7 @@ def test_capped_count_links_still_walk_every_match(
     assert middle["count_exact"] is False
 
 
-def test_filtered_page_past_the_last_is_404_within_and_past_the_cap(
-    api: Client, settings: Any, many: Callable[[int], list[int]]
-) -> None:
-    settings.LIST_COUNT_CAP = 3
-    many(7)
+def test_filtered_page_past_the_last_is_404_within_and_past_the_cap(api: Client, capped: list[int]) -> None:
     assert_problem(get_list(api, title="image 1", page=2), 404)
     assert_problem(get_list(api, title="image", page_size=2, page=5), 404)
 

@@ -8,8 +8,7 @@ import pytest
 from PIL import Image as PILImage
 from PIL.PngImagePlugin import Blend, Disposal
 
-from images.models import Image
-from tests.conftest import stored_names
+from tests.conftest import assert_nothing_stored, stored_names
 from tests.images import BLUE, GREEN, RED, WHITE, close, corners, encode, quadrants
 from tests.problems import assert_problem
 
@@ -269,8 +268,7 @@ def test_too_many_frames_get_413_before_decoding(upload, media_root, monkeypatch
 
     monkeypatch.setattr("PIL.ImageFile.ImageFile.load", refuse_to_decode)
     assert_problem(upload(raw, filename="many.gif"), 413, field="image", code="image_too_large")
-    assert Image.objects.count() == 0
-    assert stored_names() == []
+    assert_nothing_stored()
 
 
 @pytest.mark.parametrize("fmt", ["PNG", "GIF", "WEBP"])

@@ -11,10 +11,8 @@ from django.core.files.storage import storages
 from django.core.management import CommandError, call_command
 
 from images.models import Image
-from tests.conftest import put_stored_file, remove_stored_file, stored_names
+from tests.conftest import ORPHAN, name_of, put_stored_file, remove_stored_file, stored_names
 from tests.images import quadrants
-
-ORPHAN = "images/00/11/" + "0011" * 16 + ".png"
 
 
 class Terminal(io.StringIO):
@@ -26,10 +24,6 @@ def reconcile_storage(*args: str, stderr: io.StringIO | None = None) -> str:
     out = io.StringIO()
     call_command("reconcile_storage", *args, stdout=out, stderr=stderr or io.StringIO())
     return out.getvalue()
-
-
-def name_of(body: dict[str, Any]) -> str:
-    return body["url"][body["url"].index("images/") :]
 
 
 def test_reconcile_finds_nothing_when_rows_and_files_match(upload: Callable[..., Any]) -> None:

@@ -12,8 +12,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,30 +27,20 @@ from config.env import BASE_DIR
 from config.storages import CACHE_FOREVER, default_storage_from_env
 from images import storage
 from images.models import Image
-from tests.conftest import new_bucket, stored_names, use_storage_environment
+from tests.conftest import (
+    ORPHAN,
+    assert_rows_match_stored_files,
+    fetch,
+    name_of,
+    new_bucket,
+    stored_names,
+    use_storage_environment,
+)
 from tests.images import encode, quadrants
 from tests.s3 import S3Server, free_port
 
 # Fail fast in the tests that stop the server: one attempt, one second.
 IMPATIENT = {"AWS_S3_CONNECT_TIMEOUT": "1", "AWS_S3_READ_TIMEOUT": "1", "AWS_S3_MAX_ATTEMPTS": "1"}
-ORPHAN = "images/00/11/" + "0011" * 16 + ".png"
-
-
-def fetch(url: str) -> tuple[int, Any, bytes]:
-    """GET without credentials, as a browser or a CDN would."""
-    try:
-        with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310
-            return response.status, response.headers, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers, error.read()
-
-
-def name_of(body: dict[str, Any]) -> str:
-    return body["url"][body["url"].index("images/") :]
-
-
-def assert_rows_match_files() -> None:
-    assert sorted(set(Image.objects.values_list("file", flat=True))) == stored_names()
 
 
 # --- Configuration ------------------------------------------------------------------------------
@@ -129,12 +117,13 @@ def test_s3_url_is_public_cacheable_and_serves_the_image(
     body = upload(quadrants((400, 200)), width=100).json()
     assert body["url"] == f"{s3_server.endpoint}/{s3_bucket}/{name_of(body)}"
     assert "?" not in body["url"]  # no signature: the same URL every time, cacheable anywhere
-    status, headers, data = fetch(body["url"])
-    assert status == 200
-    assert headers["Content-Type"] == "image/png"
-    assert headers["Cache-Control"] == CACHE_FOREVER
-    assert int(headers["Content-Length"]) == body["size"] == len(data)
-    assert PILImage.open(io.BytesIO(data)).size == (100, 50)
+    # GET without credentials, as a browser or a CDN would.
+    response = fetch("GET", body["url"])
+    assert response.status_code == 200
+    assert response["Content-Type"] == "image/png"
+    assert response["Cache-Control"] == CACHE_FOREVER
+    assert int(response["Content-Length"]) == body["size"] == len(response.content)
+    assert PILImage.open(io.BytesIO(response.content)).size == (100, 50)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +146,7 @@ def test_s3_never_writes_over_an_existing_object(
     s3_server.put(s3_bucket, name, b"the bytes already there")
     second = upload(raw, title="second").json()
     assert name_of(second) == name
-    assert fetch(second["url"])[2] == b"the bytes already there"
+    assert fetch("GET", second["url"]).content == b"the bytes already there"
     assert stored_names() == [name]
 
 
@@ -190,8 +179,8 @@ def test_s3_signed_urls_work_for_a_private_bucket(
     use_storage_environment(settings, s3_server.storage_environment(bucket, AWS_QUERYSTRING_AUTH="true"))
     url = upload(quadrants()).json()["url"]
     assert "X-Amz-Signature=" in url  # SigV4
-    assert fetch(url)[0] == 200
-    assert fetch(url.split("?")[0])[0] == 403
+    assert fetch("GET", url).status_code == 200
+    assert fetch("GET", url.split("?")[0]).status_code == 403
 
 
 # --- Readiness ------------------------------------------------------------------------------------
@@ -249,7 +238,7 @@ def test_s3_server_stopped_uploads_get_503_fast_and_nothing_is_saved(
     after = upload(quadrants((20, 40)), title="after")
     assert after.status_code == 201
     assert api.get("/readyz").status_code == 200
-    assert_rows_match_files()
+    assert_rows_match_stored_files()
 
 
 def test_s3_server_stopped_between_the_file_and_the_row_leaves_no_row(
@@ -286,7 +275,7 @@ def test_s3_server_stopped_between_the_file_and_the_row_leaves_no_row(
 
     call_command("reconcile_storage", "--fix", stdout=io.StringIO(), stderr=io.StringIO())
     assert stored_names() == []
-    assert_rows_match_files()
+    assert_rows_match_stored_files()
 
 
 # --- The operator's tool, as an operator runs it ----------------------------------------------------

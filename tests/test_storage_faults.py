@@ -23,20 +23,18 @@ from django.db import OperationalError, connection
 from images import storage
 from images.models import Image
 from images.services import image_create, image_file_discard_unreferenced
-from tests.conftest import remove_stored_file, stored_names
+from tests.conftest import (
+    assert_nothing_stored,
+    assert_rows_match_stored_files,
+    name_of,
+    remove_stored_file,
+    stored_names,
+)
 from tests.images import encode, quadrants
 from tests.problems import assert_problem
 
 INSERT_IMAGE = re.compile(r'^\s*INSERT INTO "images_image"\s', re.IGNORECASE)
 SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
-
-
-def assert_rows_match_files() -> None:
-    assert sorted(set(Image.objects.values_list("file", flat=True))) == stored_names()
-
-
-def name_of(body: dict[str, Any]) -> str:
-    return body["url"][body["url"].index("images/") :]
 
 
 @contextmanager
@@ -75,8 +73,7 @@ def test_storage_failing_on_save_answers_503_and_creates_no_row(
     monkeypatch.setattr(type(storages["default"]), "_save", failing_save)
     body = assert_problem(upload(quadrants()), 503, "storage_unavailable")
     assert "nothing was saved" in body["detail"]
-    assert Image.objects.count() == 0
-    assert stored_names() == []
+    assert_nothing_stored()
 
 
 def test_upload_works_again_once_the_store_is_back(
@@ -91,7 +88,7 @@ def test_upload_works_again_once_the_store_is_back(
     response = upload(quadrants())
     assert response.status_code == 201
     assert served(response.json()["url"]).size == (400, 200)
-    assert_rows_match_files()
+    assert_rows_match_stored_files()
 
 
 # --- The database fails after the file was stored ------------------------------------------------
@@ -144,7 +141,7 @@ def test_database_gone_after_the_file_was_stored_leaves_at_most_an_orphan(
     [orphan] = stored_names()
     assert orphan.startswith("images/")
     assert image_file_discard_unreferenced(name=orphan) is True  # what `reconcile_storage --fix` does
-    assert_rows_match_files()
+    assert_rows_match_stored_files()
 
 
 # --- Concurrent identical uploads ----------------------------------------------------------------
@@ -229,4 +226,4 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
     assert isinstance(results["a"], OperationalError)
     assert isinstance(results["b"], Image)
     assert stored_names() == [results["b"].file.name]
-    assert_rows_match_files()
+    assert_rows_match_stored_files()
