@@ -203,6 +203,10 @@ def test_a_search_counted_past_the_cap_shows_a_lower_bound_and_no_page_total(
     expect(page.locator("#page-info")).to_have_text("Page 1")
 
     pager.get_by_role("link", name="Next").click()
+    expect(card_titles(page)).to_have_text(["beach 3", "beach 2"])
+    # Still a lower bound, but no lower than the rows the pages have shown to exist.
+    expect(page.locator("#list-status")).to_have_text("5+ images match “beach”")
+    expect(page.locator("#page-info")).to_have_text("Page 2")
     pager.get_by_role("link", name="Next").click()
     # The last page: now the server knows the count.
     expect(card_titles(page)).to_have_text(["beach 1"])
