@@ -82,6 +82,7 @@ format: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/work_bounds.py
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named
 # imagery_bench_reads on 127.0.0.1:5432, dropped and created anew); about five minutes.

@@ -143,9 +143,13 @@ IMAGE_MAX_DIMENSION = env.int("IMAGE_MAX_DIMENSION", default=10_000)
 IMAGE_JPEG_QUALITY = env.int("IMAGE_JPEG_QUALITY", default=85)
 IMAGE_WEBP_QUALITY = env.int("IMAGE_WEBP_QUALITY", default=80)
 IMAGE_AVIF_QUALITY = env.int("IMAGE_AVIF_QUALITY", default=65)
-# Animations: frames, and pixels decoded across all frames (frames x canvas), before any decoding.
+# Animations: frames, and pixels across all frames, decoded (frames x canvas) and made (frames x output).
 IMAGE_MAX_FRAMES = env.int("IMAGE_MAX_FRAMES", default=500)
-IMAGE_MAX_ANIMATION_PIXELS = env.int("IMAGE_MAX_ANIMATION_PIXELS", default=250_000_000)
+IMAGE_MAX_ANIMATION_PIXELS = env.int("IMAGE_MAX_ANIMATION_PIXELS", default=100_000_000)
+# Pixels across all frames of an output larger than its source: enlarging makes work out of a few bytes.
+IMAGE_MAX_ENLARGED_PIXELS = env.int("IMAGE_MAX_ENLARGED_PIXELS", default=16_000_000)
+# Pixels of an AVIF output: its encoder needs about 30 bytes per pixel.
+IMAGE_MAX_AVIF_PIXELS = env.int("IMAGE_MAX_AVIF_PIXELS", default=16_000_000)
 # Decodes one process runs at once; memory peaks while decoding (see README, "Memory").
 IMAGE_DECODE_CONCURRENCY = env.int("IMAGE_DECODE_CONCURRENCY", default=1)
 

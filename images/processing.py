@@ -24,7 +24,7 @@ from enum import StrEnum
 from typing import Any, BinaryIO
 
 import pillow_heif
-from PIL import Image, ImageCms
+from PIL import Image, ImageChops, ImageCms
 from PIL.PngImagePlugin import Blend, Disposal
 
 from images.exceptions import ImageTooLarge, InvalidImage, UnsupportedFormat
@@ -116,13 +116,20 @@ _AVIF_BRANDS = {b"avif", b"avis"}
 
 @dataclass(frozen=True)
 class Limits:
-    """What an upload may cost; checked before decoding."""
+    """What a request may cost, on the way in and on the way out; all checked before decoding."""
 
+    # Pixels of one frame: the source's canvas and the output alike.
     max_pixels: int = 120_000_000
     max_dimension: int = 10_000
     max_frames: int = 500
-    # Pixels decoded across all frames of an animation (frames x canvas).
-    max_animation_pixels: int = 250_000_000
+    # Pixels across all frames of an animation: frames x canvas (decoded one at a time) and frames x
+    # output (held together until encoded).
+    max_animation_pixels: int = 100_000_000
+    # Pixels across all frames of an output larger than the part of the source it is made from. A
+    # shrink's work is bounded by what was sent; an enlargement makes work out of a few bytes.
+    max_enlarged_pixels: int = 16_000_000
+    # Pixels of an AVIF output: its encoder takes about 30 bytes per pixel and 0.1 s of CPU per megapixel.
+    max_avif_pixels: int = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -202,6 +209,39 @@ def plan(
     return Plan(size=out, region=full)
 
 
+def check_output(p: Plan, *, frames: int, output: OutputFormat | None, limits: Limits) -> None:
+    """Refuse, before anything is decoded, an output that would cost more than `limits` allow.
+
+    The input's limits do not bound the work: 120 frames of 16x16 asked at 4000x4000 are 1.9 billion
+    output pixels from 5 KB. Raises ImageTooLarge naming the limit.
+    """
+    width, height = p.size
+    pixels = width * height
+    if pixels > limits.max_pixels:
+        raise ImageTooLarge(
+            f"The output would have {width}x{height} = {pixels} pixels, over the limit of "
+            f"{limits.max_pixels} (IMAGE_MAX_PIXELS)."
+        )
+    if output is OutputFormat.AVIF and pixels > limits.max_avif_pixels:
+        raise ImageTooLarge(
+            f"An AVIF of {width}x{height} = {pixels} pixels is over the limit of {limits.max_avif_pixels} "
+            "(IMAGE_MAX_AVIF_PIXELS): ask for a smaller size or another format."
+        )
+    total = frames * pixels
+    if frames > 1 and total > limits.max_animation_pixels:
+        raise ImageTooLarge(
+            f"The output would have {frames} frames of {width}x{height} = {total} pixels in all, over the "
+            f"limit of {limits.max_animation_pixels} (IMAGE_MAX_ANIMATION_PIXELS)."
+        )
+    if pixels > p.region[0] * p.region[1] and total > limits.max_enlarged_pixels:
+        raise ImageTooLarge(
+            f"Enlarging to {width}x{height}"
+            + (f" in {frames} frames" if frames > 1 else "")
+            + f" would make {total} pixels, over the limit of {limits.max_enlarged_pixels} for an "
+            "enlarged output (IMAGE_MAX_ENLARGED_PIXELS). Ask for a smaller size."
+        )
+
+
 def render(
     src: BinaryIO,
     *,
@@ -228,17 +268,13 @@ def render(
         src_w, src_h = im.size
         oriented = (src_h, src_w) if swapped else (src_w, src_h)
         p = plan(oriented, width=width, height=height, fit=fit, max_dimension=limits.max_dimension)
-        if p.size[0] * p.size[1] > limits.max_pixels:
-            raise ImageTooLarge(
-                f"The output would have {p.size[0]}x{p.size[1]} pixels, over the limit of "
-                f"{limits.max_pixels}."
-            )
         output = output_format or _KEPT_FORMATS.get(im.format or "")
         if output is None and im.format == "AVIF" and _frame_count(im, limits) > 1:
             # An AVIF sequence is an animation: as WebP it goes on playing, as JPEG or PNG one frame is left.
             output = OutputFormat.WEBP
         animated = output in _ANIMATED_OUTPUTS and im.format in _ANIMATED_INPUTS
         frames = _frame_count(im, limits) if animated else 1
+        check_output(p, frames=frames, output=output, limits=limits)
         # From here on, work in the file's own (raw) frame and transpose at the very end.
         step = _FrameStep(
             out_size=(p.size[1], p.size[0]) if swapped else p.size,
@@ -278,38 +314,90 @@ class _FrameStep:
         return _to_srgb(pixels, self.icc_profile)
 
 
+@dataclass
+class _Frame:
+    pixels: Image.Image
+    duration: int
+    disposal: int
+
+
 def _render_animation(
     im: Image.Image, frames: int, step: _FrameStep, output: OutputFormat, options: EncodeOptions
 ) -> Rendered:
-    """Resize every frame; keep durations, the loop count and (GIF) disposal."""
-    images: list[Image.Image] = []
-    durations: list[int] = []
-    disposals: list[int] = []
+    """Resize every frame; keep durations, the loop count and (GIF) disposal.
+
+    The resized frames are held together until they are encoded: an APNG is stored opaque only when
+    every frame is, a WebP is labelled transparent when any frame is, and the encoders want them all at
+    once anyway (Pillow's PNG and WebP writers list them before they start; its GIF writer keeps a
+    palette copy of each). That is 4 bytes per output pixel of every frame, and the APNG writer's own
+    copies as many again, which IMAGE_MAX_ANIMATION_PIXELS bounds.
+    """
     loop = im.info.get("loop")
     canvases = _apng_canvases(im, frames) if im.format == "PNG" else _canvases(im, frames)
+    timeline: list[_Frame] = []
     for canvas in canvases:
         # Whole composited canvases; RGBA keeps each one's transparency through resizing.
-        images.append(step.apply(canvas))
-        durations.append(int(im.info.get("duration", 100)))
-        disposals.append(getattr(im, "disposal_method", 0))
-    transparent = output is not OutputFormat.GIF and any(_has_transparency(frame) for frame in images)
+        frame = _Frame(
+            step.apply(canvas), int(im.info.get("duration", 100)), getattr(im, "disposal_method", 0)
+        )
+        if output is OutputFormat.GIF and timeline and _same_pixels(timeline[-1].pixels, frame.pixels):
+            # Pillow's GIF writer merges such frames itself, and when one is left it trips over the list
+            # of disposals meant for several.
+            timeline[-1].duration += frame.duration
+            continue
+        timeline.append(frame)
+    if not timeline:
+        raise InvalidImage(f"The {im.format} animation has no frames.")
+    if len(timeline) == 1:
+        # Every frame came out the same: a still image.
+        still = timeline[0].pixels
+        return Rendered(
+            _encode(still, output, options), format=output, width=still.width, height=still.height
+        )
+
+    transparent = output is not OutputFormat.GIF and any(_has_transparency(f.pixels) for f in timeline)
     if output is OutputFormat.PNG and not transparent:
-        images = [frame.convert("RGB") for frame in images]  # a quarter fewer bytes to compress
-    first = images[0]
+        for frame in timeline:
+            frame.pixels = frame.pixels.convert("RGB")  # a quarter fewer bytes to compress
+    first = timeline[0].pixels
     first.info = {}
-    params: dict[str, Any] = {"save_all": True, "append_images": images[1:], "duration": durations}
+    size = (first.width, first.height)
+    params: dict[str, Any] = {
+        "save_all": True,
+        "append_images": [frame.pixels for frame in timeline[1:]],
+        "duration": [frame.duration for frame in timeline],
+    }
     if (plays := _loop_count(loop, source=im.format, output=output)) is not None:
         params["loop"] = plays
     if output is OutputFormat.GIF:
-        data = _save(first, "GIF", disposal=disposals, optimize=True, **params)
+        disposals = [frame.disposal for frame in timeline]
+        uniform = len(set(disposals)) == 1
+        params["disposal"] = disposals[0] if uniform else disposals
+    pixels = size[0] * size[1] * len(timeline)
+    if output is OutputFormat.GIF:
+        data = _save(first, "GIF", optimize=True, **params)
     elif output is OutputFormat.PNG:
         # Every frame is a whole canvas: each replaces the one before (APNG's default disposal and blend).
-        data = _save(first, "PNG", optimize=True, **params)
+        data = _save(first, "PNG", **_png_compression(pixels), **params)
     else:
         data = _save(first, "WEBP", quality=options.webp_quality, method=4, **params)
         if transparent:
             data = _with_webp_alpha_flag(data)
-    return Rendered(data=data, format=output, width=first.width, height=first.height)
+    return Rendered(data=data, format=output, width=size[0], height=size[1])
+
+
+def _same_pixels(a: Image.Image, b: Image.Image) -> bool:
+    return a.mode == b.mode and ImageChops.difference(a, b).getbbox(alpha_only=False) is None
+
+
+# zlib's level 9 (what Pillow's `optimize` asks for) takes up to 13 times as long as level 6 for a few
+# percent, and an enlarged, smooth image is its worst case: 2.6 s per megapixel against 0.25 s. It is
+# worth it only on small outputs.
+_PNG_LEVEL_9_UP_TO = 1_000_000
+
+
+def _png_compression(pixels: int) -> dict[str, Any]:
+    return {"optimize": True} if pixels <= _PNG_LEVEL_9_UP_TO else {"compress_level": 6}
 
 
 def _loop_count(loop: int | None, *, source: str | None, output: OutputFormat) -> int | None:
@@ -404,21 +492,93 @@ def _open(src: BinaryIO, limits: Limits) -> Image.Image:
             "The file is not an image in a format we accept "
             "(JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF)."
         )
+    if fmt == "GIF":
+        # Pillow grows a GIF's canvas to fit any frame that reaches past it, allocating as it goes.
+        _check_canvas(gif_canvas(src), limits)
     with _broken_data_is_invalid(f"The file looks like {fmt} but its header is unreadable."):
         im = Image.open(src, formats=[fmt])
         width, height = im.size
     if width < 1 or height < 1:
         im.close()
         raise InvalidImage("The image has no pixels.")
-    if width * height > limits.max_pixels:
+    try:
+        _check_canvas(Canvas(width, height, frames=1), limits)
+    except ImageTooLarge:
         im.close()
-        raise ImageTooLarge(
-            f"The image has {width}x{height} = {width * height} pixels, over the limit of "
-            f"{limits.max_pixels}."
-        )
+        raise
     if im.format == "WEBP" and im.mode == "RGB" and getattr(im, "is_animated", False):
         _read_canvas_alpha(im)
     return im
+
+
+@dataclass(frozen=True)
+class Canvas:
+    """The canvas an image is decoded on, and how many frames are drawn on it."""
+
+    width: int
+    height: int
+    frames: int
+
+
+def _check_canvas(canvas: Canvas, limits: Limits) -> None:
+    pixels = canvas.width * canvas.height
+    if pixels > limits.max_pixels:
+        raise ImageTooLarge(
+            f"The image has {canvas.width}x{canvas.height} = {pixels} pixels, over the limit of "
+            f"{limits.max_pixels} (IMAGE_MAX_PIXELS)."
+        )
+    if canvas.frames > 1 and canvas.frames * pixels > limits.max_animation_pixels:
+        raise ImageTooLarge(
+            f"The animation has {canvas.frames} frames of {canvas.width}x{canvas.height}, over the limit "
+            f"of {limits.max_animation_pixels} pixels in all (IMAGE_MAX_ANIMATION_PIXELS)."
+        )
+
+
+def gif_canvas(src: BinaryIO) -> Canvas:
+    """Walk a GIF's blocks without decoding: the canvas its frames need, and how many there are.
+
+    The logical screen is only a claim: a frame may reach past it (up to 65535 pixels each way), and
+    the decoder then enlarges the canvas, and what it disposes, to match. Every frame's extent is read
+    here so that the limits can be checked before any of that is allocated. Reading stops at the
+    trailer or at the first thing that is not a block, as the decoder's does.
+    """
+    start = src.tell()
+    try:
+        header = src.read(13)
+        if len(header) < 13:
+            return Canvas(0, 0, frames=0)
+        width, height = int.from_bytes(header[6:8], "little"), int.from_bytes(header[8:10], "little")
+        _skip_color_table(src, header[10])
+        frames = 0
+        while (introducer := src.read(1)) not in (b"", b";"):
+            if introducer == b"!":
+                src.read(1)  # the extension's label; its data blocks follow
+            elif introducer == b",":
+                descriptor = src.read(9)
+                if len(descriptor) < 9:
+                    break
+                left, top, w, h = (int.from_bytes(descriptor[i : i + 2], "little") for i in range(0, 8, 2))
+                width, height = max(width, left + w), max(height, top + h)
+                frames += 1
+                _skip_color_table(src, descriptor[8])
+                src.read(1)  # LZW minimum code size; the image data blocks follow
+            else:
+                break
+            _skip_data_blocks(src)
+        return Canvas(width, height, frames=frames)
+    finally:
+        src.seek(start)
+
+
+def _skip_color_table(src: BinaryIO, flags: int) -> None:
+    if flags & 0x80:
+        src.seek(3 << ((flags & 0x07) + 1), io.SEEK_CUR)
+
+
+def _skip_data_blocks(src: BinaryIO) -> None:
+    """Skip a chain of data sub-blocks (a length byte, then that many bytes) up to its empty block."""
+    while (length := src.read(1)) and length[0]:
+        src.seek(length[0], io.SEEK_CUR)
 
 
 def _read_canvas_alpha(im: Image.Image) -> None:
@@ -519,6 +679,24 @@ def _resampleable(im: Image.Image) -> Image.Image:
     return im
 
 
+def source_box(
+    decoded: tuple[int, int], *, original: tuple[int, int], region: tuple[float, float]
+) -> tuple[float, float, float, float]:
+    """The centred `region` of an image of size `original`, in the pixels of its decoded size.
+
+    A JPEG draft decodes at a size rounded up from 1/2, 1/4 or 1/8 of the original, so the region is
+    scaled to match. Floating point can put a full region a hair outside the image (2021 * (1011 /
+    2021) is 1011.0000000000001), which Pillow refuses: the box is clamped to the image.
+    """
+    width, height = decoded
+    if region == original:
+        return (0.0, 0.0, float(width), float(height))
+    crop_w = min(region[0] * width / original[0], width)
+    crop_h = min(region[1] * height / original[1], height)
+    left, top = max((width - crop_w) / 2, 0.0), max((height - crop_h) / 2, 0.0)
+    return (left, top, min(left + crop_w, width), min(top + crop_h, height))
+
+
 def _resample(
     im: Image.Image,
     out_size: tuple[int, int],
@@ -526,11 +704,7 @@ def _resample(
     *,
     original: tuple[int, int],
 ) -> Image.Image:
-    # A draft may have shrunk the decoded image: scale the source region to match.
-    sx, sy = im.width / original[0], im.height / original[1]
-    cw, ch = region[0] * sx, region[1] * sy
-    left, top = (im.width - cw) / 2, (im.height - ch) / 2
-    box = (left, top, left + cw, top + ch)
+    box = source_box(im.size, original=original, region=region)
     if out_size == im.size and box == (0, 0, im.width, im.height):
         return im
     # After a DCT-domain draft the DCT has already filtered the fine detail away: bicubic is then as good
@@ -585,7 +759,7 @@ def _encode(im: Image.Image, output: OutputFormat, options: EncodeOptions) -> by
         plain = {"quality": options.jpeg_quality, "subsampling": "4:2:0"}
         return _optimized(im, "JPEG", {**plain, "optimize": True, "progressive": True}, plain)
     if output is OutputFormat.PNG:
-        return _optimized(im, "PNG", {"optimize": True}, {})
+        return _optimized(im, "PNG", _png_compression(im.width * im.height), {})
     if output in (OutputFormat.WEBP, OutputFormat.AVIF):
         if im.mode != "RGB":
             # An alpha channel that hides nothing would still be encoded.

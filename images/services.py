@@ -101,6 +101,8 @@ def _render(
             max_dimension=settings.IMAGE_MAX_DIMENSION,
             max_frames=settings.IMAGE_MAX_FRAMES,
             max_animation_pixels=settings.IMAGE_MAX_ANIMATION_PIXELS,
+            max_enlarged_pixels=settings.IMAGE_MAX_ENLARGED_PIXELS,
+            max_avif_pixels=settings.IMAGE_MAX_AVIF_PIXELS,
         ),
         options=processing.EncodeOptions(
             jpeg_quality=settings.IMAGE_JPEG_QUALITY,

@@ -59,3 +59,22 @@ def png_with_declared_size(width: int, height: int) -> bytes:
 def gif_with_logical_screen(width: int, height: int) -> bytes:
     small = encode(Image.new("P", (1, 1)), "GIF")
     return small[:6] + struct.pack("<HH", width, height) + small[10:]
+
+
+def gif_with_frames(
+    screen: tuple[int, int], extents: list[tuple[int, int, int, int]], disposal: int = 1
+) -> bytes:
+    """A GIF whose first frame fills its logical `screen` truthfully, followed by frames that declare
+    `extents` (left, top, width, height) with one pixel of data each: the headers are the lie, as in a
+    crafted file. Decoding the second frame allocates the canvas it declares."""
+    honest = encode(Image.new("P", screen), "GIF")
+    out = honest[: honest.rindex(b";")]
+    for left, top, width, height in extents:
+        out += b"\x21\xf9\x04" + bytes([disposal << 2]) + b"\x0a\x00\x00\x00"  # graphic control: 100 ms
+        out += b"\x2c" + struct.pack("<HHHHB", left, top, width, height, 0x80)  # a 2-colour local table
+        out += bytes([0, 0, 0, 255, 255, 255]) + b"\x02\x02\x44\x01\x00"  # one black pixel of LZW data
+    return out + b";"
+
+
+def gif_animation(frames: list[Image.Image], **params: object) -> bytes:
+    return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], **params)

@@ -7,7 +7,6 @@ names that try to reach the filesystem, and photos that leak where they were tak
 
 from __future__ import annotations
 
-import io
 import random
 from pathlib import PurePosixPath
 
@@ -15,15 +14,23 @@ import pytest
 from PIL import Image as PILImage
 
 from tests.conftest import assert_nothing_stored, stored_names
-from tests.images import encode, gif_with_logical_screen, png_with_declared_size, quadrants
+from tests.images import (
+    RED,
+    close,
+    corners,
+    encode,
+    gif_animation,
+    gif_with_frames,
+    gif_with_logical_screen,
+    png_with_declared_size,
+    quadrants,
+)
 from tests.problems import assert_problem
 
 
-def many_frames_gif(frames: int) -> bytes:
-    images = [PILImage.new("RGB", (4, 4), (255, 0, 0) if i % 2 else (0, 0, 255)) for i in range(frames)]
-    buffer = io.BytesIO()
-    images[0].save(buffer, "GIF", save_all=True, append_images=images[1:], duration=10)
-    return buffer.getvalue()
+def many_frames_gif(frames: int, side: int = 4) -> bytes:
+    colours = [(255, 0, 0) if i % 2 else (0, 0, 255) for i in range(frames)]
+    return gif_animation([PILImage.new("RGB", (side, side), colour) for colour in colours], duration=10)
 
 
 def truncated_jpeg() -> bytes:
@@ -39,6 +46,21 @@ REFUSED = [
     ("PNG bomb", png_with_declared_size(200_000, 200_000), "bomb.png", 413, "image_too_large"),
     ("GIF screen bomb", gif_with_logical_screen(65_535, 65_535), "bomb.gif", 413, "image_too_large"),
     ("1000-frame GIF", many_frames_gif(1000), "frames.gif", 413, "image_too_large"),
+    # Frames may reach past the logical screen, and the decoder grows the canvas to hold them.
+    (
+        "GIF frame far past its screen",
+        gif_with_frames((16, 16), [(60_000, 60_000, 5_000, 5_000)]),
+        "lie.gif",
+        413,
+        "image_too_large",
+    ),
+    (
+        "GIF frames larger than their screen",
+        gif_with_frames((16, 16), [(0, 0, 2_000, 2_000)] * 30),
+        "lie.gif",
+        413,
+        "image_too_large",
+    ),
     (
         "SVG with script",
         b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(1)"><script>alert(2)</script></svg>',
@@ -60,6 +82,116 @@ REFUSED = [
 def test_hostile_upload_is_refused_and_leaves_nothing(upload, media_root, content, filename, status, code):
     assert_problem(upload(content, filename=filename), status, field="image", code=code)
     assert_nothing_stored()
+
+
+def refuse_to_decode(*args: object, **kwargs: object) -> None:
+    raise AssertionError("the request reached the decoder")
+
+
+# A few bytes asking for a large output: (name, content, filename, fields, the limit the answer names).
+OVER_THE_OUTPUT_BUDGET = [
+    (
+        "5 KB animation asked at 4000x4000",
+        many_frames_gif(120, side=16),
+        "tiny.gif",
+        {"width": 4000, "height": 4000, "fit": "fill", "format": "webp"},
+        "IMAGE_MAX_ANIMATION_PIXELS",
+    ),
+    (
+        "animation enlarged within the animation budget",
+        many_frames_gif(10, side=16),
+        "tiny.gif",
+        {"width": 2000, "height": 2000, "fit": "fill"},
+        "IMAGE_MAX_ENLARGED_PIXELS",
+    ),
+    (
+        "77-byte PNG asked at 10000x10000",
+        encode(PILImage.new("RGB", (1, 1)), "PNG"),
+        "dot.png",
+        {"width": 10_000, "height": 10_000, "fit": "fill"},
+        "IMAGE_MAX_ENLARGED_PIXELS",
+    ),
+    (
+        "photo asked as a huge AVIF",
+        encode(PILImage.new("RGB", (5_000, 4_000)), "JPEG"),
+        "photo.jpg",
+        {"format": "avif"},
+        "IMAGE_MAX_AVIF_PIXELS",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("content", "filename", "fields", "limit"),
+    [pytest.param(*case[1:], id=case[0]) for case in OVER_THE_OUTPUT_BUDGET],
+)
+def test_an_output_over_budget_is_refused_before_decoding(
+    upload, media_root, monkeypatch, content, filename, fields, limit
+):
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", refuse_to_decode)
+    body = assert_problem(
+        upload(content, filename=filename, **fields), 413, field="image", code="image_too_large"
+    )
+    assert limit in body["detail"]
+    assert_nothing_stored()
+
+
+def test_enlarging_within_the_budget_is_done(upload, served):
+    body = upload(quadrants((40, 20)), width=4000, height=2000).json()
+    assert (body["width"], body["height"]) == (4000, 2000)
+    assert served(body["url"]).size == (4000, 2000)
+
+
+# --- Real-world shapes that reached paths no generated test did --------------------------------------
+
+
+# Sizes whose DCT-scaled decode (1/2, 1/8) put the full source box a hair past the image in floating
+# point; the 99.6-megapixel photo of the report (9643x10328 -> 200x200) is one of this class.
+@pytest.mark.parametrize(("size", "width"), [((2021, 1162), 700), ((752, 2521), 60), ((2463, 1921), 200)])
+def test_a_jpeg_at_an_odd_size_and_draft_scale_is_resized(upload, served, size, width):
+    body = upload(quadrants(size), fmt="JPEG", filename="odd.jpg", width=width).json()
+    assert body["width"] == width
+    assert all(
+        close(a, b) for a, b in zip(corners(served(body["url"])), corners(quadrants(size)), strict=True)
+    )
+
+
+def specks(count: int, side: int = 400) -> list[PILImage.Image]:
+    """Red frames, each with one pixel a shade off: different frames that a downscale makes the same."""
+    frames = []
+    for index in range(count):
+        frame = PILImage.new("RGB", (side, side), RED)
+        frame.putpixel((index, 0), (250, 0, 0))
+        frames.append(frame)
+    return frames
+
+
+def test_an_animation_whose_frames_come_out_the_same_is_stored_as_a_still(upload, served):
+    raw = gif_animation(specks(3), duration=[100, 200, 300], disposal=[1, 2, 1])
+    stored = served(upload(raw, filename="same.gif", width=4).json()["url"])
+    assert (stored.format, getattr(stored, "n_frames", 1), stored.size) == ("GIF", 1, (4, 4))
+    assert close(stored.convert("RGB").getpixel((2, 2)), RED)
+
+
+def test_frames_that_come_out_the_same_are_merged(upload, served):
+    blue = PILImage.new("RGB", (400, 400), (0, 0, 255))
+    raw = gif_animation([*specks(2), blue], duration=[100, 200, 300], disposal=[1, 2, 1], loop=0)
+    stored = served(upload(raw, filename="speck.gif", width=4).json()["url"])
+    assert stored.n_frames == 2
+    durations = []
+    for index in range(stored.n_frames):
+        stored.seek(index)
+        durations.append(stored.info["duration"])
+    assert durations == [300, 300]
+
+
+def test_an_animated_png_of_one_frame_after_its_still_is_stored(upload, served):
+    still = PILImage.new("RGB", (40, 20), (255, 255, 255))
+    raw = encode(
+        still, "PNG", save_all=True, append_images=[PILImage.new("RGB", (40, 20), RED)], default_image=True
+    )
+    stored = served(upload(raw, filename="one.png").json()["url"])
+    assert close(stored.convert("RGB").getpixel((20, 10)), RED)
 
 
 @pytest.mark.filesystem_only  # nosniff and CSP come from the app; on S3 a CDN in front adds them
