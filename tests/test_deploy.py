@@ -37,6 +37,7 @@ print(json.dumps({
     "SECURE_PROXY_SSL_HEADER": settings.SECURE_PROXY_SSL_HEADER,
     "STATICFILES": settings.STORAGES["staticfiles"]["BACKEND"],
     "WHITENOISE_USE_FINDERS": settings.WHITENOISE_USE_FINDERS,
+    "NUM_PROXIES": settings.REST_FRAMEWORK["NUM_PROXIES"],
 }))
 """
 
@@ -124,6 +125,22 @@ def test_proxy_hosts_and_origins_come_from_the_environment() -> None:
     assert facts["ALLOWED_HOSTS"] == ["images.example.com", ".internal"]
     assert facts["CSRF_TRUSTED_ORIGINS"] == ["https://images.example.com"]
     assert facts["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
+def test_no_proxy_is_trusted_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    if (BASE_DIR / ".env").is_file() and "NUM_PROXIES" in (BASE_DIR / ".env").read_text():
+        pytest.skip("a local .env sets NUM_PROXIES")
+    monkeypatch.delenv("NUM_PROXIES", raising=False)
+    result = production(SECRET_KEY="a-long-production-secret")
+    assert result.returncode == 0, result.stderr
+    # 0, not DRF's None: None reads the client's address from a header the client writes.
+    assert json.loads(result.stdout)["NUM_PROXIES"] == 0
+
+
+def test_a_negative_number_of_proxies_is_refused() -> None:
+    result = production(SECRET_KEY="a-long-production-secret", NUM_PROXIES="-1")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: NUM_PROXIES must be 0 or more" in result.stderr
 
 
 def test_collected_static_files_get_hashed_names_and_finders_go(tmp_path: Path) -> None:
