@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import BASE_DIR, env
 from config.logs import log_format, log_level, logging_config
+from config.networks import parse_networks
 from config.storages import default_storage_from_env
 
 logger = logging.getLogger(__name__)
@@ -208,6 +209,12 @@ THROTTLE_UPLOADS_PER_KEY = env.str("THROTTLE_UPLOADS_PER_KEY", default="600/hour
 THROTTLE_UPLOADS_PER_ADDRESS = env.str("THROTTLE_UPLOADS_PER_ADDRESS", default="120/hour")
 THROTTLE_READS_PER_KEY = env.str("THROTTLE_READS_PER_KEY", default="")
 THROTTLE_READS_PER_ADDRESS = env.str("THROTTLE_READS_PER_ADDRESS", default="6000/minute")
+
+# Socket addresses /metrics answers (the peer's, never a forwarded header), comma-separated networks; empty:
+# nobody. Others get the 404 of an unknown path. Default: this machine only.
+METRICS_ALLOWED_NETWORKS = parse_networks(
+    "METRICS_ALLOWED_NETWORKS", env.str("METRICS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128")
+)
 
 # Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set.
 REDIS_URL = env.str("REDIS_URL", default="")
