@@ -4,15 +4,23 @@
 HEALTHCHECK, a Kubernetes probe or a Prometheus scraper addresses the app as 127.0.0.1 or a pod IP, which
 no ALLOWED_HOSTS of a real deployment lists. These answers build no URL, so the Host header means nothing to
 them.
+
+`/metrics` answers only sockets in METRICS_ALLOWED_NETWORKS, and no request a proxy relayed: to everyone else
+it is the 404 of an unknown path, so it does not advertise itself.
 """
 
+import functools
 import logging
 from collections.abc import Callable
+from ipaddress import IPv6Address, ip_address
+from typing import Any
 
+from django.conf import settings
 from django.db import connection
-from django.http import HttpRequest, HttpResponseBase, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
 from django_prometheus.exports import ExportToDjangoView
 
+from api.errors import page_not_found
 from api.problems import allow_methods
 from images import storage
 
@@ -49,9 +57,40 @@ def _database_ok() -> bool:
     return True
 
 
+# Headers a proxy adds for the client it relays. Their presence can only refuse, never admit: a proxy inside
+# an allowed network (compose's nginx) relays the public, whose requests must not pass as the proxy's own.
+RELAY_HEADERS = ("HTTP_X_FORWARDED_FOR", "HTTP_FORWARDED", "HTTP_X_REAL_IP")
+
+
+def from_allowed_network(request: HttpRequest) -> bool:
+    """True when the socket's peer is in METRICS_ALLOWED_NETWORKS and no proxy relayed the request."""
+    if any(header in request.META for header in RELAY_HEADERS):
+        return False
+    try:
+        address = ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:  # no address (a Unix socket) or a malformed one
+        return False
+    # A dual-stack listener shows IPv4 peers as ::ffff:a.b.c.d; match them against IPv4 networks.
+    if isinstance(address, IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return any(address in network for network in settings.METRICS_ALLOWED_NETWORKS)
+
+
+def only_from_allowed_networks(view: Callable[..., HttpResponseBase]) -> Callable[..., HttpResponseBase]:
+    """Everyone else gets the 404 of an unknown path, before any other answer (a 405 would give it away)."""
+
+    @functools.wraps(view)
+    def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
+        if not from_allowed_network(request):
+            return page_not_found(request, Http404())
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 # Prometheus text format, from django-prometheus. Under gunicorn with PROMETHEUS_MULTIPROC_DIR set it adds up
 # every worker's numbers; without it, each scrape sees the one worker that answered.
-metrics = allow_methods("GET", "HEAD")(ExportToDjangoView)
+metrics = only_from_allowed_networks(allow_methods("GET", "HEAD")(ExportToDjangoView))
 
 # Answered ahead of host validation, HTTPS redirects and the URL resolver (also routed in config/urls.py).
 PROBES: dict[str, Callable[[HttpRequest], HttpResponseBase]] = {

@@ -12,6 +12,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import BASE_DIR, env
 from config.logs import log_format, log_level, logging_config
+from config.networks import parse_networks
 from config.storages import default_storage_from_env
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,13 @@ IMAGE_DECODE_CONCURRENCY = env.int("IMAGE_DECODE_CONCURRENCY", default=1)
 # page says `"count_exact": false` (an exact count of a common word costs tens of ms at a million rows).
 LIST_COUNT_CAP = env.int("LIST_COUNT_CAP", default=500)
 
+# Proxies in front of the app, each appending to X-Forwarded-For. 0 (the default): the client is the socket's
+# peer and the header is ignored, since any client can send one. N: the client is the Nth address from the
+# header's end, the one the outermost of our proxies saw. (DRF's own default, unset, believes the header.)
+NUM_PROXIES = env.int("NUM_PROXIES", default=0)
+if NUM_PROXIES < 0:
+    raise ImproperlyConfigured(f"NUM_PROXIES must be 0 or more (the proxies in front), not {NUM_PROXIES}.")
+
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
@@ -169,8 +177,8 @@ REST_FRAMEWORK = {
         "api.throttling.ReadsPerKey",
         "api.throttling.ReadsPerAddress",
     ],
-    # Proxies in front of the app; the client address is read from X-Forwarded-For past them.
-    "NUM_PROXIES": env.int("NUM_PROXIES", default=None),
+    # Who the client is, for the per-address limits: see NUM_PROXIES above.
+    "NUM_PROXIES": NUM_PROXIES,
     "UNAUTHENTICATED_USER": None,
     "DEFAULT_SCHEMA_CLASS": "api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "api.exception_handler.problem_exception_handler",
@@ -205,6 +213,12 @@ THROTTLE_UPLOADS_PER_KEY = env.str("THROTTLE_UPLOADS_PER_KEY", default="600/hour
 THROTTLE_UPLOADS_PER_ADDRESS = env.str("THROTTLE_UPLOADS_PER_ADDRESS", default="120/hour")
 THROTTLE_READS_PER_KEY = env.str("THROTTLE_READS_PER_KEY", default="")
 THROTTLE_READS_PER_ADDRESS = env.str("THROTTLE_READS_PER_ADDRESS", default="6000/minute")
+
+# Socket addresses /metrics answers (the peer's, never a forwarded header), comma-separated networks; empty:
+# nobody. Others get the 404 of an unknown path. Default: this machine only.
+METRICS_ALLOWED_NETWORKS = parse_networks(
+    "METRICS_ALLOWED_NETWORKS", env.str("METRICS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128")
+)
 
 # Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set.
 REDIS_URL = env.str("REDIS_URL", default="")

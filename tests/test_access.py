@@ -163,6 +163,43 @@ def test_addresses_are_limited_separately(api, settings):
     assert api.get("/images", REMOTE_ADDR="10.0.0.1").status_code == 429
 
 
+def test_x_forwarded_for_does_not_make_a_new_client_by_default(api, settings, media_root):
+    # No proxy is trusted unless NUM_PROXIES says so: any client can send the header, a new value each time.
+    settings.THROTTLE_UPLOADS_PER_ADDRESS = "3/hour"
+    for n in range(3):
+        response = api.post("/images", png_upload(), HTTP_X_FORWARDED_FOR=f"203.0.113.{n}")
+        assert response.status_code == 201
+    response = api.post("/images", png_upload(), HTTP_X_FORWARDED_FOR="203.0.113.3")
+    assert_problem(response, 429)
+    assert int(response["Retry-After"]) > 0
+    assert Image.objects.count() == 3
+
+
+def behind_one_proxy(settings) -> None:
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+
+
+def test_behind_one_proxy_the_client_is_the_address_it_appended(api, settings, media_root):
+    behind_one_proxy(settings)
+    settings.THROTTLE_UPLOADS_PER_ADDRESS = "1/hour"
+    # nginx's socket, whatever client it relays; the header's last address is the client nginx saw.
+    proxy = {"REMOTE_ADDR": "172.18.0.5"}
+    assert api.post("/images", png_upload(), HTTP_X_FORWARDED_FOR="203.0.113.1", **proxy).status_code == 201
+    assert api.post("/images", png_upload(), HTTP_X_FORWARDED_FOR="203.0.113.2", **proxy).status_code == 201
+    assert_problem(api.post("/images", png_upload(), HTTP_X_FORWARDED_FOR="203.0.113.1", **proxy), 429)
+
+
+def test_behind_one_proxy_a_client_cannot_prepend_another_address(api, settings, media_root):
+    behind_one_proxy(settings)
+    settings.THROTTLE_UPLOADS_PER_ADDRESS = "1/hour"
+    proxy = {"REMOTE_ADDR": "172.18.0.5"}
+    assert api.post("/images", png_upload(), HTTP_X_FORWARDED_FOR="203.0.113.1", **proxy).status_code == 201
+    # The client sent "X-Forwarded-For: 198.51.100.7"; nginx appended the address it really came from.
+    spoofed = api.post("/images", png_upload(), HTTP_X_FORWARDED_FOR="198.51.100.7, 203.0.113.1", **proxy)
+    assert_problem(spoofed, 429)
+    assert Image.objects.count() == 1
+
+
 def test_uploads_are_limited_per_key(api, settings):
     settings.IMAGERY_AUTH = "write"
     settings.THROTTLE_UPLOADS_PER_KEY = "1/hour"

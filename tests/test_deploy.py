@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -25,6 +26,8 @@ from pythonjsonlogger.json import JsonFormatter
 from api.request_log import RequestIdFilter
 from config.env import BASE_DIR
 from config.logs import logging_config
+from config.networks import parse_networks
+from tests.problems import assert_problem
 
 SETTINGS_FACTS = """
 import json
@@ -37,6 +40,8 @@ print(json.dumps({
     "SECURE_PROXY_SSL_HEADER": settings.SECURE_PROXY_SSL_HEADER,
     "STATICFILES": settings.STORAGES["staticfiles"]["BACKEND"],
     "WHITENOISE_USE_FINDERS": settings.WHITENOISE_USE_FINDERS,
+    "NUM_PROXIES": settings.REST_FRAMEWORK["NUM_PROXIES"],
+    "METRICS_ALLOWED_NETWORKS": [str(network) for network in settings.METRICS_ALLOWED_NETWORKS],
 }))
 """
 
@@ -124,6 +129,48 @@ def test_proxy_hosts_and_origins_come_from_the_environment() -> None:
     assert facts["ALLOWED_HOSTS"] == ["images.example.com", ".internal"]
     assert facts["CSRF_TRUSTED_ORIGINS"] == ["https://images.example.com"]
     assert facts["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+
+
+def test_no_proxy_is_trusted_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    if (BASE_DIR / ".env").is_file() and "NUM_PROXIES" in (BASE_DIR / ".env").read_text():
+        pytest.skip("a local .env sets NUM_PROXIES")
+    monkeypatch.delenv("NUM_PROXIES", raising=False)
+    result = production(SECRET_KEY="a-long-production-secret")
+    assert result.returncode == 0, result.stderr
+    # 0, not DRF's None: None reads the client's address from a header the client writes.
+    assert json.loads(result.stdout)["NUM_PROXIES"] == 0
+
+
+def test_a_negative_number_of_proxies_is_refused() -> None:
+    result = production(SECRET_KEY="a-long-production-secret", NUM_PROXIES="-1")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: NUM_PROXIES must be 0 or more" in result.stderr
+
+
+def test_metrics_answer_only_this_machine_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    if (BASE_DIR / ".env").is_file() and "METRICS_ALLOWED_NETWORKS" in (BASE_DIR / ".env").read_text():
+        pytest.skip("a local .env sets METRICS_ALLOWED_NETWORKS")
+    monkeypatch.delenv("METRICS_ALLOWED_NETWORKS", raising=False)
+    result = production(SECRET_KEY="a-long-production-secret")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["METRICS_ALLOWED_NETWORKS"] == ["127.0.0.0/8", "::1/128"]
+
+
+def test_metrics_networks_come_from_the_environment() -> None:
+    result = production(
+        SECRET_KEY="a-long-production-secret", METRICS_ALLOWED_NETWORKS=" 10.0.0.0/8 ,fd00::/8,"
+    )
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["METRICS_ALLOWED_NETWORKS"] == ["10.0.0.0/8", "fd00::/8"]
+
+
+@pytest.mark.parametrize("value", ["10.0.0.0/33", "10.0.0.1/8", "localhost", "*"])
+def test_a_bad_metrics_network_stops_the_start(value: str) -> None:
+    result = production(
+        SECRET_KEY="a-long-production-secret", METRICS_ALLOWED_NETWORKS=f"127.0.0.0/8,{value}"
+    )
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: METRICS_ALLOWED_NETWORKS: {value!r} is not a network" in result.stderr
 
 
 def test_collected_static_files_get_hashed_names_and_finders_go(tmp_path: Path) -> None:
@@ -234,6 +281,75 @@ def test_metrics_are_prometheus_text(api: Client) -> None:
 
 def test_metrics_only_answer_reads(api: Client) -> None:
     assert api.post("/metrics").status_code == 405
+
+
+def assert_metrics_hidden(response: Any, api: Client) -> None:
+    """The answer is the 404 of a path that does not exist: nothing says /metrics is there."""
+    assert_problem(response, 404, "not_found")
+    assert response.content == api.get("/no-such-path").content
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+def test_metrics_answer_loopback(api: Client, address: str) -> None:
+    response = api.get("/metrics", REMOTE_ADDR=address)
+    assert response.status_code == 200
+    assert b"django_http_requests_total_by_method_total" in response.content
+
+
+@pytest.mark.parametrize("method", ["get", "head", "post"])
+@pytest.mark.parametrize("address", ["203.0.113.9", "2001:db8::9", "172.18.0.7", "", "unix:/run/app.sock"])
+def test_metrics_are_404_to_any_other_address(api: Client, method: str, address: str) -> None:
+    response = getattr(api, method)("/metrics", REMOTE_ADDR=address)
+    if method == "head":
+        assert response.status_code == 404
+    else:
+        assert_metrics_hidden(response, api)
+
+
+@pytest.mark.parametrize("num_proxies", [0, 1])
+@pytest.mark.parametrize(
+    "header",
+    ["HTTP_X_FORWARDED_FOR", "HTTP_X_REAL_IP", "HTTP_FORWARDED"],
+    ids=["x-forwarded-for", "x-real-ip", "forwarded"],
+)
+def test_a_forwarded_header_claiming_loopback_is_not_believed(
+    api: Client, settings: Any, num_proxies: int, header: str
+) -> None:
+    # Whatever NUM_PROXIES tells the rate limits, /metrics looks at the socket only.
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": num_proxies}
+    claim = "for=127.0.0.1" if header == "HTTP_FORWARDED" else "127.0.0.1"
+    assert_metrics_hidden(api.get("/metrics", REMOTE_ADDR="203.0.113.9", **{header: claim}), api)
+
+
+def test_a_request_relayed_by_an_allowed_proxy_is_not_answered(api: Client, settings: Any) -> None:
+    # compose's nginx sits in the allowed network; what it relays comes from the internet.
+    settings.METRICS_ALLOWED_NETWORKS = parse_networks("METRICS_ALLOWED_NETWORKS", "172.16.0.0/12")
+    nginx = {"REMOTE_ADDR": "172.18.0.5"}
+    assert api.get("/metrics", **nginx).status_code == 200
+    assert_metrics_hidden(api.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9", **nginx), api)
+
+
+def test_metrics_answer_a_configured_network_and_only_it(api: Client, settings: Any) -> None:
+    settings.METRICS_ALLOWED_NETWORKS = parse_networks("METRICS_ALLOWED_NETWORKS", "10.0.0.0/8,fd00::/8")
+    assert api.get("/metrics", REMOTE_ADDR="10.20.30.40").status_code == 200
+    assert api.get("/metrics", REMOTE_ADDR="fd12::7").status_code == 200
+    assert api.get("/metrics", REMOTE_ADDR="::ffff:10.1.1.1").status_code == 200
+    assert_metrics_hidden(api.get("/metrics", REMOTE_ADDR="11.0.0.1"), api)
+    # The list replaces the default: loopback is in it only when named.
+    assert_metrics_hidden(api.get("/metrics", REMOTE_ADDR="127.0.0.1"), api)
+
+
+def test_an_empty_list_hides_metrics_from_everyone(api: Client, settings: Any) -> None:
+    settings.METRICS_ALLOWED_NETWORKS = parse_networks("METRICS_ALLOWED_NETWORKS", "")
+    assert_metrics_hidden(api.get("/metrics", REMOTE_ADDR="127.0.0.1"), api)
+
+
+def test_the_other_probes_answer_any_address(api: Client) -> None:
+    # Load balancers and orchestrators probe from wherever they run.
+    assert api.get("/healthz", REMOTE_ADDR="203.0.113.9").status_code == 200
+    assert (
+        api.get("/readyz", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 200
+    )
 
 
 def test_metrics_stay_out_of_the_api_schema(api: Client) -> None:
