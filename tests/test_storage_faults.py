@@ -35,6 +35,7 @@ from images import storage
 from images.models import Image
 from images.services import image_create, image_file_discard_unreferenced
 from tests.conftest import (
+    ORPHAN,
     Client,
     assert_nothing_stored,
     assert_rows_match_stored_files,
@@ -198,7 +199,7 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
     # and cleans up; meanwhile B found the file stored and saves its row. A's cleanup must wait for B's
     # transaction (the per-name lock) and then see B's row, so the file stays.
     if connection.vendor != "postgresql":
-        pytest.skip("SQLite serializes every write transaction; the per-name lock is PostgreSQL's")
+        pytest.skip("follows PostgreSQL's lock statements")
     raw = encode(quadrants(), "PNG")
     a_stored, b_inserted = threading.Event(), threading.Event()
     results: dict[str, Any] = {}
@@ -207,7 +208,7 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
         if INSERT_IMAGE.match(sql):
             results["a_failed"] = True
             raise OperationalError("server closed the connection unexpectedly")
-        if "pg_advisory_xact_lock" in sql:
+        if "pg_advisory_lock(" in sql:
             a_stored.set()  # the file is stored before the first lock
             if results.get("a_failed"):
                 b_inserted.wait(10)  # A's cleanup starts while B's row is saved but not committed
@@ -459,3 +460,37 @@ def test_identical_uploads_racing_get_one_whole_file(
     for title in ("a", "b"):
         assert served(answers[title].json()["url"]).tobytes() == noise().tobytes()
     assert Image.objects.filter(file=name).count() == 2
+
+
+# --- No storage call holds the database --------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_storage_call_happens_inside_a_database_transaction(
+    upload: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On SQLite a write transaction holds the one write lock of the whole database: a storage call inside
+    # it (an S3 request that retries for seconds) would hold up every upload's insert meanwhile.
+    backend = type(storages["default"])
+    calls: list[tuple[str, bool]] = []  # (method, inside a transaction)
+
+    def watched(method: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: Any, *args: Any) -> Any:
+            calls.append((method, connection.in_atomic_block))
+            return real(self, *args)
+
+        return call
+
+    for method in ("_save", "delete", "exists", "size", "open", "listdir"):
+        monkeypatch.setattr(backend, method, watched(method, getattr(backend, method)))
+
+    raw = encode(quadrants(), "PNG")
+    assert upload(raw, title="stored").status_code == 201
+    assert upload(raw, title="found").status_code == 201
+    with database_failing(lambda sql: bool(INSERT_IMAGE.match(sql))):  # stored, then removed again
+        assert_problem(upload(quadrants((20, 40))), 503, "database_unavailable")
+    put_stored_file(ORPHAN, b"left by a crash")
+    call_command("reconcile_storage", "--fix", stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert {"_save", "delete"} <= {method for method, _ in calls}
+    assert [method for method, inside in calls if inside] == []
