@@ -12,6 +12,7 @@ import io
 import os
 import random
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -369,7 +370,7 @@ def test_process_killed_during_a_write_leaves_no_file_under_the_final_name(
         "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
         "DATA_DIR": str(tmp_path),
     }
-    writer = subprocess.Popen(  # noqa: S603
+    with subprocess.Popen(  # noqa: S603
         [sys.executable, "-c", KILLED_WRITER, str(tmp_path / "upload.png")],
         cwd=BASE_DIR,
         env=environ,
@@ -377,13 +378,14 @@ def test_process_killed_during_a_write_leaves_no_file_under_the_final_name(
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-    )
-    try:
-        assert writer.stdout is not None
-        assert writer.stdout.readline() == "first chunk written\n"
-    finally:
-        writer.kill()  # SIGKILL: no cleanup of any kind runs
-        writer.wait(10)
+    ) as writer:
+        try:
+            assert writer.stdout is not None
+            assert writer.stdout.readline() == "first chunk written\n"
+        finally:
+            writer.kill()  # SIGKILL: no cleanup of any kind runs
+            writer.wait(10)
+    assert writer.returncode == -signal.SIGKILL
 
     [partial] = partial_files()
     assert [p for p in stored_names() if not Path(p).name.startswith(".")] == []  # nothing under a final name
