@@ -219,7 +219,8 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
         answer = execute(sql, params, many, context)
         if INSERT_IMAGE.match(sql):
             b_inserted.set()
-            time.sleep(0.5)  # time for A to reach the lock and wait there; then B commits
+            # B commits only once A's cleanup waits for the lock that B holds.
+            results["a_waited"] = until(lambda: lock_waiters(context["connection"]) > 0)
         return answer
 
     def run(who: str, wrapper: Any) -> None:
@@ -238,10 +239,31 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
     b.start()
     a.join(20)
     b.join(20)
+    assert results["a_waited"]
     assert isinstance(results["a"], OperationalError)
     assert isinstance(results["b"], Image)
     assert stored_names() == [results["b"].file.name]
     assert_rows_match_stored_files()
+
+
+def lock_waiters(database: Any) -> int:
+    """Sessions of this test database waiting for an advisory lock (PostgreSQL)."""
+    with database.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return cursor.fetchone()[0]
+
+
+def until(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    """Whether `condition` came true within `timeout` seconds (asked every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.01)
+    return True
 
 
 # --- Local files are whole or absent --------------------------------------------------------------
