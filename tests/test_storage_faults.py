@@ -32,7 +32,7 @@ from django.test.client import MULTIPART_CONTENT
 from PIL import Image as PILImage
 
 from config.env import BASE_DIR
-from images import storage
+from images import services, storage
 from images.models import Image
 from images.services import image_create, image_file_discard_unreferenced
 from tests.conftest import (
@@ -195,24 +195,32 @@ def test_identical_uploads_store_one_file_for_both_rows(upload: Callable[..., An
 
 
 @pytest.mark.django_db(transaction=True)
-def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_file() -> None:
+def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Real concurrency, two threads with their own connections. A stores the file, fails to save its row
     # and cleans up; meanwhile B found the file stored and saves its row. A's cleanup must wait for B's
     # transaction (the per-name lock) and then see B's row, so the file stays.
-    if connection.vendor != "postgresql":
-        pytest.skip("follows PostgreSQL's lock statements")
     raw = encode(quadrants(), "PNG")
     a_stored, b_inserted = threading.Event(), threading.Event()
     results: dict[str, Any] = {}
+    real_lock = services._file_name_lock
+
+    @contextmanager
+    def lock(name: str) -> Iterator[None]:
+        if threading.current_thread().name == "a":
+            a_stored.set()  # the file is stored before the first lock
+            if results.get("a_failed"):
+                b_inserted.wait(10)  # A's cleanup starts while B's row is saved but not committed
+        with real_lock(name):
+            yield
+
+    monkeypatch.setattr(services, "_file_name_lock", lock)
 
     def a_statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         if INSERT_IMAGE.match(sql):
             results["a_failed"] = True
             raise OperationalError("server closed the connection unexpectedly")
-        if "pg_advisory_lock(" in sql:
-            a_stored.set()  # the file is stored before the first lock
-            if results.get("a_failed"):
-                b_inserted.wait(10)  # A's cleanup starts while B's row is saved but not committed
         return execute(sql, params, many, context)
 
     def b_statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
@@ -232,10 +240,10 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
         finally:
             connection.close()
 
-    a = threading.Thread(target=run, args=("a", a_statement))
+    a = threading.Thread(target=run, args=("a", a_statement), name="a")
     a.start()
     assert a_stored.wait(10)
-    b = threading.Thread(target=run, args=("b", b_statement))
+    b = threading.Thread(target=run, args=("b", b_statement), name="b")
     b.start()
     a.join(20)
     b.join(20)
@@ -247,7 +255,12 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
 
 
 def lock_waiters(database: Any) -> int:
-    """Sessions of this test database waiting for an advisory lock (PostgreSQL)."""
+    """Sessions of this test database waiting for an advisory lock (PostgreSQL), or threads of this process
+    waiting for a `flock` (SQLite; Linux lists waiters in /proc/locks with an arrow)."""
+    if database.vendor != "postgresql":
+        pid = str(os.getpid())
+        lines = Path("/proc/locks").read_text().splitlines()
+        return sum(1 for line in lines if "-> FLOCK" in line and line.split()[5] == pid)
     with database.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
