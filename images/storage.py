@@ -73,7 +73,8 @@ def store(data: bytes, extension: str, *, media_type: str) -> StoredFile:
             return StoredFile(name=name, created=False)
         if size is not None:
             logger.warning("%s holds %s bytes instead of %s; storing it again", name, size, len(data))
-            default_storage.delete(name)
+            if not is_local():  # a local file is replaced in one rename; S3 never writes over an object
+                default_storage.delete(name)
         # ContentFile wraps `data` without copying it; S3 streams it from there.
         content = ContentFile(data)
         content.content_type = media_type  # type: ignore[attr-defined]  # read by django-storages
