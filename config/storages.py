@@ -21,8 +21,9 @@ def default_storage_from_env() -> dict[str, Any]:
     """The `STORAGES["default"]` entry that `STORAGE_BACKEND` asks for."""
     backend = env.str("STORAGE_BACKEND", default="filesystem")
     if backend == "filesystem":
-        # MEDIA_ROOT and MEDIA_URL (settings) say where the files go and how they are reached.
-        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+        # MEDIA_ROOT and MEDIA_URL (settings) say where the files go and how they are reached. Files are
+        # written to a temporary name and renamed into place: whole, or not there at all.
+        return {"BACKEND": "images.storage.AtomicFileSystemStorage"}
     if backend == "s3":
         return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": _s3_options()}
     raise ImproperlyConfigured(f"STORAGE_BACKEND must be filesystem or s3, not {backend!r}.")

@@ -1,12 +1,14 @@
-"""Rows and stored files compared both ways: orphans (files without a row) and losses (rows without a file).
+"""Rows and stored files compared both ways: orphans (files without a row), losses (rows without a file),
+corrupt files (bytes that do not match their name) and partial files left by a killed write.
 
-`manage.py reconcile_storage` prints the result and, with `--fix`, removes the orphans. A failed upload can
-leave an orphan when the store or the database failed while cleaning up (harmless, only space); a loss
-means data is gone and needs a person.
+`manage.py reconcile_storage` prints the result and, with `--fix`, removes the orphans and the left-over
+partial files. A failed upload can leave an orphan when the store or the database failed while cleaning up
+(harmless, only space); a loss, or a row whose file is corrupt, means data is gone and needs a person.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -27,37 +29,71 @@ class Reconciliation:
     rows: int
     orphans: list[str] = field(default_factory=list)  # stored, and no row points at them
     losses: dict[str, list[int]] = field(default_factory=dict)  # name -> ids of the rows that lost it
-    removed: list[str] = field(default_factory=list)  # orphans deleted (with fix)
+    # name -> ids of the rows that use it (none: an orphan too); its size or hash does not match its name
+    corrupt: dict[str, list[int]] = field(default_factory=dict)
+    # Temporary files of local writes untouched for storage.PARTIAL_MAX_AGE_SECONDS (left by a killed
+    # process); younger ones belong to writes in progress and are not listed.
+    partials: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)  # orphans and partial files deleted (with fix)
 
     @property
     def clean(self) -> bool:
-        return not self.orphans and not self.losses
+        return not self.orphans and not self.losses and not self.corrupt and not self.partials
 
 
 def _no_progress(items: Iterable[T], label: str, total: int | None) -> Iterable[T]:
     return items
 
 
-def reconcile(*, fix: bool = False, progress: Progress = _no_progress) -> Reconciliation:
-    """Compare every stored name with every name a row references; with `fix`, delete the orphans.
+def reconcile(
+    *, fix: bool = False, verify: bool = False, progress: Progress = _no_progress
+) -> Reconciliation:
+    """Compare every stored file with the rows; with `fix`, delete the orphans and left-over partial files.
+
+    A stored file is corrupt when its size differs from its rows' `size`, or with `verify` when the
+    SHA-256 of its bytes is not the one in its name (this reads every file). A corrupt file that rows use
+    is reported, never deleted; one that no row uses is an orphan, and `fix` removes it.
 
     Raises StorageUnavailable when the store cannot be listed. Safe while uploads go on: the storage is
     listed before the rows are read, a missing file is asked for again before it counts as lost (it may
     have been stored after the listing passed its place), and orphans are deleted with the same lock and
     reference check as a failed upload's cleanup, so a row being saved meanwhile keeps its file.
     """
-    stored = set(progress(storage.list_names(), "stored files", None))
-    names = Image.objects.order_by().values_list("file", flat=True).distinct()
+    stored: dict[str, int] = {}
+    partials: list[str] = []
+    stale = time.time() - storage.PARTIAL_MAX_AGE_SECONDS
+    for listed in progress(storage.list_files(), "stored files", None):
+        if not listed.partial:
+            stored[listed.name] = listed.size
+        elif listed.modified < stale:
+            partials.append(listed.name)
     rows = Image.objects.count()
-    referenced = set(progress(names.iterator(chunk_size=2000), "rows", names.count()))
+    pairs = Image.objects.order_by().values_list("file", "size").distinct()
+    sizes = dict(progress(pairs.iterator(chunk_size=2000), "rows", pairs.count()))
 
-    result = Reconciliation(stored=len(stored), referenced=len(referenced), rows=rows)
-    result.orphans = sorted(stored - referenced)
-    lost = [name for name in sorted(referenced - stored) if not storage.exists(name)]
-    for image_id, name in Image.objects.filter(file__in=lost).order_by("id").values_list("id", "file"):
-        result.losses.setdefault(name, []).append(image_id)
+    result = Reconciliation(stored=len(stored), referenced=len(sizes), rows=rows, partials=sorted(partials))
+    result.orphans = sorted(stored.keys() - sizes.keys())
+    lost = {name for name in sizes.keys() - stored.keys() if not storage.exists(name)}
+    corrupt = {name for name, size in stored.items() if name in sizes and size != sizes[name]}
+    if verify:
+        checked = progress(sorted(stored.keys() - corrupt), "verifying", len(stored) - len(corrupt))
+        corrupt.update(name for name in checked if not _matches_its_name(name))
+    result.corrupt = {name: [] for name in sorted(corrupt)}
+    bad = Image.objects.filter(file__in=[*lost, *corrupt]).order_by("id").values_list("id", "file")
+    for image_id, name in bad:
+        (result.losses if name in lost else result.corrupt).setdefault(name, []).append(image_id)
     if fix:
         for name in progress(result.orphans, "removing orphans", len(result.orphans)):
             if image_file_discard_unreferenced(name=name):
                 result.removed.append(name)
+        for name in result.partials:
+            if storage.delete(name):
+                result.removed.append(name)
     return result
+
+
+def _matches_its_name(name: str) -> bool:
+    try:
+        return storage.hash_of(name) == storage.digest_of(name)
+    except FileNotFoundError:  # removed since the listing: not corrupt
+        return True

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import atexit
+import fcntl
+import functools
 import hashlib
 import logging
+import os
+import shutil
+import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 
 from images import processing, storage
 from images.models import Image
@@ -44,31 +53,33 @@ def image_create(
     with _decode_slots:
         rendered = _render(upload, width=width, height=height, fit=fit, output_format=output_format)
     title = title or default_title(filename)
-    # The slow part, outside any transaction: the bytes go to storage under their content name.
     data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type
-    stored = storage.store(data, extension, media_type=media_type)
-    created = stored.created
+    name = storage.content_name(data, extension)
+    created = False
     try:
-        with transaction.atomic():
-            _lock_file_name(stored.name)
-            # Under the lock no cleanup can remove the file until this row is committed. One may have
-            # run since `store` looked (a concurrent upload of the same bytes failed and removed the file
-            # it had stored): then this stores it again, so the row never points at nothing.
+        # The slow part, outside any lock and transaction: the bytes go to storage under their content name.
+        created = storage.store(data, extension, media_type=media_type).created
+        with _file_name_lock(name):
+            # Under the lock no cleanup can remove the file until this row is committed. One may have run
+            # since `store` looked (a concurrent upload of the same bytes failed and removed the file it
+            # had stored): then this stores it again, so the row never points at nothing.
             created = storage.store(data, extension, media_type=media_type).created or created
-            image = Image.objects.create(
-                title=title,
-                title_folded=fold(title),
-                file=stored.name,
-                width=rendered.width,
-                height=rendered.height,
-                format=rendered.format.value,
-                size=len(rendered.data),
-                api_key=api_key,
-            )
+            # The only write transaction: no storage call while it holds SQLite's write lock.
+            with transaction.atomic():
+                image = Image.objects.create(
+                    title=title,
+                    title_folded=fold(title),
+                    file=name,
+                    width=rendered.width,
+                    height=rendered.height,
+                    format=rendered.format.value,
+                    size=len(rendered.data),
+                    api_key=api_key,
+                )
     except BaseException:
         # Neither the row nor a lasting file: remove the file if this request stored it and no row uses it.
         if created:
-            image_file_discard_unreferenced(name=stored.name)
+            image_file_discard_unreferenced(name=name)
         raise
     logger.info(
         "image created id=%s %sx%s %s %s bytes",
@@ -118,12 +129,12 @@ def image_file_discard_unreferenced(*, name: str) -> bool:
     Used by `image_create` when its row could not be saved, and by `reconcile_storage --fix` for orphans.
     It takes the same per-name lock as `image_create`'s insert, so a row being saved for this file has
     either been committed (the check below sees it, the file stays) or will check the file under the lock
-    after this and store it again. If the database cannot answer, the file stays: an unreferenced file is
-    tidied up later, a row whose file was deleted is data lost.
+    after this and store it again. No transaction is held while the file is deleted. If the database cannot
+    answer, the file stays: an unreferenced file is tidied up later, a row whose file was deleted is data
+    lost.
     """
     try:
-        with transaction.atomic():
-            _lock_file_name(name)
+        with _file_name_lock(name):
             if Image.objects.filter(file=name).exists():
                 return False
             return storage.delete(name)
@@ -132,14 +143,48 @@ def image_file_discard_unreferenced(*, name: str) -> bool:
         return False
 
 
-def _lock_file_name(name: str) -> None:
-    """Serialize, per stored name, the transactions that save a row for it and those that delete it.
+@contextmanager
+def _file_name_lock(name: str) -> Iterator[None]:
+    """Serialize, per stored name, the uploads that save a row for it and the cleanups that delete it.
 
-    The lock lasts until the transaction ends. PostgreSQL: an advisory lock keyed by the name's hash
-    (unrelated names sharing a key merely wait for each other). SQLite: nothing to add, every write
-    transaction already starts with BEGIN IMMEDIATE (settings), which serializes them all.
+    Held outside any database transaction, so storage calls made under it never hold the database's write
+    lock (on SQLite that lock is global, and an S3 request that retries can take many seconds). Names are
+    hashed to lock keys; unrelated names sharing a key merely wait for each other. PostgreSQL: a
+    session-level advisory lock. SQLite: `flock` on one of a fixed set of files next to the database,
+    which every process using that database shares.
     """
+    digest = hashlib.sha256(name.encode()).digest()
     if connection.vendor == "postgresql":
-        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+        key = int.from_bytes(digest[:8], "big", signed=True)
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [key])
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            yield
+        finally:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:
+                # The session ends with the connection, and its locks with it.
+                logger.warning("could not release the lock for %s; closing the connection", name)
+                connection.close()
+        return
+    path = _lock_folder(connection.settings_dict["NAME"]) / f"{digest[0]:02x}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # each open() is its own lock: threads exclude each other too
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@functools.cache
+def _lock_folder(database: str) -> Path:
+    """`locks/` next to the SQLite file; a folder of this process's own for an in-memory database."""
+    if connection.vendor == "sqlite" and not connection.creation.is_in_memory_db(database):
+        folder = Path(database).parent / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    folder = Path(tempfile.mkdtemp(prefix="imagery-locks-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder

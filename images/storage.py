@@ -2,16 +2,20 @@
 
 Only Django's storage API is used for reading and writing, so the backend (local files, S3) is a setting
 (`config/storages.py`). This is the one module that knows backends exist: listing a bucket and probing it
-cheaply are done the S3 way when the storage is S3. Names are the SHA-256 of the stored bytes, so identical
-content is stored once and a name never changes meaning; nothing of the user's input ever reaches a path.
+cheaply are done the S3 way when the storage is S3, and local files are written by `AtomicFileSystemStorage`
+(a file appears under its name whole, or not at all). Names are the SHA-256 of the stored bytes, so
+identical content is stored once and a name never changes meaning; nothing of the user's input ever reaches
+a path.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import posixpath
+import tempfile
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -29,6 +33,11 @@ logger = logging.getLogger(__name__)
 PREFIX = "images/"
 # A readiness probe answers within this many seconds, even when the store hangs.
 PROBE_TIMEOUT_SECONDS = 2.0
+# A local file is written under `.<name>.<random>.partial` in its folder, then renamed into place.
+PARTIAL_SUFFIX = ".partial"
+# A partial file untouched for this long was left by a killed process (a write in progress touches it
+# with every chunk, and no request lives this long): `reconcile_storage --fix` removes it.
+PARTIAL_MAX_AGE_SECONDS = 10 * 60
 
 
 @dataclass(frozen=True)
@@ -51,25 +60,41 @@ def digest_of(name: str) -> str:
 def store(data: bytes, extension: str, *, media_type: str) -> StoredFile:
     """Save `data` under its content name, unless the same bytes are stored already.
 
-    `media_type` becomes the object's Content-Type where the backend keeps one (S3). Raises
-    StorageUnavailable when the store fails (down, timed out, denied, full).
+    A file already under that name is reused only when it is whole (its size is `len(data)`); a truncated
+    or otherwise broken one is written again. `media_type` becomes the object's Content-Type where the
+    backend keeps one (S3). Raises StorageUnavailable when the store fails (down, timed out, denied, full);
+    a failed write leaves nothing under the name (local files: the temporary file is removed; S3: an
+    object appears only once it is complete).
     """
     name = content_name(data, extension)
     try:
-        if default_storage.exists(name):
+        size = _size_or_none(name)
+        if size == len(data):
             return StoredFile(name=name, created=False)
+        if size is not None:
+            logger.warning("%s holds %s bytes instead of %s; storing it again", name, size, len(data))
+            if not is_local():  # a local file is replaced in one rename; S3 never writes over an object
+                default_storage.delete(name)
         # ContentFile wraps `data` without copying it; S3 streams it from there.
         content = ContentFile(data)
         content.content_type = media_type  # type: ignore[attr-defined]  # read by django-storages
         saved = default_storage.save(name, content)
-        if saved != name:
-            # A concurrent upload of the same bytes won the race; the storage picked another name.
-            default_storage.delete(saved)
-            return StoredFile(name=name, created=False)
     except Exception as exc:
         logger.exception("storing %s failed", name)
         raise StorageUnavailable("The file store is unavailable; nothing was saved.") from exc
+    if saved != name:
+        # A concurrent upload of the same bytes won the race and S3 never overwrites: the storage picked
+        # another name for this copy. Remove it (or leave an orphan, logged); the name holds the bytes.
+        delete(saved)
+        return StoredFile(name=name, created=False)
     return StoredFile(name=name, created=True)
+
+
+def _size_or_none(name: str) -> int | None:
+    try:
+        return default_storage.size(name)
+    except FileNotFoundError:
+        return None
 
 
 def exists(name: str) -> bool:
@@ -91,21 +116,48 @@ def delete(name: str) -> bool:
     return True
 
 
-def list_names() -> Iterator[str]:
-    """Every stored name under `images/`, in no particular order; StorageUnavailable on failure.
+@dataclass(frozen=True)
+class Listed:
+    """A stored file as a listing shows it."""
 
-    S3: one paginated listing of the prefix (1000 keys a request). Other backends: `listdir`, folder by
-    folder (the filesystem's fan-out folders hold few entries each).
+    name: str
+    size: int
+    modified: float  # seconds since the epoch
+    partial: bool = False  # a local write's temporary file: in progress, or left by a killed process
+
+
+def list_files() -> Iterator[Listed]:
+    """Every file under `images/`, in no particular order; StorageUnavailable on failure.
+
+    S3: one paginated listing of the prefix (1000 keys a request), sizes included. Other backends:
+    `listdir`, folder by folder (the filesystem's fan-out folders hold few entries each), and a `stat` of
+    each file. Partial files (`partial=True`) are not stored files: callers tell them apart.
     """
     try:
         backend = storages["default"]
         if _is_s3(backend):
-            yield from _s3_names(backend)
+            yield from _s3_files(backend)
         elif backend.exists(PREFIX.rstrip("/")):
-            yield from _listdir_names(backend, PREFIX.rstrip("/"))
+            yield from _listdir_files(backend, PREFIX.rstrip("/"))
     except Exception as exc:
         logger.exception("listing the stored files failed")
         raise StorageUnavailable("The file store is unavailable.") from exc
+
+
+def hash_of(name: str) -> str:
+    """The SHA-256 of a stored file's bytes, read in chunks; FileNotFoundError when it is not there,
+    StorageUnavailable when the store fails."""
+    digest = hashlib.sha256()
+    try:
+        with open_file(name) as file:
+            for chunk in file.chunks():
+                digest.update(chunk)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        logger.exception("reading %s failed", name)
+        raise StorageUnavailable("The file store is unavailable.") from exc
+    return digest.hexdigest()
 
 
 def open_file(name: str) -> File:
@@ -151,20 +203,75 @@ def _is_s3(backend: Storage) -> bool:
     return isinstance(backend, S3Storage)
 
 
-def _s3_names(backend: Any) -> Iterator[str]:
+def _s3_files(backend: Any) -> Iterator[Listed]:
     client = backend.connection.meta.client
     prefix = posixpath.join(backend.location, PREFIX) if backend.location else PREFIX
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=backend.bucket_name, Prefix=prefix):
         for entry in page.get("Contents", ()):
-            yield entry["Key"].removeprefix(backend.location).lstrip("/")
+            name = entry["Key"].removeprefix(backend.location).lstrip("/")
+            yield Listed(name=name, size=entry["Size"], modified=entry["LastModified"].timestamp())
 
 
-def _listdir_names(backend: Storage, folder: str) -> Iterator[str]:
+def _listdir_files(backend: Storage, folder: str) -> Iterator[Listed]:
     folders, files = backend.listdir(folder)
     for file in files:
-        yield f"{folder}/{file}"
+        name = f"{folder}/{file}"
+        try:
+            facts = Path(backend.path(name)).stat()
+        except FileNotFoundError:  # removed since the folder was listed
+            continue
+        yield Listed(name=name, size=facts.st_size, modified=facts.st_mtime, partial=_is_partial(file))
     for sub in folders:
-        yield from _listdir_names(backend, f"{folder}/{sub}")
+        yield from _listdir_files(backend, f"{folder}/{sub}")
+
+
+def _is_partial(filename: str) -> bool:
+    return filename.startswith(".") and filename.endswith(PARTIAL_SUFFIX)
+
+
+class AtomicFileSystemStorage(FileSystemStorage):
+    """Local files that appear whole or not at all, never truncated under their final name.
+
+    Each file is written to a hidden temporary file in its target folder (`.<name>.<random>.partial`),
+    flushed and fsynced, then renamed into place (atomic on POSIX) and the folder fsynced, so the rename
+    survives a power cut. Any failure (a full disk, an exception, a signal) removes the temporary file; a
+    process killed outright leaves it behind under its hidden name, where `reconcile_storage` finds it.
+    Saving over an existing name replaces it: names are content hashes, so the same name means the same
+    bytes, and a reader holding the old file keeps reading it.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**{**options, "allow_overwrite": True})
+
+    def _save(self, name: str, content: File) -> str:
+        path = Path(self.path(name))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+        try:
+            with os.fdopen(fd, "wb") as file:
+                # mkstemp makes the file readable by its owner only; the served file needs the usual mode.
+                os.fchmod(
+                    file.fileno(), 0o644 if self.file_permissions_mode is None else self.file_permissions_mode
+                )
+                for chunk in content.chunks():
+                    file.write(chunk)
+                file.flush()
+                os.fsync(file.fileno())
+            Path(partial).replace(path)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                Path(partial).unlink()
+            raise
+        _fsync_folder(path.parent)
+        return name
+
+
+def _fsync_folder(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # The probe's own client: the storage's client retries and waits for as long as an upload may take.

@@ -1,4 +1,5 @@
-"""`manage.py reconcile_storage [--fix]`: orphans and losses on either backend, its output, its exit codes."""
+"""`manage.py reconcile_storage [--verify] [--fix]`: orphans, losses and corrupt files on either backend, its
+output, its exit codes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from django.core.management import CommandError, call_command
 
 from images.models import Image
 from tests.conftest import ORPHAN, name_of, put_stored_file, remove_stored_file, stored_names
-from tests.images import quadrants
+from tests.images import encode, quadrants
 
 
 class Terminal(io.StringIO):
@@ -102,3 +103,52 @@ def test_reconcile_draws_a_progress_bar_on_a_terminal(upload: Callable[..., Any]
     bar = terminal.getvalue()
     assert "\r" in bar and "100%" in bar and "removing orphans" in bar
     assert "done." not in bar
+
+
+def test_reconcile_reports_a_row_whose_file_is_truncated_and_fix_keeps_it(
+    upload: Callable[..., Any], served: Callable[..., Any]
+) -> None:
+    raw = encode(quadrants(), "PNG")
+    body = upload(raw).json()
+    name = name_of(body)
+    put_stored_file(name, raw[:100])  # cut short, as an in-place write that failed leaves it
+
+    for args in ((), ("--fix",)):  # a row uses it: reported, never deleted
+        out = io.StringIO()
+        with pytest.raises(
+            CommandError, match="1 rows have lost their file or their file is corrupt"
+        ) as error:
+            call_command("reconcile_storage", *args, stdout=out, stderr=io.StringIO())
+        assert error.value.returncode == 1
+        assert f"CORRUPT {name} (rows {body['id']}): not the bytes its name says" in out.getvalue()
+        assert "1 corrupt files (1 used by rows)" in out.getvalue()
+        assert stored_names() == [name]
+
+    assert upload(raw).status_code == 201  # the same image uploaded again repairs the file
+    assert served(body["url"]).size == (400, 200)
+    assert "0 corrupt files" in reconcile_storage()
+
+
+def test_reconcile_verify_finds_files_whose_bytes_do_not_match_their_name(
+    upload: Callable[..., Any], served: Callable[..., Any]
+) -> None:
+    raw = encode(quadrants(), "PNG")
+    body = upload(raw).json()
+    name, stored_bytes = name_of(body), served(body["url"]).served_bytes
+    put_stored_file(name, bytes(body["size"]))  # the right size, the wrong bytes: only a hash tells
+    put_stored_file(ORPHAN, b"left by a crash")  # its name is not the hash of these bytes
+
+    report = reconcile_storage()
+    assert "CORRUPT" not in report and "0 corrupt files" in report
+    assert f"orphan {ORPHAN} (no row points at it)" in report
+
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="1 rows"):
+        call_command("reconcile_storage", "--verify", "--fix", stdout=out, stderr=io.StringIO())
+    assert f"CORRUPT {name} (rows {body['id']})" in out.getvalue()
+    assert f"removed orphan {ORPHAN}, corrupt" in out.getvalue()  # no row used it
+    assert "2 corrupt files (1 used by rows)" in out.getvalue()
+    assert stored_names() == [name]
+
+    put_stored_file(name, stored_bytes)  # restored from a backup
+    assert "0 corrupt files" in reconcile_storage("--verify")

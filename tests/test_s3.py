@@ -52,7 +52,7 @@ def storage_config(**environ: str) -> dict[str, Any]:
 
 
 def test_filesystem_is_the_default_storage() -> None:
-    assert storage_config() == {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    assert storage_config() == {"BACKEND": "images.storage.AtomicFileSystemStorage"}
 
 
 def test_s3_settings_come_from_the_environment_with_safe_defaults() -> None:
@@ -138,15 +138,17 @@ def test_s3_objects_carry_the_content_type_of_their_format(
     assert (head["ContentType"], head["CacheControl"]) == (media_type, CACHE_FOREVER)
 
 
-def test_s3_never_writes_over_an_existing_object(
+def test_s3_never_writes_over_an_existing_whole_object(
     s3_server: S3Server, s3_bucket: str, upload: Callable[..., Any]
 ) -> None:
     raw = encode(quadrants(), "PNG")
-    name = name_of(upload(raw, title="first").json())
-    s3_server.put(s3_bucket, name, b"the bytes already there")
+    first = upload(raw, title="first").json()
+    name = name_of(first)
+    already_there = b"the bytes already there".ljust(first["size"], b".")  # whole: the size of its row
+    s3_server.put(s3_bucket, name, already_there)
     second = upload(raw, title="second").json()
     assert name_of(second) == name
-    assert fetch("GET", second["url"]).content == b"the bytes already there"
+    assert fetch("GET", second["url"]).content == already_there
     assert stored_names() == [name]
 
 

@@ -1,32 +1,47 @@
 """All or nothing: when the store or the database fails during an upload, rows and files still match.
 
-Faults are injected where they happen in production: in the storage backend's write, in the SQL sent to the
-database, and (tests/test_s3.py) in the S3 server itself. On both backends (`make test` runs them twice).
+Faults are injected where they happen in production: in the storage backend's write (down to the chunks
+written to a local file), in the SQL sent to the database, in a process killed mid-write, and
+(tests/test_s3.py) in the S3 server itself. On both backends (`make test` runs them twice).
 """
 
 from __future__ import annotations
 
 import errno
 import io
+import os
+import random
 import re
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, ReadTimeoutError
+from django.conf import settings as django_settings
 from django.core.files.storage import storages
-from django.db import OperationalError, connection
+from django.core.management import call_command
+from django.db import OperationalError, connection, connections
+from django.test.client import MULTIPART_CONTENT
+from PIL import Image as PILImage
 
-from images import storage
+from config.env import BASE_DIR
+from images import services, storage
 from images.models import Image
 from images.services import image_create, image_file_discard_unreferenced
 from tests.conftest import (
+    ORPHAN,
+    Client,
     assert_nothing_stored,
     assert_rows_match_stored_files,
     name_of,
+    put_stored_file,
     remove_stored_file,
     stored_names,
 )
@@ -180,31 +195,40 @@ def test_identical_uploads_store_one_file_for_both_rows(upload: Callable[..., An
 
 
 @pytest.mark.django_db(transaction=True)
-def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_file() -> None:
+def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_file(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Real concurrency, two threads with their own connections. A stores the file, fails to save its row
     # and cleans up; meanwhile B found the file stored and saves its row. A's cleanup must wait for B's
     # transaction (the per-name lock) and then see B's row, so the file stays.
-    if connection.vendor != "postgresql":
-        pytest.skip("SQLite serializes every write transaction; the per-name lock is PostgreSQL's")
     raw = encode(quadrants(), "PNG")
     a_stored, b_inserted = threading.Event(), threading.Event()
     results: dict[str, Any] = {}
+    real_lock = services._file_name_lock
+
+    @contextmanager
+    def lock(name: str) -> Iterator[None]:
+        if threading.current_thread().name == "a":
+            a_stored.set()  # the file is stored before the first lock
+            if results.get("a_failed"):
+                b_inserted.wait(10)  # A's cleanup starts while B's row is saved but not committed
+        with real_lock(name):
+            yield
+
+    monkeypatch.setattr(services, "_file_name_lock", lock)
 
     def a_statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         if INSERT_IMAGE.match(sql):
             results["a_failed"] = True
             raise OperationalError("server closed the connection unexpectedly")
-        if "pg_advisory_xact_lock" in sql:
-            a_stored.set()  # the file is stored before the first lock
-            if results.get("a_failed"):
-                b_inserted.wait(10)  # A's cleanup starts while B's row is saved but not committed
         return execute(sql, params, many, context)
 
     def b_statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         answer = execute(sql, params, many, context)
         if INSERT_IMAGE.match(sql):
             b_inserted.set()
-            time.sleep(0.5)  # time for A to reach the lock and wait there; then B commits
+            # B commits only once A's cleanup waits for the lock that B holds.
+            results["a_waited"] = until(lambda: lock_waiters(context["connection"]) > 0)
         return answer
 
     def run(who: str, wrapper: Any) -> None:
@@ -216,14 +240,294 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
         finally:
             connection.close()
 
-    a = threading.Thread(target=run, args=("a", a_statement))
+    a = threading.Thread(target=run, args=("a", a_statement), name="a")
     a.start()
     assert a_stored.wait(10)
-    b = threading.Thread(target=run, args=("b", b_statement))
+    b = threading.Thread(target=run, args=("b", b_statement), name="b")
     b.start()
     a.join(20)
     b.join(20)
+    assert results["a_waited"]
     assert isinstance(results["a"], OperationalError)
     assert isinstance(results["b"], Image)
     assert stored_names() == [results["b"].file.name]
     assert_rows_match_stored_files()
+
+
+def lock_waiters(database: Any) -> int:
+    """Sessions of this test database waiting for an advisory lock (PostgreSQL), or threads of this process
+    waiting for a `flock` (SQLite; Linux lists waiters in /proc/locks with an arrow)."""
+    if database.vendor != "postgresql":
+        pid = str(os.getpid())
+        lines = Path("/proc/locks").read_text().splitlines()
+        return sum(1 for line in lines if "-> FLOCK" in line and line.split()[5] == pid)
+    with database.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+        )
+        return cursor.fetchone()[0]
+
+
+def until(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    """Whether `condition` came true within `timeout` seconds (asked every 10 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        threading.Event().wait(0.01)
+    return True
+
+
+# --- Local files are whole or absent --------------------------------------------------------------
+
+
+def noise(seed: int = 12) -> PILImage.Image:
+    """An image whose PNG is several of the storage's 64 KiB chunks (noise does not compress)."""
+    return PILImage.frombytes("RGB", (256, 256), random.Random(seed).randbytes(256 * 256 * 3))
+
+
+class HookedFile:
+    """A file the storage opened for writing; `hook(n)` runs before its n-th write (n counts from 1)."""
+
+    def __init__(self, file: Any, hook: Callable[[int], None]) -> None:
+        self._file, self._hook, self._writes = file, hook, 0
+
+    def write(self, data: bytes) -> int:
+        self._writes += 1
+        self._hook(self._writes)
+        return self._file.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._file, name)
+
+    def __enter__(self) -> HookedFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._file.close()
+
+
+@contextmanager
+def local_writes(hook: Callable[[int], None]) -> Iterator[None]:
+    """Every file the filesystem storage writes calls `hook(n)` before its n-th chunk.
+
+    Django's FileSystemStorage and ours both write through a file object from `os.fdopen`: the fault lands
+    where a full disk or a killed process would stop the write.
+    """
+    real_fdopen = os.fdopen
+
+    def fdopen(fd: int, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
+        file = real_fdopen(fd, mode, *args, **kwargs)
+        return HookedFile(file, hook) if "w" in mode else file
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(os, "fdopen", fdopen)
+        yield
+
+
+@pytest.fixture
+def local_files(file_storage: str) -> None:
+    if file_storage != "filesystem":
+        pytest.skip("about writing local files; an S3 object appears only once it is complete")
+
+
+def partial_files() -> list[Path]:
+    return sorted(Path(django_settings.MEDIA_ROOT).rglob(".*.partial"))
+
+
+def test_disk_filling_up_during_a_write_leaves_no_file_and_no_partial_file(
+    local_files: None, upload: Callable[..., Any], served: Callable[..., Any]
+) -> None:
+    def disk_fills(write: int) -> None:
+        if write == 2:  # the first chunk is on disk, the second does not fit
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    raw = encode(noise(), "PNG")
+    with local_writes(disk_fills):
+        assert_problem(upload(raw), 503, "storage_unavailable")
+    assert_nothing_stored()  # no row, nothing under the final name, no temporary file
+    response = upload(raw)  # space again: the same upload works, and its file is whole
+    assert response.status_code == 201
+    assert served(response.json()["url"]).tobytes() == noise().tobytes()
+
+
+# Runs image_create in another process that stops after writing the first chunk, until it is killed.
+KILLED_WRITER = """
+import os, sys
+import django
+
+django.setup()
+from images.services import image_create
+
+real_fdopen = os.fdopen
+
+class StopsAfterTheFirstChunk:
+    def __init__(self, file):
+        self.file, self.writes = file, 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == 2:
+            print("first chunk written", flush=True)
+            sys.stdin.readline()  # blocks until the test kills this process
+        return self.file.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+def fdopen(fd, mode="r", *args, **kwargs):
+    file = real_fdopen(fd, mode, *args, **kwargs)
+    return StopsAfterTheFirstChunk(file) if "w" in mode else file
+
+os.fdopen = fdopen
+with open(sys.argv[1], "rb") as upload:
+    image_create(upload=upload)
+"""
+
+
+def test_process_killed_during_a_write_leaves_no_file_under_the_final_name(
+    local_files: None, upload: Callable[..., Any], served: Callable[..., Any], tmp_path: Path
+) -> None:
+    raw = encode(noise(), "PNG")
+    (tmp_path / "upload.png").write_bytes(raw)
+    environ = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("IMAGERY_TEST", "DATABASE_URL"))},
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "IMAGERY_ENV": "development",
+        "STORAGE_BACKEND": "filesystem",
+        "MEDIA_ROOT": str(django_settings.MEDIA_ROOT),
+        "DATA_DIR": str(tmp_path),
+    }
+    with subprocess.Popen(  # noqa: S603
+        [sys.executable, "-c", KILLED_WRITER, str(tmp_path / "upload.png")],
+        cwd=BASE_DIR,
+        env=environ,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as writer:
+        try:
+            assert writer.stdout is not None
+            assert writer.stdout.readline() == "first chunk written\n"
+        finally:
+            writer.kill()  # SIGKILL: no cleanup of any kind runs
+            writer.wait(10)
+    assert writer.returncode == -signal.SIGKILL
+
+    [partial] = partial_files()
+    assert [p for p in stored_names() if not Path(p).name.startswith(".")] == []  # nothing under a final name
+
+    response = upload(raw)  # the same upload, later: stored whole
+    assert response.status_code == 201
+    assert served(response.json()["url"]).tobytes() == noise().tobytes()
+    assert partial.parent == (Path(django_settings.MEDIA_ROOT) / name_of(response.json())).parent
+
+    # reconcile_storage leaves a young partial file alone (a write in progress), reports an old one, and
+    # --fix removes it.
+    out = io.StringIO()
+    call_command("reconcile_storage", stdout=out, stderr=io.StringIO())
+    assert "0 partial files" in out.getvalue()
+    old = time.time() - storage.PARTIAL_MAX_AGE_SECONDS - 60
+    os.utime(partial, (old, old))
+    call_command("reconcile_storage", stdout=out, stderr=io.StringIO())
+    relative = partial.relative_to(django_settings.MEDIA_ROOT).as_posix()
+    assert f"partial file {relative} (left by a write that was killed)" in out.getvalue()
+    call_command("reconcile_storage", "--fix", stdout=out, stderr=io.StringIO())
+    assert f"removed partial file {relative}" in out.getvalue()
+    assert partial_files() == []
+
+
+def test_truncated_file_under_the_final_name_is_repaired_by_the_next_identical_upload(
+    upload: Callable[..., Any], served: Callable[..., Any]
+) -> None:
+    # What the old in-place writes left behind: a row whose file was cut short.
+    raw = encode(noise(), "PNG")
+    first = upload(raw, title="first").json()
+    name = name_of(first)
+    put_stored_file(name, raw[: len(raw) // 3])  # any prefix: it is not the stored file's size
+
+    second = upload(raw, title="second")
+    assert second.status_code == 201
+    assert name_of(second.json()) == name
+    assert served(first["url"]).tobytes() == noise().tobytes()  # both rows' file, whole again
+    assert stored_names() == [name]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_identical_uploads_racing_get_one_whole_file(
+    local_files: None, api: Client, served: Callable[..., Any]
+) -> None:
+    # Both requests write the same file at once: each waits after its first chunk until the other has
+    # written its own first chunk. Neither may answer with a URL before the file is whole.
+    raw = encode(noise(), "PNG")
+    both_writing = threading.Barrier(2, timeout=20)
+    answers: dict[str, Any] = {}
+
+    def after_the_first_chunk(write: int) -> None:
+        if write == 2:
+            both_writing.wait()
+
+    def post(title: str) -> None:
+        try:
+            file = io.BytesIO(raw)
+            file.name = "noise.png"
+            answers[title] = Client().post(
+                "/images", {"image": file, "title": title}, content_type=MULTIPART_CONTENT
+            )
+        finally:
+            connections.close_all()
+
+    with local_writes(after_the_first_chunk):
+        threads = [threading.Thread(target=post, args=(title,)) for title in ("a", "b")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    assert [answers[t].status_code for t in ("a", "b")] == [201, 201]
+    [name] = {name_of(answers[t].json()) for t in ("a", "b")}
+    assert stored_names() == [name]
+    for title in ("a", "b"):
+        assert served(answers[title].json()["url"]).tobytes() == noise().tobytes()
+    assert Image.objects.filter(file=name).count() == 2
+
+
+# --- No storage call holds the database --------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_storage_call_happens_inside_a_database_transaction(
+    upload: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On SQLite a write transaction holds the one write lock of the whole database: a storage call inside
+    # it (an S3 request that retries for seconds) would hold up every upload's insert meanwhile.
+    backend = type(storages["default"])
+    calls: list[tuple[str, bool]] = []  # (method, inside a transaction)
+
+    def watched(method: str, real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(self: Any, *args: Any) -> Any:
+            calls.append((method, connection.in_atomic_block))
+            return real(self, *args)
+
+        return call
+
+    for method in ("_save", "delete", "exists", "size", "open", "listdir"):
+        monkeypatch.setattr(backend, method, watched(method, getattr(backend, method)))
+
+    raw = encode(quadrants(), "PNG")
+    assert upload(raw, title="stored").status_code == 201
+    assert upload(raw, title="found").status_code == 201
+    with database_failing(lambda sql: bool(INSERT_IMAGE.match(sql))):  # stored, then removed again
+        assert_problem(upload(quadrants((20, 40))), 503, "database_unavailable")
+    put_stored_file(ORPHAN, b"left by a crash")
+    call_command("reconcile_storage", "--fix", stdout=io.StringIO(), stderr=io.StringIO())
+
+    assert {"_save", "delete"} <= {method for method, _ in calls}
+    assert [method for method, inside in calls if inside] == []

@@ -1,8 +1,11 @@
-"""`manage.py reconcile_storage [--fix]`: do the rows and the stored files match, both ways?
+"""`manage.py reconcile_storage [--verify] [--fix]`: do the rows and the stored files match, both ways?
 
-Prints every orphan (a stored file no row points at) and every loss (a row whose file is gone); `--fix`
-removes the orphans. Exits 1 when a row has lost its file (that needs a person), 2 when the storage cannot
-be listed, 0 otherwise. Progress goes to stderr: a bar on a terminal, a plain line every so often elsewhere.
+Prints every orphan (a stored file no row points at), every loss (a row whose file is gone), every corrupt
+file (its size differs from its rows' `size`, or with `--verify` its bytes do not hash to its name) and
+every partial file a killed write left behind; `--fix` removes the orphans (corrupt ones included) and the
+partial files, never a file a row uses. Exits 1 when a row has lost its file or its file is corrupt (that
+needs a person), 2 when the storage cannot be listed or read, 0 otherwise. Progress goes to stderr: a bar on
+a terminal, a plain line every so often elsewhere.
 """
 
 from __future__ import annotations
@@ -23,37 +26,57 @@ LINE_EVERY = 10_000
 
 class Command(BaseCommand):
     help = (
-        "Compare image rows with stored files: report orphans (files without rows) and losses (rows "
-        "without files); --fix removes the orphans. Exits 1 if a loss is found."
+        "Compare image rows with stored files: report orphans (files without rows), losses (rows without "
+        "files), corrupt files and partial files left by killed writes; --fix removes the orphans and the "
+        "partial files. Exits 1 if a row lost its file or its file is corrupt."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--fix", action="store_true", help="Remove orphaned files.")
+        parser.add_argument("--fix", action="store_true", help="Remove orphaned and partial files.")
+        parser.add_argument(
+            "--verify", action="store_true", help="Also hash every stored file against its name (reads all)."
+        )
 
-    def handle(self, *args: Any, fix: bool, **options: Any) -> None:
+    def handle(self, *args: Any, fix: bool, verify: bool, **options: Any) -> None:
         try:
-            result = reconcile(fix=fix, progress=self._progress)
+            result = reconcile(fix=fix, verify=verify, progress=self._progress)
         except StorageUnavailable as exc:
             raise CommandError(f"{exc.message} Nothing was compared.", returncode=2) from exc
 
         removed = set(result.removed)
         for name in result.orphans:
+            corrupt = ", corrupt" if name in result.corrupt else ""
             if name in removed:
-                self.stdout.write(f"removed orphan {name}")
+                self.stdout.write(f"removed orphan {name}{corrupt}")
             else:
-                self.stdout.write(f"orphan {name} (no row points at it)")
+                self.stdout.write(f"orphan {name} (no row points at it{corrupt})")
         for name, ids in result.losses.items():
             self.stdout.write(f"LOST {name} (rows {', '.join(map(str, ids))})")
+        damaged = {name: ids for name, ids in result.corrupt.items() if ids}
+        for name, ids in damaged.items():
+            self.stdout.write(
+                f"CORRUPT {name} (rows {', '.join(map(str, ids))}): not the bytes its name says"
+            )
+        for name in result.partials:
+            if name in removed:
+                self.stdout.write(f"removed partial file {name}")
+            else:
+                self.stdout.write(f"partial file {name} (left by a write that was killed)")
 
         self.stdout.write(
             f"{result.stored} stored files, {result.rows} rows referencing {result.referenced} files: "
-            f"{len(result.orphans)} orphans ({len(removed)} removed), {len(result.losses)} lost files."
+            f"{len(result.orphans)} orphans ({len(removed & set(result.orphans))} removed), "
+            f"{len(result.losses)} lost files."
         )
-        if result.orphans and not fix:
-            self.stdout.write("Run with --fix to remove the orphans.")
-        if result.losses:
-            rows = sum(len(ids) for ids in result.losses.values())
-            raise CommandError(f"{rows} rows have lost their file.", returncode=1)
+        self.stdout.write(
+            f"{len(result.corrupt)} corrupt files ({len(damaged)} used by rows), "
+            f"{len(result.partials)} partial files ({len(removed & set(result.partials))} removed)."
+        )
+        if (result.orphans or result.partials) and not fix:
+            self.stdout.write("Run with --fix to remove the orphans and partial files.")
+        if result.losses or damaged:
+            rows = sum(len(ids) for ids in [*result.losses.values(), *damaged.values()])
+            raise CommandError(f"{rows} rows have lost their file or their file is corrupt.", returncode=1)
 
     def _progress(self, items: Iterable[T], label: str, total: int | None) -> Iterable[T]:
         stream = self.stderr._out  # the raw stream: the bar must control its own line endings
