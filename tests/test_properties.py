@@ -94,10 +94,12 @@ field_values = st.one_of(
 def test_upload_fields_give_201_or_a_400_problem(upload, title, width, height, fit, fmt) -> None:
     before = Image.objects.count()
     response = upload(quadrants((30, 20)), title=title, width=width, height=height, fit=fit, format=fmt)
-    assert response.status_code in (201, 400), response.content
-    if response.status_code == 400:
+    # 413: a valid size that would enlarge the 30x20 image past IMAGE_MAX_ENLARGED_PIXELS.
+    assert response.status_code in (201, 400, 413), response.content
+    if response.status_code in (400, 413):
         assert response["Content-Type"] == "application/problem+json"
         assert response.json()["errors"]
+        assert response.status_code == 400 or response.json()["code"] == "image_too_large"
         assert Image.objects.count() == before
     else:
         assert Image.objects.count() == before + 1
