@@ -25,6 +25,7 @@ from typing import Any
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, Storage, default_storage, storages
 
+from images import compat
 from images.exceptions import StorageUnavailable
 
 logger = logging.getLogger(__name__)
@@ -290,7 +291,7 @@ def _probe_client(backend: Any) -> Any:
                 retries={"mode": "standard", "total_max_attempts": 1},
             )
         )
-        client = backend._create_session().client(
+        client = compat.s3_session(backend).client(
             "s3",
             region_name=backend.region_name,
             use_ssl=backend.use_ssl,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from typing import Any
 
@@ -10,7 +11,8 @@ from django.test import Client
 from django.test.client import MULTIPART_CONTENT
 
 import images.apis
-from tests.images import quadrants
+from images.models import Image
+from tests.images import encode, quadrants
 from tests.problems import assert_problem
 
 
@@ -80,3 +82,20 @@ def test_unexpected_exception_is_500_problem(db: None, monkeypatch: pytest.Monke
     response = Client(raise_request_exception=False).get("/images/1")
     body = assert_problem(response, 500)
     assert "a bug" not in body["detail"]
+
+
+def test_a_bug_while_decoding_is_a_500_in_the_log_not_the_users_fault(
+    db: None, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Only what decoders raise on broken data means "invalid image"; a TypeError is ours.
+    def bug(self: object, *args: Any, **kwargs: Any) -> None:
+        raise TypeError("a bug of ours")
+
+    monkeypatch.setattr("PIL.ImageFile.ImageFile.load", bug)
+    image = io.BytesIO(encode(quadrants(), "PNG"))
+    image.name = "fine.png"
+    response = Client(raise_request_exception=False).post("/images", {"image": image})
+    body = assert_problem(response, 500)
+    assert "a bug of ours" not in body["detail"]
+    assert any("a bug of ours" in str(record.exc_info) for record in caplog.records if record.exc_info)
+    assert not Image.objects.exists()

@@ -15,6 +15,12 @@ from tests.images import encode, quadrants
 
 SMALL = Limits(max_pixels=4_000_000, max_dimension=2_000, max_frames=50, max_animation_pixels=20_000_000)
 
+
+def animated(fmt: str) -> bytes:
+    frames = [quadrants((48, 32), "RGBA").rotate(90 * index) for index in range(3)]
+    return encode(frames[0], fmt, save_all=True, append_images=frames[1:], duration=50)
+
+
 SEEDS = {
     fmt: encode(quadrants((48, 32), mode), fmt)
     for fmt, mode in [
@@ -24,8 +30,10 @@ SEEDS = {
         ("WEBP", "RGB"),
         ("BMP", "RGB"),
         ("TIFF", "RGB"),
+        ("AVIF", "RGB"),
+        ("HEIF", "RGB"),
     ]
-}
+} | {f"animated {fmt}": animated(fmt) for fmt in ("GIF", "WEBP", "PNG")}
 
 
 @st.composite
