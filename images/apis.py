@@ -5,9 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.urls import reverse
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -23,12 +21,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.conditional import conditional
-from api.pagination import ListPagination
-from api.schema import problem_responses
-from images.filters import ImageFilter
+from api.pagination import (
+    PageInputSerializer,
+    cursor_page,
+    cursor_position,
+    numbered_page,
+    page_offset,
+)
+from api.schema import page_of, problem_responses
 from images.models import Image
 from images.processing import Fit, OutputFormat
-from images.selectors import ListCount, image_get, image_list, image_list_count, image_list_slice
+from images.selectors import image_get, image_list, image_list_page
 from images.services import image_create
 from images.titles import TITLE_MAX_LENGTH
 
@@ -123,28 +126,21 @@ IF_NONE_MATCH = OpenApiParameter(
 )
 
 
-class ImagePagination(ListPagination):
-    """The whole list's count comes from a counter; a filtered page's query is planned by its count."""
-
-    def count_rows(self, queryset: QuerySet[Image]) -> tuple[int, bool]:
-        count = image_list_count(queryset, cap=self.count_cap)
-        return count.value, count.exact
-
-    def fetch_rows(
-        self, queryset: QuerySet[Image], start: int, stop: int, *, count: tuple[int, bool]
-    ) -> list[Image]:
-        return image_list_slice(queryset, start=start, stop=stop, count=ListCount(*count))
+class ImageListInputSerializer(PageInputSerializer):
+    title = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=TITLE_MAX_LENGTH,
+        help_text=(
+            "Keep the images whose title contains this text, ignoring case (Unicode too). Trimmed; "
+            "empty keeps every image."
+        ),
+    )
 
 
 class ImageCollectionApi(GenericAPIView):
     parser_classes = [MultiPartParser, FormParser]
-    pagination_class = ImagePagination
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = ImageFilter
     serializer_class = ImageOutputSerializer
-
-    def get_queryset(self):
-        return image_list()
 
     @extend_schema(
         operation_id="images_list",
@@ -155,16 +151,32 @@ class ImageCollectionApi(GenericAPIView):
             "The answer has an `ETag`; `If-None-Match` with it answers 304."
         ),
         responses={
-            200: ImageOutputSerializer(many=True),
+            200: page_of(ImageOutputSerializer, component_name="PaginatedImageList"),
             304: OpenApiResponse(description="Not modified: the page still has the ETag sent."),
             **problem_responses(400, 401, 404, 429),
         },
-        parameters=[IF_NONE_MATCH],
+        parameters=[ImageListInputSerializer, IF_NONE_MATCH],
     )
     def get(self, request: Request) -> Response:
-        images = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        page = self.get_paginated_response(self.get_serializer(images, many=True).data)
-        return conditional(request, page)
+        # A plain dict: a repeated parameter counts once (the last), as everywhere in Django.
+        params = ImageListInputSerializer(data=request.query_params.dict())
+        params.is_valid(raise_exception=True)
+        title, size = params.validated_data.get("title") or None, params.validated_data["page_size"]
+        if "cursor" in params.validated_data:
+            position = cursor_position(params.validated_data["cursor"])
+            page = cursor_page(request, image_list(title=title), position=position, size=size)
+        else:
+            number = params.validated_data["page"]
+            start = page_offset(number, size)
+            # One row more than the page says whether another page follows, whatever the count says.
+            found = image_list_page(
+                title=title, start=start, stop=start + size + 1, count_cap=settings.LIST_COUNT_CAP
+            )
+            page = numbered_page(
+                request, found.items, number=number, size=size, count=found.count, exact=found.exact
+            )
+        results = self.get_serializer(page.rows, many=True).data
+        return conditional(request, Response(page.body(results)))
 
     @extend_schema(
         operation_id="images_create",
