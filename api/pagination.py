@@ -102,8 +102,8 @@ class CursorField(serializers.Field):
 class PageInputSerializer(serializers.Serializer):
     """The query parameters of a paginated list; a list's own serializer adds its filters.
 
-    Parse `request.query_params.dict()`: a plain dict, so an empty `page=` is an invalid number (a QueryDict
-    would make it absent), while an empty `cursor=` stays the first cursor page.
+    Give it `api.params.last_values(request.query_params)`: then an empty `page=` is an invalid number, not
+    an absent one, and an empty `cursor=` the first cursor page.
     """
 
     page = serializers.IntegerField(

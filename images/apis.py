@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.urls import reverse
@@ -28,12 +28,75 @@ from api.pagination import (
     numbered_page,
     page_offset,
 )
+from api.params import last_values
 from api.schema import page_of, problem_responses
 from images.models import Image
 from images.processing import Fit, OutputFormat
 from images.selectors import image_get, image_list, image_list_page
 from images.services import image_create
 from images.titles import TITLE_MAX_LENGTH
+
+# Python's whitespace, which trimming removes (JSON Schema's `\\s` differs), as a regex class's body.
+_SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace())
+
+
+class TitleField(serializers.Field):
+    """A title (or a search for one) as a form or query parameter: trimmed; empty counts as absent.
+
+    At most TITLE_MAX_LENGTH characters as sent (what a schema's maxLength can say), no NUL or lone
+    surrogate (which no database column holds). `blank`: how text of only whitespace counts.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid string.",
+        "max_length": f"Ensure this field has no more than {TITLE_MAX_LENGTH} characters.",
+        "null_characters_not_allowed": "Null characters are not allowed.",
+        "surrogate_characters_not_allowed": "Surrogate characters are not allowed.",
+        "blank": "This field may not be only whitespace.",
+    }
+
+    def __init__(self, *, blank: Literal["empty", "invalid"], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.blank = blank
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if len(data) > TITLE_MAX_LENGTH:
+            self.fail("max_length")
+        if "\x00" in data:
+            self.fail("null_characters_not_allowed")
+        if any("\ud800" <= c <= "\udfff" for c in data):
+            self.fail("surrogate_characters_not_allowed")
+        text = data.strip()
+        if data and not text and self.blank == "invalid":
+            self.fail("blank")
+        return text
+
+    def to_representation(self, value: str) -> str:
+        return value
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "maxLength": TITLE_MAX_LENGTH,
+        "pattern": f"^([^\\u0000]*[^\\u0000{_SPACES}][^\\u0000]*)?$",
+    }
+)
+class UploadTitleField(TitleField):
+    """Empty, or not only whitespace."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(blank="invalid", **kwargs)
+
+
+@extend_schema_field({"type": "string", "maxLength": TITLE_MAX_LENGTH, "pattern": "^[^\\u0000]*$"})
+class TitleSearchField(TitleField):
+    """Only whitespace is as good as empty: no filter."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(blank="empty", **kwargs)
 
 
 @extend_schema_serializer(component_name="ImageUpload")
@@ -46,12 +109,11 @@ class ImageCreateInputSerializer(serializers.Serializer):
             f"{settings.IMAGE_MAX_PIXELS} pixels."
         ),
     )
-    title = serializers.CharField(
+    title = UploadTitleField(
         required=False,
-        max_length=TITLE_MAX_LENGTH,
         help_text=(
-            "1-255 characters after trimming. Default (also for an empty field): the file name "
-            "without its extension."
+            "Up to 255 characters, trimmed, without NUL; only whitespace is refused. Default (also for "
+            "an empty field): the file name without its extension."
         ),
     )
     width = serializers.IntegerField(
@@ -127,13 +189,11 @@ IF_NONE_MATCH = OpenApiParameter(
 
 
 class ImageListInputSerializer(PageInputSerializer):
-    title = serializers.CharField(
+    title = TitleSearchField(
         required=False,
-        allow_blank=True,
-        max_length=TITLE_MAX_LENGTH,
         help_text=(
-            "Keep the images whose title contains this text, ignoring case (Unicode too). Trimmed; "
-            "empty keeps every image."
+            "Keep the images whose title contains this text, ignoring case (Unicode too). Up to 255 "
+            "characters, without NUL; trimmed. Empty (or only whitespace) keeps every image."
         ),
     )
 
@@ -158,8 +218,7 @@ class ImageCollectionApi(GenericAPIView):
         parameters=[ImageListInputSerializer, IF_NONE_MATCH],
     )
     def get(self, request: Request) -> Response:
-        # A plain dict: a repeated parameter counts once (the last), as everywhere in Django.
-        params = ImageListInputSerializer(data=request.query_params.dict())
+        params = ImageListInputSerializer(data=last_values(request.query_params))
         params.is_valid(raise_exception=True)
         title, size = params.validated_data.get("title") or None, params.validated_data["page_size"]
         if "cursor" in params.validated_data:
@@ -195,7 +254,7 @@ class ImageCollectionApi(GenericAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        params = ImageCreateInputSerializer(data=request.data)
+        params = ImageCreateInputSerializer(data=last_values(request.data))
         params.is_valid(raise_exception=True)
         upload = params.validated_data["image"]
         image = image_create(
