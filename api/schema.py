@@ -1,12 +1,13 @@
-"""OpenAPI helpers: the documented error shape, and keeping trailing-slash aliases out of the schema."""
+"""OpenAPI helpers: the documented error and page shapes; trailing-slash aliases kept out of the schema."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from drf_spectacular import openapi
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiResponse, inline_serializer
 from rest_framework import serializers
 
 from api.auth import key_required
@@ -46,6 +47,37 @@ class ProblemSerializer(serializers.Serializer):
 def problem_responses(*statuses: int) -> dict[int, OpenApiResponse]:
     """`responses=` entries documenting these error statuses (as problem+json, see below)."""
     return {code: OpenApiResponse(ProblemSerializer, _DESCRIPTIONS[code]) for code in statuses}
+
+
+def page_of(item: type[serializers.Serializer], *, component_name: str) -> serializers.Serializer:
+    """The `200` of a paginated list (`api.pagination.Page.body`) whose items `item` describes."""
+    return inline_serializer(
+        component_name,
+        fields={
+            "count": serializers.IntegerField(
+                required=False,
+                help_text=(
+                    "Page-number mode only (absent with `cursor`). The number of matching items: exact, "
+                    "unless `count_exact` is present and false; then a lower bound (a filtered list is "
+                    f"counted exactly up to {settings.LIST_COUNT_CAP} matches)."
+                ),
+            ),
+            "count_exact": serializers.BooleanField(
+                required=False,
+                help_text=(
+                    "Present, and false, only when `count` is a lower bound. `next` and `previous` are "
+                    "exact either way."
+                ),
+            ),
+            "next": serializers.URLField(
+                allow_null=True, help_text="The next (older) page; null on the last page."
+            ),
+            "previous": serializers.URLField(
+                allow_null=True, help_text="The previous (newer) page; null on the first page."
+            ),
+            "results": item(many=True),
+        },
+    )
 
 
 def hide_trailing_slash_aliases(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list:

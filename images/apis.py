@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
-from django.db.models import QuerySet
 from django.urls import reverse
-from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -23,14 +21,82 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.conditional import conditional
-from api.pagination import ListPagination
-from api.schema import problem_responses
-from images.filters import ImageFilter
+from api.pagination import (
+    PageInputSerializer,
+    cursor_page,
+    cursor_position,
+    numbered_page,
+    page_offset,
+)
+from api.params import last_values
+from api.schema import page_of, problem_responses
 from images.models import Image
 from images.processing import Fit, OutputFormat
-from images.selectors import ListCount, image_get, image_list, image_list_count, image_list_slice
+from images.selectors import image_get, image_list, image_list_page
 from images.services import image_create
 from images.titles import TITLE_MAX_LENGTH
+
+# Python's whitespace, which trimming removes (JSON Schema's `\\s` differs), as a regex class's body.
+_SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace())
+
+
+class TitleField(serializers.Field):
+    """A title (or a search for one) as a form or query parameter: trimmed; empty counts as absent.
+
+    At most TITLE_MAX_LENGTH characters as sent (what a schema's maxLength can say), no NUL or lone
+    surrogate (which no database column holds). `blank`: how text of only whitespace counts.
+    """
+
+    default_error_messages = {
+        "invalid": "Not a valid string.",
+        "max_length": f"Ensure this field has no more than {TITLE_MAX_LENGTH} characters.",
+        "null_characters_not_allowed": "Null characters are not allowed.",
+        "surrogate_characters_not_allowed": "Surrogate characters are not allowed.",
+        "blank": "This field may not be only whitespace.",
+    }
+
+    def __init__(self, *, blank: Literal["empty", "invalid"], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.blank = blank
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if len(data) > TITLE_MAX_LENGTH:
+            self.fail("max_length")
+        if "\x00" in data:
+            self.fail("null_characters_not_allowed")
+        if any("\ud800" <= c <= "\udfff" for c in data):
+            self.fail("surrogate_characters_not_allowed")
+        text = data.strip()
+        if data and not text and self.blank == "invalid":
+            self.fail("blank")
+        return text
+
+    def to_representation(self, value: str) -> str:
+        return value
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "maxLength": TITLE_MAX_LENGTH,
+        "pattern": f"^([^\\u0000]*[^\\u0000{_SPACES}][^\\u0000]*)?$",
+    }
+)
+class UploadTitleField(TitleField):
+    """Empty, or not only whitespace."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(blank="invalid", **kwargs)
+
+
+@extend_schema_field({"type": "string", "maxLength": TITLE_MAX_LENGTH, "pattern": "^[^\\u0000]*$"})
+class TitleSearchField(TitleField):
+    """Only whitespace is as good as empty: no filter."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(blank="empty", **kwargs)
 
 
 @extend_schema_serializer(component_name="ImageUpload")
@@ -43,12 +109,11 @@ class ImageCreateInputSerializer(serializers.Serializer):
             f"{settings.IMAGE_MAX_PIXELS} pixels."
         ),
     )
-    title = serializers.CharField(
+    title = UploadTitleField(
         required=False,
-        max_length=TITLE_MAX_LENGTH,
         help_text=(
-            "1-255 characters after trimming. Default (also for an empty field): the file name "
-            "without its extension."
+            "Up to 255 characters, trimmed, without NUL; only whitespace is refused. Default (also for "
+            "an empty field): the file name without its extension."
         ),
     )
     width = serializers.IntegerField(
@@ -123,28 +188,19 @@ IF_NONE_MATCH = OpenApiParameter(
 )
 
 
-class ImagePagination(ListPagination):
-    """The whole list's count comes from a counter; a filtered page's query is planned by its count."""
-
-    def count_rows(self, queryset: QuerySet[Image]) -> tuple[int, bool]:
-        count = image_list_count(queryset, cap=self.count_cap)
-        return count.value, count.exact
-
-    def fetch_rows(
-        self, queryset: QuerySet[Image], start: int, stop: int, *, count: tuple[int, bool]
-    ) -> list[Image]:
-        return image_list_slice(queryset, start=start, stop=stop, count=ListCount(*count))
+class ImageListInputSerializer(PageInputSerializer):
+    title = TitleSearchField(
+        required=False,
+        help_text=(
+            "Keep the images whose title contains this text, ignoring case (Unicode too). Up to 255 "
+            "characters, without NUL; trimmed. Empty (or only whitespace) keeps every image."
+        ),
+    )
 
 
 class ImageCollectionApi(GenericAPIView):
     parser_classes = [MultiPartParser, FormParser]
-    pagination_class = ImagePagination
-    filter_backends = [DjangoFilterBackend]
-    filterset_class = ImageFilter
     serializer_class = ImageOutputSerializer
-
-    def get_queryset(self):
-        return image_list()
 
     @extend_schema(
         operation_id="images_list",
@@ -155,16 +211,31 @@ class ImageCollectionApi(GenericAPIView):
             "The answer has an `ETag`; `If-None-Match` with it answers 304."
         ),
         responses={
-            200: ImageOutputSerializer(many=True),
+            200: page_of(ImageOutputSerializer, component_name="PaginatedImageList"),
             304: OpenApiResponse(description="Not modified: the page still has the ETag sent."),
             **problem_responses(400, 401, 404, 429),
         },
-        parameters=[IF_NONE_MATCH],
+        parameters=[ImageListInputSerializer, IF_NONE_MATCH],
     )
     def get(self, request: Request) -> Response:
-        images = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
-        page = self.get_paginated_response(self.get_serializer(images, many=True).data)
-        return conditional(request, page)
+        params = ImageListInputSerializer(data=last_values(request.query_params))
+        params.is_valid(raise_exception=True)
+        title, size = params.validated_data.get("title") or None, params.validated_data["page_size"]
+        if "cursor" in params.validated_data:
+            position = cursor_position(params.validated_data["cursor"])
+            page = cursor_page(request, image_list(title=title), position=position, size=size)
+        else:
+            number = params.validated_data["page"]
+            start = page_offset(number, size)
+            # One row more than the page says whether another page follows, whatever the count says.
+            found = image_list_page(
+                title=title, start=start, stop=start + size + 1, count_cap=settings.LIST_COUNT_CAP
+            )
+            page = numbered_page(
+                request, found.items, number=number, size=size, count=found.count, exact=found.exact
+            )
+        results = self.get_serializer(page.rows, many=True).data
+        return conditional(request, Response(page.body(results)))
 
     @extend_schema(
         operation_id="images_create",
@@ -183,7 +254,7 @@ class ImageCollectionApi(GenericAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        params = ImageCreateInputSerializer(data=request.data)
+        params = ImageCreateInputSerializer(data=last_values(request.data))
         params.is_valid(raise_exception=True)
         upload = params.validated_data["image"]
         image = image_create(

@@ -35,46 +35,49 @@ def image_count() -> int:
 
 
 @dataclass(frozen=True)
-class ListCount:
-    value: int
-    exact: bool  # False: `value` is a lower bound
+class ImagePage:
+    """A slice of `image_list(title=...)` and how many images the whole list holds."""
+
+    items: list[Image]
+    count: int
+    exact: bool  # False: `count` is a lower bound
 
 
-def image_list_count(images: QuerySet[Image], *, cap: int) -> ListCount:
-    """How many images `images` (an `image_list()`) holds.
+def image_list_page(*, title: str | None = None, start: int, stop: int, count_cap: int) -> ImagePage:
+    """`image_list(title=title)[start:stop]`, and its count.
 
-    The whole list: exact and O(1) (`image_count`). A filtered one: counted exactly up to `cap`, and past
-    it `cap` as a lower bound, since an exact count of a common word's matches reads them all.
+    The count: without `title`, exact and O(1) (`image_count`). With one, counted exactly up to
+    `count_cap`, and past it `count_cap` as a lower bound, since an exact count of a common word's matches
+    reads them all. A slice past an exact count is empty without a query.
     """
-    if not images.query.has_filters():
-        return ListCount(image_count(), exact=True)
-    # COUNT over a LIMITed subquery: the database stops after cap + 1 matches. (QuerySet.count() on the
-    # slice writes the same SQL, with twice the Python work.)
-    sql, params = images.order_by().values("pk")[: cap + 1].query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT count(*) FROM ({sql}) matches", params)  # noqa: S608 (Django's SQL)
-        counted = cursor.fetchone()[0]
-    return ListCount(min(counted, cap), exact=counted <= cap)
+    images = image_list(title=title)
+    if not title:
+        count, exact = image_count(), True
+    else:
+        # COUNT over a LIMITed subquery: the database stops after count_cap + 1 matches. (QuerySet.count()
+        # on the slice writes the same SQL, with twice the Python work.)
+        sql, params = images.order_by().values("pk")[: count_cap + 1].query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM ({sql}) matches", params)  # noqa: S608 (Django's SQL)
+            counted = cursor.fetchone()[0]
+        count, exact = min(counted, count_cap), counted <= count_cap
+    if exact and start >= count:
+        return ImagePage([], count, exact)
+    if title and exact and connection.vendor == "postgresql":
+        # Few matches: plan the page by them (see below).
+        images = images.order_by(*_NEWEST_FIRST_WITHOUT_INDEX)
+    return ImagePage(list(images[start:stop]), count, exact)
 
 
 # Newest first, id as the tie-break, sorted by an expression the (created_at, id) index cannot supply.
+# On PostgreSQL a filtered page can be read two ways: walk the (created_at, id) index newest first and
+# test every title until the page is full (cheap when many titles match), or collect the matches through
+# the trigram index and sort them (cheap when few do). The planner guesses from sampled statistics, and
+# for a word that is rare but happened to be sampled it walks: 50 ms instead of 1 at a million rows.
+# An exact filtered count means few matches (at most the cap), so then the sort key is one the index
+# cannot supply, which leaves only the trigram index or, for needles it cannot serve (under three
+# characters), a scan. With many matches the planner's statistics are good and its choice stands.
 _NEWEST_FIRST_WITHOUT_INDEX = ((F("created_at") + dt.timedelta(0)).desc(), F("id").desc())
-
-
-def image_list_slice(images: QuerySet[Image], *, start: int, stop: int, count: ListCount) -> list[Image]:
-    """`images[start:stop]` (an `image_list()`), with its query planned by what `count` says.
-
-    On PostgreSQL a filtered page can be read two ways: walk the (created_at, id) index newest first and
-    test every title until the page is full (cheap when many titles match), or collect the matches through
-    the trigram index and sort them (cheap when few do). The planner guesses from sampled statistics, and
-    for a word that is rare but happened to be sampled it walks: 50 ms instead of 1 at a million rows.
-    An exact filtered count means few matches (at most the cap), so then the sort key is one the index
-    cannot supply, which leaves only the trigram index or, for needles it cannot serve (under three
-    characters), a scan. With many matches the planner's statistics are good and its choice stands.
-    """
-    if count.exact and images.query.has_filters() and connection.vendor == "postgresql":
-        images = images.order_by(*_NEWEST_FIRST_WITHOUT_INDEX)
-    return list(images[start:stop])
 
 
 def image_get(*, image_id: int) -> Image:

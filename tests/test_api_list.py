@@ -133,7 +133,24 @@ def test_list_page_beyond_the_last_is_404_problem(api: Client, many: Callable[[i
 
 @pytest.mark.parametrize(
     ("param", "value"),
-    [("page", "0"), ("page", "abc"), ("page", "-1"), ("page_size", "0"), ("page_size", "abc")],
+    [
+        ("page", "0"),
+        ("page", "abc"),
+        ("page", "-1"),
+        ("page_size", "0"),
+        ("page_size", "abc"),
+        # isdigit() is true for these, int() refuses them: once a 500.
+        ("page", "²"),
+        ("page_size", "²"),
+        # More digits than int() converts (4300): once a 500.
+        ("page", "9" * 5000),
+        ("page_size", "9" * 5000),
+        # Past any 64-bit integer: 400, never a database error.
+        ("page", "9" * 30),
+        ("page_size", "9" * 30),
+        ("page", ""),
+        ("page_size", ""),
+    ],
 )
 def test_list_rejects_bad_page_params_naming_the_field(
     api: Client, create: Callable[..., Any], param: str, value: str
@@ -186,6 +203,19 @@ def test_list_title_filter_matches_wildcards_literally(
     assert ids(get_list(api, title=query)) == [wanted]
 
 
+@pytest.mark.parametrize("title", ["", "   "])
+def test_list_empty_title_filter_counts_as_absent(
+    api: Client, many: Callable[[int], list[int]], title: str
+) -> None:
+    many(3)
+    assert get_list(api, title=title).json() == get_list(api).json()
+
+
+def test_list_title_filter_with_a_nul_is_400_problem(api: Client) -> None:
+    body = assert_problem(get_list(api, title="a\x00b"), 400)
+    assert [e["field"] for e in body["errors"]] == ["title"]
+
+
 def test_list_title_filter_longer_than_a_title_is_400_problem(api: Client) -> None:
     body = assert_problem(get_list(api, title="x" * (TITLE_MAX_LENGTH + 1)), 400)
     assert [e["field"] for e in body["errors"]] == ["title"]
@@ -219,7 +249,14 @@ def test_detail_with_trailing_slash_answers_the_same(api: Client, create: Callab
 
 @pytest.mark.parametrize(
     "path",
-    ["/images/{missing}", "/images/{missing}/", "/images/99999999999999999999999", "/images/abc"],
+    [
+        "/images/{missing}",
+        "/images/{missing}/",
+        "/images/99999999999999999999999",
+        "/images/abc",
+        "/images/²",
+        "/images/\u0661",
+    ],
 )
 def test_detail_of_unknown_id_is_404_problem(api: Client, create: Callable[..., Any], path: str) -> None:
     missing = create()["id"] + 1

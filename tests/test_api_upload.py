@@ -466,3 +466,9 @@ def test_json_body_gets_415(api):
     response = api.post("/images", {"title": "x"}, content_type="application/json")
     assert_problem(response, 415)
     assert_nothing_stored()
+
+
+@pytest.mark.parametrize("name", ["width", "height", "fit", "format"])
+def test_upload_refuses_an_empty_option_as_its_schema_says(upload, name):
+    # Only the title's schema allows an empty field (it means the default); for these, "" is no value.
+    assert_problem(upload(quadrants(), **{name: ""}), 400, field=name)

@@ -134,6 +134,25 @@ def test_unfiltered_count_is_exact_past_the_cap(api: Client, capped: list[int]) 
     assert "count_exact" not in body
 
 
+def test_unfiltered_count_is_the_counters_whatever_the_base_list_filters(
+    api: Client, capped: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Whether the counter answers depends on `title`, not on whether the queryset has filters: a filter
+    # every list carries (this one hides nothing) must not turn the exact, O(1) count into a capped one.
+    from images import apis, selectors
+
+    plain = selectors.image_list
+
+    def with_a_default_filter(*, title: str | None = None) -> Any:
+        return plain(title=title).filter(size__gte=0)
+
+    monkeypatch.setattr(selectors, "image_list", with_a_default_filter)
+    monkeypatch.setattr(apis, "image_list", with_a_default_filter)
+    body = get_list(api, page_size=2).json()
+    assert body["count"] == 7
+    assert "count_exact" not in body
+
+
 def test_filtered_count_past_the_cap_is_a_lower_bound(api: Client, capped: list[int]) -> None:
     body = get_list(api, title="image", page_size=2).json()
     assert body["count"] == 3

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import quote
 
 import pytest
+from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,6 +16,7 @@ from images.exceptions import ImageryError
 from images.models import Image
 from images.processing import Fit, Limits, OutputFormat, plan, render
 from tests.images import encode, quadrants
+from tests.problems import assert_problem
 
 SMALL = Limits(max_pixels=4_000_000, max_dimension=2_000, max_frames=50, max_animation_pixels=20_000_000)
 
@@ -111,3 +116,70 @@ def test_upload_fields_give_201_or_a_400_problem(upload, title, width, height, f
         assert Image.objects.count() == before
     else:
         assert Image.objects.count() == before + 1
+
+
+# --- no request parameter makes a 5xx ---------------------------------------------------------------
+
+hostile_text = st.one_of(
+    st.text(),  # any Unicode but surrogates
+    # Digits int() refuses though isdigit() accepts them (²), other scripts' digits (U+0661), controls (NUL),
+    # surrogates (sent as the UTF-8 bytes a lax client would write for them).
+    st.text(st.characters(categories=["Nd", "No", "Cc", "Cs"]), max_size=20),
+    st.integers(15, 6000).map(lambda n: "9" * n),  # past 64 bits; past what int() converts (4300)
+    st.sampled_from(["", " ", "0", "-1", "1.0", "+1", "1e3", "NaN", "0x10", "²", "\u0661", "\x00", "\udcff"]),
+)
+
+
+def utf8(text: str) -> bytes:
+    """The bytes a client would send for `text`, lone surrogates included (Python refuses them otherwise)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+def assert_not_a_server_error(response: Any, field: str) -> None:
+    """Not a 5xx; an error is a problem, and a 400 names `field`."""
+    assert response.status_code < 500, response.content
+    if response.status_code >= 400:
+        body = assert_problem(response, response.status_code)
+        if response.status_code == 400:
+            assert [e["field"] for e in body["errors"]] == [field], body
+
+
+@pytest.fixture
+def three(many: Callable[[int], list[int]]) -> list[int]:
+    return many(3)
+
+
+@pytest.mark.parametrize("param", ["page", "page_size", "cursor", "title"])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=st.one_of(hostile_text.map(utf8), st.binary(max_size=40)))
+def test_list_params_never_give_a_5xx(api: Client, three: list[int], param: str, value: bytes) -> None:
+    # Percent-encoded by hand: raw bytes (not UTF-8 at all, or a surrogate's) reach Django as they would.
+    response = api.get(f"/images?{param}={quote(value, safe='')}")
+    assert_not_a_server_error(response, param)
+
+
+def multipart(image: bytes, field: str, value: bytes) -> tuple[bytes, str]:
+    """A form with `image` and one more field holding exactly `value` (Django's client would encode it)."""
+    boundary = b"imagery-property-test-boundary"
+    body = b"".join(
+        [
+            b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+            % (boundary, field.encode(), value),
+            b'--%s\r\nContent-Disposition: form-data; name="image"; filename="small.png"\r\n' % boundary,
+            b"Content-Type: image/png\r\n\r\n%s\r\n--%s--\r\n" % (image, boundary),
+        ]
+    )
+    return body, f"multipart/form-data; boundary={boundary.decode()}"
+
+
+SMALL_PNG = encode(quadrants((12, 8)), "PNG")
+
+
+@pytest.mark.parametrize("field", ["title", "width", "height", "fit", "format"])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=hostile_text.map(utf8))
+def test_upload_fields_never_give_a_5xx(api: Client, field: str, value: bytes) -> None:
+    body, content_type = multipart(SMALL_PNG, field, value)
+    response = api.post("/images", body, content_type=content_type)
+    assert_not_a_server_error(response, field)
+    assert response.status_code in (201, 400), response.content

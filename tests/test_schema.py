@@ -89,6 +89,16 @@ def test_schema_upload_title_bounds(schema: dict[str, Any]) -> None:
     assert title["maxLength"] == TITLE_MAX_LENGTH
 
 
+def test_schema_upload_title_may_be_empty_but_not_only_whitespace(schema: dict[str, Any]) -> None:
+    # An empty field counts as absent (the file name becomes the title): no minLength. What is refused
+    # instead, the pattern says.
+    title = field(schema, "title")
+    assert "minLength" not in title
+    pattern = re.compile(title["pattern"])
+    assert all(pattern.search(text) for text in ["", "Beach", " Über den Wolken 🌥 "])
+    assert not any(pattern.search(text) for text in [" ", "\t\n", "\u3000", "nul\x00byte"])
+
+
 def test_schema_upload_fit_choices(schema: dict[str, Any]) -> None:
     assert sorted(field(schema, "fit")["enum"]) == ["contain", "cover", "fill"]
 
@@ -105,6 +115,45 @@ def test_schema_list_query_params(schema: dict[str, Any]) -> None:
         ("query", "page"),
         ("query", "page_size"),
     }
+
+
+def list_param(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    (param,) = [p for p in schema["paths"]["/images"]["get"]["parameters"] if p["name"] == name]
+    assert param["in"] == "query"
+    return param
+
+
+@pytest.mark.parametrize(("name", "default"), [("page", 1), ("page_size", 20)])
+def test_schema_list_page_params_are_bounded_integers(
+    schema: dict[str, Any], name: str, default: int
+) -> None:
+    # Bounded, so no value reaches the database as an integer it cannot hold.
+    param = list_param(schema, name)["schema"]
+    assert param["type"] == "integer"
+    assert param["minimum"] == 1
+    assert param["maximum"] == 2**63 - 1
+    assert param["default"] == default
+
+
+def test_schema_list_page_size_says_it_is_capped(schema: dict[str, Any]) -> None:
+    assert "capped at 100" in list_param(schema, "page_size")["description"]
+
+
+def test_schema_list_title_may_be_empty_and_holds_no_nul(schema: dict[str, Any]) -> None:
+    title = list_param(schema, "title")
+    assert title["schema"]["type"] == "string"
+    assert title["schema"]["maxLength"] == TITLE_MAX_LENGTH
+    assert "minLength" not in title["schema"]
+    assert "empty" in title["description"].lower()
+    pattern = re.compile(title["schema"]["pattern"])
+    assert pattern.search("") and pattern.search(" sunset ")
+    assert not pattern.search("sun\x00set")
+
+
+def test_schema_list_cursor_may_be_empty(schema: dict[str, Any]) -> None:
+    cursor = list_param(schema, "cursor")
+    assert cursor["schema"] == {"type": "string"}
+    assert "`cursor=` (empty)" in cursor["description"]
 
 
 @pytest.mark.parametrize(
