@@ -1,4 +1,4 @@
-"""The Image: one stored, processed file and what we know about it; and the count of them."""
+"""The Image: one stored, processed file and what we know about it."""
 
 from django.db import models
 from django.db.models import Q
@@ -50,26 +50,3 @@ class Image(models.Model):
 
     def __str__(self) -> str:
         return f"{self.title} ({self.width}x{self.height} {self.format})"
-
-
-class ImageCount(models.Model):
-    """The number of Image rows, exact and read in O(1): one row that database triggers keep current.
-
-    The triggers (migration 0002) run in the transaction of every INSERT, DELETE and TRUNCATE on the image
-    table, whatever issued it (image_create, bulk_create, a queryset delete, psql), so the total can never
-    drift from COUNT(*). Django does not manage this table: migration 0002 creates it with the triggers.
-
-    On SQLite, a migration that Django implements by rebuilding the image table (most field changes) drops
-    the triggers with the old table; such a migration must create them again (the SQL is in migration
-    0002), and `test_image_count_*` fails on SQLite until it does.
-    """
-
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    total = models.PositiveBigIntegerField()
-
-    class Meta:
-        managed = False
-        db_table = "images_image_count"
-
-    def __str__(self) -> str:
-        return f"{self.total} images"

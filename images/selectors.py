@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from django.db import connection
 from django.db.models import F, QuerySet
 
+from api.pagination import MAX_BIGINT
 from images.models import Image
 from images.titles import fold
 
-MAX_ID = 2**63 - 1
 # The columns the API answers with: a list or detail read loads nothing else (a field used but missing
 # here costs a query per row, which the query-count tests catch).
 ANSWERED_FIELDS = ("id", "title", "file", "width", "height", "format", "size", "created_at")
@@ -27,8 +27,16 @@ def image_list(*, title: str | None = None) -> QuerySet[Image]:
 
 
 def image_count() -> int:
-    """How many images there are: exact and O(1), from the counter the database's triggers keep."""
-    # The table of `ImageCount`. Every list page asks; plain SQL costs a fifth of the ORM's query building.
+    """How many images there are: exact and O(1), from the counter the database's triggers keep.
+
+    `images_image_count` holds one row. Triggers (migration 0002) update it in the transaction of every
+    INSERT, DELETE and TRUNCATE on the image table, whatever issued it (image_create, bulk_create, a
+    queryset delete, psql), so it never drifts from COUNT(*). On SQLite, a migration that Django implements
+    by rebuilding the image table (most field changes) drops the triggers with the old table; such a
+    migration must create them again (the SQL is in migration 0002), and tests/test_image_count.py fails
+    on SQLite until it does.
+    """
+    # Every list page asks; plain SQL costs a fifth of the ORM's query building.
     with connection.cursor() as cursor:
         cursor.execute("SELECT total FROM images_image_count WHERE id = 1")
         return cursor.fetchone()[0]
@@ -82,7 +90,7 @@ _NEWEST_FIRST_WITHOUT_INDEX = ((F("created_at") + dt.timedelta(0)).desc(), F("id
 
 def image_get(*, image_id: int) -> Image:
     """Raises Image.DoesNotExist for an unknown id."""
-    if not 0 < image_id <= MAX_ID:
+    if not 0 < image_id <= MAX_BIGINT:
         # Larger ids cannot exist, and the database would reject them with an error of its own.
         raise Image.DoesNotExist
     return Image.objects.only(*ANSWERED_FIELDS).get(pk=image_id)
