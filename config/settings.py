@@ -131,7 +131,7 @@ WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 # --- Uploads ------------------------------------------------------------------------------------
 # Django's own limits do not bound file parts; our upload handler enforces IMAGE_MAX_UPLOAD_BYTES.
 FILE_UPLOAD_HANDLERS = [
-    "api.uploads.SizeLimitedUploadHandler",
+    "images.uploads.ImageUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]
