@@ -76,6 +76,13 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
+# /readyz answers 200 when each of these (name: a function taking nothing, returning True when it answers)
+# does, 503 with each one's result otherwise (api/health.py).
+READINESS_CHECKS = {
+    "database": "api.health.database_ok",
+    "storage": "images.storage.is_available",
+}
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
