@@ -1,8 +1,8 @@
 """Turns every exception a view raises into a problem+json response with the right status.
 
-Domain errors (images.exceptions), DRF's errors and Django's own all end here; views never build error
-responses themselves. Anything not known here is a bug: DRF re-raises it and `api.errors.server_error`
-answers a problem+json 500.
+Errors that carry their own status and code (`api.exceptions.ProblemError`, which the domain's errors
+subclass), DRF's errors and Django's own all end here; views never build error responses themselves.
+Anything not known here is a bug: DRF re-raises it and `api.errors.server_error` answers a problem+json 500.
 """
 
 from __future__ import annotations
@@ -22,33 +22,18 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from api.exceptions import ProblemError
 from api.problems import PROBLEM_CONTENT_TYPE, problem
-from images.exceptions import (
-    ImageryError,
-    ImageTooLarge,
-    InvalidImage,
-    StorageUnavailable,
-    UnsupportedFormat,
-)
 
 logger = logging.getLogger(__name__)
 
 # How long a client should wait before retrying after a dependency failed.
 RETRY_AFTER_SECONDS = 5
 
-_DOMAIN_STATUS: dict[type[ImageryError], int] = {
-    InvalidImage: 400,
-    ImageTooLarge: 413,
-    UnsupportedFormat: 415,
-    StorageUnavailable: 503,
-}
-# Errors about the uploaded file itself are reported against the `image` field.
-_IMAGE_FIELD_ERRORS = (InvalidImage, ImageTooLarge, UnsupportedFormat)
-
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, ImageryError):
-        return _domain_problem(exc)
+    if isinstance(exc, ProblemError):
+        return _own_problem(exc)
     if isinstance(exc, OperationalError | InterfaceError):
         logger.exception("database unavailable")
         return _respond(
@@ -81,13 +66,12 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return None
 
 
-def _domain_problem(exc: ImageryError) -> Response:
-    status = next(s for cls, s in _DOMAIN_STATUS.items() if isinstance(exc, cls))
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
+def _own_problem(exc: ProblemError) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
     errors = None
-    if isinstance(exc, _IMAGE_FIELD_ERRORS):
-        errors = [{"field": "image", "code": exc.code, "message": exc.message}]
-    return _respond(status, exc.message, code=exc.code, errors=errors, headers=headers)
+    if exc.field is not None:
+        errors = [{"field": exc.field, "code": exc.code, "message": exc.message}]
+    return _respond(exc.status, exc.message, code=exc.code, errors=errors, headers=headers)
 
 
 def _respond(

@@ -27,11 +27,6 @@ _current: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_i
 access_logger = logging.getLogger("api.access")
 
 
-def current_request_id() -> str | None:
-    """The id of the request being served, None outside a request."""
-    return _current.get()
-
-
 def request_id_from(header: str | None) -> str:
     """The caller's id when it is sane, else a new one (32 hex digits)."""
     if header and _SANE_ID.fullmatch(header):

@@ -75,6 +75,13 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
+# /readyz answers 200 when each of these (name: a function taking nothing, returning True when it answers)
+# does, 503 with each one's result otherwise (api/health.py).
+READINESS_CHECKS = {
+    "database": "api.health.database_ok",
+    "storage": "images.storage.is_available",
+}
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -130,7 +137,7 @@ WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 # --- Uploads ------------------------------------------------------------------------------------
 # Django's own limits do not bound file parts; our upload handler enforces IMAGE_MAX_UPLOAD_BYTES.
 FILE_UPLOAD_HANDLERS = [
-    "api.uploads.SizeLimitedUploadHandler",
+    "images.uploads.ImageUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",
     "django.core.files.uploadhandler.TemporaryFileUploadHandler",
 ]

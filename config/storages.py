@@ -12,9 +12,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import env
-
-# Names are content hashes, so a stored file never changes: any cache may keep it forever.
-CACHE_FOREVER = "public, max-age=31536000, immutable"
+from images.storage import CACHE_FOREVER
 
 
 def default_storage_from_env() -> dict[str, Any]:

@@ -5,10 +5,9 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from api.health import healthz, metrics, readyz
-from api.media import serve_image_file
 from gallery.views import GalleryView
 from images.apis import ImageCollectionApi, ImageDetailApi
-from images.storage import is_local
+from images.files import serve_image_file
 
 handler400 = "api.errors.bad_request"
 handler403 = "api.errors.permission_denied"
@@ -31,10 +30,7 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
     path("", GalleryView.as_view(), name="gallery"),
+    # With files on local disk the app serves them itself; with S3 the URLs point at the bucket and this
+    # answers 404 (the view decides per request, so a changed storage setting needs no new URLconf).
+    re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<name>.+)$", serve_image_file, name="media"),
 ]
-
-if is_local():
-    # With files on local disk the app serves them itself; with S3 the URLs point at the bucket.
-    urlpatterns.append(
-        re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<name>.+)$", serve_image_file, name="media")
-    )

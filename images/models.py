@@ -4,17 +4,16 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from images.processing import OutputFormat
 from images.titles import TITLE_MAX_LENGTH
 
+# How a format is written for people, where its enum name is not it.
+_LABELS = {OutputFormat.WEBP: "WebP"}
 
-class ImageFormat(models.TextChoices):
-    """Formats a stored file can have (images.processing.OutputFormat)."""
-
-    JPEG = "jpeg", "JPEG"
-    PNG = "png", "PNG"
-    GIF = "gif", "GIF"
-    WEBP = "webp", "WebP"
-    AVIF = "avif", "AVIF"
+# Formats a stored file can have: the ones processing writes, with the values it uses.
+ImageFormat = models.TextChoices(
+    "ImageFormat", [(f.name, (f.value, _LABELS.get(f, f.name))) for f in OutputFormat]
+)
 
 
 class Image(models.Model):

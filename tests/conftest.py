@@ -9,7 +9,6 @@ stored files must match exactly (`api`).
 from __future__ import annotations
 
 import functools
-import importlib
 import io
 import itertools
 import os
@@ -30,7 +29,6 @@ from django.http import HttpResponse
 from django.test import Client as DjangoClient
 from django.test import override_settings
 from django.test.client import MULTIPART_CONTENT
-from django.urls import clear_url_caches
 from PIL import Image as PILImage
 
 from config.storages import default_storage_from_env
@@ -48,7 +46,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"IMAGERY_TEST_STORAGE must be one of {STORAGES}, not {TEST_STORAGE!r}")
     config.addinivalue_line(
         "markers",
-        "filesystem_only: about files the app serves itself (api/media.py); on S3 the bucket serves them",
+        "filesystem_only: about files the app serves itself (images/files.py); on S3 the bucket serves them",
     )
 
 
@@ -118,19 +116,6 @@ def use_storage_environment(settings: Any, environment: dict[str, str]) -> None:
     """Configure the storage from these environment variables, exactly as settings.py does."""
     with mock.patch.dict(os.environ, environment):
         settings.STORAGES = {**settings.STORAGES, "default": default_storage_from_env()}
-    _route_files_for_storage()
-
-
-def _route_files_for_storage() -> None:
-    # config/urls.py mounts the app's file view only for local storage, when it is imported; the tests
-    # switch storage per test, so import it again when the mounted routes do not fit the storage.
-    import config.urls
-    from images.storage import is_local
-
-    mounted = any(getattr(route, "name", None) == "media" for route in config.urls.urlpatterns)
-    if mounted != is_local():
-        importlib.reload(config.urls)
-        clear_url_caches()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -148,7 +133,6 @@ def file_storage(request: pytest.FixtureRequest, suite_storage: str | None, medi
     """The storage under test: the filesystem (media_root), or with IMAGERY_TEST_STORAGE=s3 a bucket."""
     if suite_storage is not None:
         request.getfixturevalue("s3_server").empty(suite_storage)
-    _route_files_for_storage()
     return TEST_STORAGE
 
 

@@ -126,6 +126,14 @@ def test_s3_url_is_public_cacheable_and_serves_the_image(
     assert PILImage.open(io.BytesIO(response.content)).size == (100, 50)
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST"])
+def test_on_s3_the_apps_file_route_answers_404(s3_bucket: str, api: Client, create: Any, method: str) -> None:
+    # The files are the bucket's to serve: the app's own /media/ knows none of them, whatever the method.
+    response = api.generic(method, f"/media/{name_of(create())}")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+
+
 @pytest.mark.parametrize(
     ("fmt", "media_type"),
     [("PNG", "image/png"), ("JPEG", "image/jpeg"), ("GIF", "image/gif"), ("WEBP", "image/webp")],

@@ -10,13 +10,13 @@ a terminal, a plain line every so often elsewhere.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from tqdm import tqdm
 
 from images.exceptions import StorageUnavailable
+from images.management.progress import Progress
 from images.reconciliation import reconcile
 
 T = TypeVar("T")
@@ -79,17 +79,4 @@ class Command(BaseCommand):
             raise CommandError(f"{rows} rows have lost their file or their file is corrupt.", returncode=1)
 
     def _progress(self, items: Iterable[T], label: str, total: int | None) -> Iterable[T]:
-        stream = self.stderr._out  # the raw stream: the bar must control its own line endings
-        if stream.isatty():
-            return tqdm(items, desc=label, total=total, unit=" items", file=stream, leave=True)
-        return self._lines(items, label, total)
-
-    def _lines(self, items: Iterable[T], label: str, total: int | None) -> Iterator[T]:
-        of = f" of {total}" if total is not None else ""
-        count = 0
-        for item in items:
-            yield item
-            count += 1
-            if count % LINE_EVERY == 0:
-                self.stderr.write(f"{label}: {count}{of}…")
-        self.stderr.write(f"{label}: {count}{of}, done.")
+        return Progress(self.stderr, label, total=total, every=LINE_EVERY).track(items)

@@ -24,9 +24,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import ImageDraw
-from tqdm import tqdm
 
 from images.management.commands._seed_words import RARE_WORDS, WORDS
+from images.management.progress import Progress
 from images.models import Image
 from images.services import image_create
 from images.titles import fold
@@ -53,40 +53,17 @@ class Command(BaseCommand):
         started = time.perf_counter()
         samples = [_upload_sample(rng, i, *spec) for i, spec in enumerate(SAMPLES[: min(count, 4)])]
         rows = _rows(rng, samples, count - len(samples))
-        progress = self._progress(total=count, initial=len(samples))
+        progress = Progress(
+            self.stderr, "seed_images", total=count, initial=len(samples), unit=" rows", every=LINE_EVERY
+        )
         insert = _copy if connection.vendor == "postgresql" else _bulk_create
         for chunk in iter(lambda: list(itertools.islice(rows, batch)), []):
             with transaction.atomic():
                 insert(chunk)
-            progress(len(chunk))
-        progress(0, done=True)
+            progress.update(len(chunk))
+        progress.close()
         seconds = time.perf_counter() - started
         self.stdout.write(f"Added {count} images in {seconds:.1f} s ({count / max(seconds, 1e-9):,.0f}/s).")
-
-    def _progress(self, *, total: int, initial: int) -> Any:
-        stream = self.stderr._out  # the raw stream: the bar must control its own line endings
-        if stream.isatty():
-            bar = tqdm(total=total, initial=initial, unit=" rows", unit_scale=True, file=stream)
-
-            def update(n: int, done: bool = False) -> None:
-                bar.update(n)
-                if done:
-                    bar.close()
-
-            return update
-        state = {"rows": initial, "reported": 0}
-
-        def lines(n: int, done: bool = False) -> None:
-            state["rows"] += n
-            if (done and state["rows"] != state["reported"]) or state["rows"] - state[
-                "reported"
-            ] >= LINE_EVERY:
-                state["reported"] = state["rows"]
-                self.stderr.write(
-                    f"seed_images: {state['rows']:,} of {total:,} rows" + (", done." if done else "…")
-                )
-
-        return lines
 
 
 def _upload_sample(rng: random.Random, index: int, width: int, height: int, fmt: str) -> Image:

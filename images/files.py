@@ -2,15 +2,18 @@
 
 Names are content hashes, so a file never changes: it is cached forever and its hash is its ETag. The
 Content-Type comes from the stored format only, and the browser is told not to sniff or run anything.
+The route is always mounted (config/urls.py); when the files live elsewhere (S3), their URLs point there and
+this answers the 404 of an unknown address.
 """
 
 from __future__ import annotations
 
 import re
 
-from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 
 from api.conditional import if_none_match_matches
+from api.errors import page_not_found
 from api.problems import allow_methods, problem_response
 from images import storage
 from images.processing import OutputFormat
@@ -21,14 +24,22 @@ _NAME = re.compile(
 )
 
 FILE_HEADERS = {
-    "Cache-Control": "public, max-age=31536000, immutable",
+    "Cache-Control": storage.CACHE_FOREVER,
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",
 }
 
 
-@allow_methods("GET", "HEAD")
 def serve_image_file(request: HttpRequest, name: str) -> HttpResponse:
+    """GET or HEAD a stored file by its name (`images/ab/cd/<sha256>.<ext>`), or a 404 problem."""
+    if not storage.is_local():
+        # Whatever the method: the same answer as an address with no route.
+        return page_not_found(request, Http404())
+    return _serve_local_file(request, name)
+
+
+@allow_methods("GET", "HEAD")
+def _serve_local_file(request: HttpRequest, name: str) -> HttpResponse:
     match = _NAME.fullmatch(name)
     if match is None:
         return problem_response(404, "No such file.", code="not_found")
