@@ -11,8 +11,8 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 
+from api.caching import CACHE_FOREVER
 from config.env import env
-from images.storage import CACHE_FOREVER
 
 
 def default_storage_from_env() -> dict[str, Any]:

@@ -12,6 +12,7 @@ import re
 
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
 
+from api.caching import CACHE_FOREVER
 from api.conditional import if_none_match_matches
 from api.errors import page_not_found
 from api.problems import allow_methods, problem_response
@@ -24,7 +25,7 @@ _NAME = re.compile(
 )
 
 FILE_HEADERS = {
-    "Cache-Control": storage.CACHE_FOREVER,
+    "Cache-Control": CACHE_FOREVER,
     "X-Content-Type-Options": "nosniff",
     "Content-Security-Policy": "default-src 'none'; sandbox",
 }

@@ -45,10 +45,6 @@ __all__ = [
     "source_box",
 ]
 
-# Our own limit is checked from the header before decoding (see `open_image`); Pillow's global bomb check
-# would only duplicate it with a different number.
-Image.MAX_IMAGE_PIXELS = None
-
 
 class Fit(StrEnum):
     """How the image fills the requested box."""

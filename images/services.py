@@ -10,12 +10,12 @@ import logging
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
+from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
@@ -28,10 +28,6 @@ if TYPE_CHECKING:
     from rest_framework_api_key.models import APIKey
 
 logger = logging.getLogger(__name__)
-
-# Decoding is where memory peaks (a PNG at the pixel limit decodes whole, ~480 MB as RGBA). Sync workers
-# decode one image at a time anyway; this keeps a threaded worker from multiplying that peak.
-_decode_slots = threading.BoundedSemaphore(settings.IMAGE_DECODE_CONCURRENCY)
 
 
 def image_create(
@@ -50,7 +46,7 @@ def image_create(
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). Raises the domain errors of `images.exceptions`.
     """
-    with _decode_slots:
+    with apps.get_app_config("images").decode_slots:  # see ImagesConfig
         rendered = _render(upload, width=width, height=height, fit=fit, output_format=output_format)
     title = title or default_title(filename)
     data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type

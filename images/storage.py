@@ -32,9 +32,6 @@ logger = logging.getLogger(__name__)
 
 # Every stored image lives under this prefix; listing it lists them all.
 PREFIX = "images/"
-# Names are content hashes, so a stored file never changes: any cache may keep it forever (the app's own
-# answers, images/files.py, and S3's, config/storages.py).
-CACHE_FOREVER = "public, max-age=31536000, immutable"
 # A readiness probe answers within this many seconds, even when the store hangs.
 PROBE_TIMEOUT_SECONDS = 2.0
 # A local file is written under `.<name>.<random>.partial` in its folder, then renamed into place.

@@ -1,0 +1,25 @@
+"""The images app, and what it sets up once when the process starts (not when a module is imported)."""
+
+from __future__ import annotations
+
+import threading
+
+from django.apps import AppConfig
+from django.conf import settings
+from PIL import Image
+
+
+class ImagesConfig(AppConfig):
+    name = "images"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    # Decoding is where memory peaks (a PNG at the pixel limit decodes whole, ~480 MB as RGBA). This keeps
+    # a threaded worker from multiplying that peak: IMAGE_DECODE_CONCURRENCY decodes per process.
+    decode_slots: threading.BoundedSemaphore
+
+    def ready(self) -> None:
+        self.decode_slots = threading.BoundedSemaphore(settings.IMAGE_DECODE_CONCURRENCY)
+        # Our own pixel limits are checked from the header before anything is decoded (images/decoding.py);
+        # Pillow's global bomb check would only repeat them with another number, and warn about images
+        # we accept.
+        Image.MAX_IMAGE_PIXELS = None
