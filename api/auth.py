@@ -15,6 +15,8 @@ from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 from rest_framework_api_key.models import APIKey
 
+from api.models import AdminKey
+
 _KEYWORDS = ("bearer", "api-key")
 
 
@@ -38,6 +40,11 @@ class ApiKeyAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="imagery"'
+
+
+def is_admin(api_key: APIKey) -> bool:
+    """Whether `api_key` was made an administrator (`manage.py apikey create NAME --admin`)."""
+    return AdminKey.objects.filter(api_key=api_key).exists()
 
 
 def key_required(method: str) -> bool:

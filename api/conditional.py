@@ -34,3 +34,10 @@ def if_none_match_matches(if_none_match: str, etag: str) -> bool:
     # RFC 9110: If-None-Match uses the weak comparison, so W/"x" matches "x".
     tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
     return etag in tags or "*" in tags
+
+
+def if_match_matches(if_match: str, etag: str) -> bool:
+    """Whether an If-Match header names `etag` (or is `*`)."""
+    # RFC 9110: If-Match uses the strong comparison, so a weak tag (W/"x") never matches.
+    tags = {tag.strip() for tag in if_match.split(",")}
+    return etag in tags or "*" in tags

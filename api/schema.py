@@ -16,8 +16,10 @@ from api.problems import PROBLEM_CONTENT_TYPE
 _DESCRIPTIONS = {
     400: "Invalid request: a field is missing or out of range, or the image does not decode.",
     401: "Missing or invalid credentials.",
+    403: "These credentials may not do this.",
     404: "No such resource.",
     413: "The upload has too many bytes or pixels.",
+    412: "`If-Match` names a version that is no longer current; nothing was changed.",
     415: "Not an image, or not a format we accept.",
     429: "Too many requests; see Retry-After.",
     503: "A service we depend on failed; nothing was changed. See Retry-After.",
@@ -120,3 +122,17 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "description": "An API key from `manage.py apikey create NAME`. "
             "`Authorization: Api-Key <key>` is accepted too.",
         }
+
+
+# A serializer decorated with `extend_schema_serializer(extensions={CLOSED: True})` refuses fields it does
+# not have, and its schema says so; drf-spectacular only passes `x-` keys through, so this hook turns the
+# mark into `additionalProperties: false`.
+CLOSED = "x-closed"
+
+
+def closed_objects(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: components marked CLOSED allow no other properties."""
+    for component in result.get("components", {}).get("schemas", {}).values():
+        if component.pop(CLOSED, False):
+            component["additionalProperties"] = False
+    return result

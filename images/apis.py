@@ -15,12 +15,14 @@ from drf_spectacular.utils import (
     extend_schema_serializer,
 )
 from rest_framework import serializers, status
+from rest_framework.exceptions import ValidationError
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.conditional import conditional
+from api.auth import ImageryAccess
+from api.conditional import conditional, etag_of, if_match_matches
 from api.pagination import (
     PageInputSerializer,
     cursor_page,
@@ -29,11 +31,12 @@ from api.pagination import (
     page_offset,
 )
 from api.params import last_values
-from api.schema import page_of, problem_responses
+from api.schema import CLOSED, page_of, problem_responses
 from images.models import Image
+from images.permissions import MayChangeImage
 from images.processing import Fit, OutputFormat
 from images.selectors import image_get, image_list, image_list_page
-from images.services import image_create
+from images.services import image_create, image_delete, image_update
 from images.titles import TITLE_MAX_LENGTH
 
 # Python's whitespace, which trimming removes (JSON Schema's `\\s` differs), as a regex class's body.
@@ -89,6 +92,29 @@ class UploadTitleField(TitleField):
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(blank="invalid", **kwargs)
+
+
+@extend_schema_field(
+    {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": TITLE_MAX_LENGTH,
+        "pattern": f"^[^\\u0000]*[^\\u0000{_SPACES}][^\\u0000]*$",
+    }
+)
+class EditTitleField(TitleField):
+    """A new title: something besides whitespace (there is no file name to fall back on)."""
+
+    default_error_messages = {"empty": "A title needs 1 to 255 characters after trimming."}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(blank="invalid", **kwargs)
+
+    def to_internal_value(self, data: Any) -> str:
+        title = super().to_internal_value(data)
+        if not title:
+            self.fail("empty")
+        return title
 
 
 @extend_schema_field({"type": "string", "maxLength": TITLE_MAX_LENGTH, "pattern": "^[^\\u0000]*$"})
@@ -150,6 +176,31 @@ class ImageCreateInputSerializer(serializers.Serializer):
     )
 
 
+@extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True})
+class ImageUpdateInputSerializer(serializers.Serializer):
+    """An edit: the title only. Any other field is refused by name (upload again to change the pixels)."""
+
+    title = EditTitleField(
+        help_text="1-255 characters after trimming, without NUL. The only field that can be changed."
+    )
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
+        try:
+            value = super().to_internal_value(data)
+        except ValidationError as exc:
+            errors = dict(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        else:
+            errors = (
+                {} if value["title"] else {"title": ["A title needs 1 to 255 characters after trimming."]}
+            )
+        for name in unknown:
+            errors[name] = ["Only `title` can be changed; upload the image again to change anything else."]
+        if errors:
+            raise ValidationError(errors)
+        return value
+
+
 @extend_schema_serializer(component_name="Image")
 class ImageOutputSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="Absolute URL of the stored file.")
@@ -179,6 +230,16 @@ class ImageOutputSerializer(serializers.ModelSerializer):
 
 _DATETIME = serializers.DateTimeField()
 
+
+IF_MATCH = OpenApiParameter(
+    "If-Match",
+    str,
+    OpenApiParameter.HEADER,
+    description=(
+        "The `ETag` of the version you edit: if the image has changed since, nothing is changed and the "
+        "answer is `412 Precondition Failed`."
+    ),
+)
 
 IF_NONE_MATCH = OpenApiParameter(
     "If-None-Match",
@@ -276,6 +337,8 @@ class ImageCollectionApi(GenericAPIView):
 
 class ImageDetailApi(GenericAPIView):
     serializer_class = ImageOutputSerializer
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+    permission_classes = [ImageryAccess, MayChangeImage]
 
     @extend_schema(
         operation_id="images_retrieve",
@@ -291,3 +354,63 @@ class ImageDetailApi(GenericAPIView):
     def get(self, request: Request, image_id: int) -> Response:
         image = image_get(image_id=image_id)
         return conditional(request, Response(self.get_serializer(image).data))
+
+    @extend_schema(
+        operation_id="images_update",
+        summary="Change an image's title",
+        description=(
+            "Only `title` can be changed (the pixels never change: upload again for that); any other field "
+            "is a 400 naming it. Send the image's `ETag` in `If-Match` to change it only if nobody else "
+            "has since (`412` otherwise). With `IMAGERY_AUTH=write` or `all`, only the API key that "
+            "uploaded the image or an admin key may."
+        ),
+        request={
+            "application/json": ImageUpdateInputSerializer,
+            "application/x-www-form-urlencoded": ImageUpdateInputSerializer,
+            "multipart/form-data": ImageUpdateInputSerializer,
+        },
+        responses={200: ImageOutputSerializer, **problem_responses(400, 401, 403, 404, 412, 429, 503)},
+        parameters=[IF_MATCH],
+    )
+    def patch(self, request: Request, image_id: int) -> Response:
+        params = ImageUpdateInputSerializer(data=_form_values(request.data))
+        params.is_valid(raise_exception=True)
+        self.check_object_permissions(request, image_get(image_id=image_id))
+        if_match = request.headers.get("If-Match", "").strip() or None  # an empty one names nothing
+
+        def unchanged(image: Image) -> bool:
+            return if_match_matches(if_match, etag_of(self.get_serializer(image).data))
+
+        image = image_update(
+            image_id=image_id,
+            title=params.validated_data["title"],
+            precondition=unchanged if if_match is not None else None,
+        )
+        data = self.get_serializer(image).data
+        return Response(data, headers={"ETag": etag_of(data)})
+
+    @extend_schema(
+        operation_id="images_destroy",
+        summary="Delete an image",
+        description=(
+            "Deletes the image; its stored file goes too unless an identical upload still uses it. Its "
+            "URLs may still be served from caches (a CDN, a browser) until they expire: they are cached "
+            "as immutable for a year. With `IMAGERY_AUTH=write` or `all`, only the API key that uploaded "
+            "the image or an admin key may."
+        ),
+        responses={
+            204: OpenApiResponse(description="Deleted."),
+            **problem_responses(401, 403, 404, 429, 503),
+        },
+    )
+    def delete(self, request: Request, image_id: int) -> Response:
+        image = image_get(image_id=image_id)
+        self.check_object_permissions(request, image)
+        image_delete(image=image)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def _form_values(data: Any) -> Any:
+    """A form's or a JSON object's fields as `last_values` gives them; any other JSON as it came (the
+    serializer says what is wrong with it)."""
+    return last_values(data) if hasattr(data, "keys") else data

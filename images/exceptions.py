@@ -42,3 +42,10 @@ class StorageUnavailable(ImageryError):
 
     status = 503
     code = "storage_unavailable"
+
+
+class ImageChanged(ImageryError):
+    """The image is no longer the version the client's edit was based on (its `If-Match` ETag)."""
+
+    status = 412
+    code = "precondition_failed"

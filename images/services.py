@@ -1,27 +1,22 @@
-"""Writes: the one place that creates an image. Validate -> process -> store -> save, all or nothing."""
+"""Writes: creating, deleting and editing images. Each is all or nothing, and a row exists exactly when
+its file does (an unreferenced file may be left behind by a failure; `reconcile_storage --fix` removes it).
+"""
 
 from __future__ import annotations
 
-import atexit
-import fcntl
-import functools
-import hashlib
 import logging
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
 from django.apps import apps
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import transaction
 
-from images import processing, storage
+from images import locks, processing, storage
+from images.exceptions import ImageChanged
 from images.models import Image
 from images.processing import Fit, OutputFormat
+from images.selectors import ANSWERED_FIELDS
 from images.titles import default_title, fold
 
 if TYPE_CHECKING:
@@ -55,7 +50,7 @@ def image_create(
     try:
         # The slow part, outside any lock and transaction: the bytes go to storage under their content name.
         created = storage.store(data, extension, media_type=media_type).created
-        with _file_name_lock(name):
+        with locks.file_name_lock(name):
             # Under the lock no cleanup can remove the file until this row is committed. One may have run
             # since `store` looked (a concurrent upload of the same bytes failed and removed the file it
             # had stored): then this stores it again, so the row never points at nothing.
@@ -85,6 +80,46 @@ def image_create(
         image.format,
         image.size,
     )
+    return image
+
+
+def image_delete(*, image: Image) -> None:
+    """Delete an image's row; then its file, unless another row uses it (identical uploads share one).
+
+    The row goes in a transaction of its own under the per-name lock that uploads take, and the file is
+    deleted after that commit, still under the lock: an identical upload either saved its row first (the
+    file stays) or finds the file gone and stores it again. Once the row is gone the delete has happened:
+    a failure to delete the file (the store is down) or even to check for other rows leaves the file as an
+    orphan for `reconcile_storage --fix`, never a row without its file. Raises Image.DoesNotExist when the
+    row was already gone.
+    """
+    name = image.file.name
+    with locks.file_name_lock(name):
+        with transaction.atomic():
+            deleted, _ = Image.objects.filter(pk=image.pk).delete()
+        if not deleted:
+            raise Image.DoesNotExist
+        try:
+            if Image.objects.filter(file=name).exists():
+                return
+            storage.delete(name)  # False, and logged, when the store failed: the file is an orphan
+        except Exception:
+            logger.exception("image %s deleted; could not check or delete %s, now an orphan", image.pk, name)
+    logger.info("image deleted id=%s", image.pk)
+
+
+def image_update(*, image_id: int, title: str, precondition: Callable[[Image], bool] | None = None) -> Image:
+    """Change an image's title (the pixels never change: upload again for that).
+
+    `precondition`, when given, is asked with the row as it is now, locked until the change commits; False
+    raises ImageChanged (the client's `If-Match` no longer matches). Raises Image.DoesNotExist.
+    """
+    with transaction.atomic():
+        image = Image.objects.select_for_update().only(*ANSWERED_FIELDS).get(pk=image_id)
+        if precondition is not None and not precondition(image):
+            raise ImageChanged("The image has changed since the version your If-Match names; get it again.")
+        image.title, image.title_folded = title, fold(title)
+        image.save(update_fields=["title", "title_folded"])
     return image
 
 
@@ -130,57 +165,10 @@ def image_file_discard_unreferenced(*, name: str) -> bool:
     lost.
     """
     try:
-        with _file_name_lock(name):
+        with locks.file_name_lock(name):
             if Image.objects.filter(file=name).exists():
                 return False
             return storage.delete(name)
     except Exception:
         logger.exception("could not check references to %s; keeping it", name)
         return False
-
-
-@contextmanager
-def _file_name_lock(name: str) -> Iterator[None]:
-    """Serialize, per stored name, the uploads that save a row for it and the cleanups that delete it.
-
-    Held outside any database transaction, so storage calls made under it never hold the database's write
-    lock (on SQLite that lock is global, and an S3 request that retries can take many seconds). Names are
-    hashed to lock keys; unrelated names sharing a key merely wait for each other. PostgreSQL: a
-    session-level advisory lock. SQLite: `flock` on one of a fixed set of files next to the database,
-    which every process using that database shares.
-    """
-    digest = hashlib.sha256(name.encode()).digest()
-    if connection.vendor == "postgresql":
-        key = int.from_bytes(digest[:8], "big", signed=True)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
-        try:
-            yield
-        finally:
-            try:
-                with connection.cursor() as cursor:
-                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
-            except DatabaseError:
-                # The session ends with the connection, and its locks with it.
-                logger.warning("could not release the lock for %s; closing the connection", name)
-                connection.close()
-        return
-    path = _lock_folder(connection.settings_dict["NAME"]) / f"{digest[0]:02x}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # each open() is its own lock: threads exclude each other too
-        yield
-    finally:
-        os.close(fd)  # releases the lock
-
-
-@functools.cache
-def _lock_folder(database: str) -> Path:
-    """`locks/` next to the SQLite file; a folder of this process's own for an in-memory database."""
-    if connection.vendor == "sqlite" and not connection.creation.is_in_memory_db(database):
-        folder = Path(database).parent / "locks"
-        folder.mkdir(parents=True, exist_ok=True)
-        return folder
-    folder = Path(tempfile.mkdtemp(prefix="imagery-locks-"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    return folder

@@ -28,7 +28,6 @@ def test_unknown_image_is_404_problem(api: Client) -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("delete", "/images/1"),
         ("put", "/images/1"),
         ("post", "/images/1"),
         ("put", "/images"),

@@ -14,7 +14,13 @@ from django.test import Client
 from images.titles import TITLE_MAX_LENGTH
 
 PROBLEM = "application/problem+json"
-OPERATIONS = {("get", "/images"), ("post", "/images"), ("get", "/images/{image_id}")}
+OPERATIONS = {
+    ("get", "/images"),
+    ("post", "/images"),
+    ("get", "/images/{image_id}"),
+    ("patch", "/images/{image_id}"),
+    ("delete", "/images/{image_id}"),
+}
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 ASSET = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)=["']([^"']+)["']""", re.IGNORECASE)
 
@@ -60,7 +66,7 @@ def test_schema_default_is_the_same_document_as_yaml(api: Client, schema: dict[s
     assert yaml.safe_load(response.content) == schema
 
 
-def test_schema_lists_exactly_the_three_operations(schema: dict[str, Any]) -> None:
+def test_schema_lists_exactly_the_five_operations(schema: dict[str, Any]) -> None:
     operations = {
         (method, path) for path, item in schema["paths"].items() for method in item if method in HTTP_METHODS
     }
@@ -216,3 +222,13 @@ def test_docs_local_assets_are_served(api: Client, page: str) -> None:
         response = api.get(url)
         assert response.status_code == 200, url
         assert b"".join(response.streaming_content), url
+
+
+def test_schema_edit_needs_a_title_and_documents_if_match(schema: dict[str, Any]) -> None:
+    operation = schema["paths"]["/images/{image_id}"]["patch"]
+    for content in operation["requestBody"]["content"].values():
+        ref = content["schema"]["$ref"].rsplit("/", 1)[-1]
+        assert schema["components"]["schemas"][ref]["required"] == ["title"]
+    assert "If-Match" in [p["name"] for p in operation["parameters"]]
+    assert {"200", "400", "403", "404", "412"} <= operation["responses"].keys()
+    assert {"204", "403", "404"} <= schema["paths"]["/images/{image_id}"]["delete"]["responses"].keys()

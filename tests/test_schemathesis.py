@@ -88,7 +88,7 @@ def send(case: schemathesis.Case) -> schemathesis.Response:
     sent = requests.Request(
         **{
             key: kwargs[key]
-            for key in ("method", "url", "headers", "params", "data", "files")
+            for key in ("method", "url", "headers", "params", "data", "files", "json")
             if key in kwargs
         }
     ).prepare()

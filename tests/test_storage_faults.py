@@ -32,7 +32,7 @@ from django.test.client import MULTIPART_CONTENT
 from PIL import Image as PILImage
 
 from config.env import BASE_DIR
-from images import services, storage
+from images import locks, storage
 from images.models import Image
 from images.services import image_create, image_file_discard_unreferenced
 from tests.conftest import (
@@ -204,7 +204,7 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
     raw = encode(quadrants(), "PNG")
     a_stored, b_inserted = threading.Event(), threading.Event()
     results: dict[str, Any] = {}
-    real_lock = services._file_name_lock
+    real_lock = locks.file_name_lock
 
     @contextmanager
     def lock(name: str) -> Iterator[None]:
@@ -215,7 +215,7 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
         with real_lock(name):
             yield
 
-    monkeypatch.setattr(services, "_file_name_lock", lock)
+    monkeypatch.setattr(locks, "file_name_lock", lock)
 
     def a_statement(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         if INSERT_IMAGE.match(sql):

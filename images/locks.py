@@ -1,0 +1,72 @@
+"""The per-name lock: saving a row for a stored file and deleting that file never interleave.
+
+Content-addressed files are shared by identical uploads, so an upload that saves a row for a name and a
+cleanup or delete that removes the file of that name must take turns: under the lock, an upload checks
+that the file is there (and stores it again if not) before it saves its row, and a delete checks that no
+row uses the file before it removes it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import functools
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from django.db import DatabaseError, connection
+
+logger = logging.getLogger(__name__)
+
+
+@contextmanager
+def file_name_lock(name: str) -> Iterator[None]:
+    """Serialize, per stored name, the uploads that save a row for it and the cleanups that delete it.
+
+    Held outside any database transaction, so storage calls made under it never hold the database's write
+    lock (on SQLite that lock is global, and an S3 request that retries can take many seconds). Names are
+    hashed to lock keys; unrelated names sharing a key merely wait for each other. PostgreSQL: a
+    session-level advisory lock. SQLite: `flock` on one of a fixed set of files next to the database,
+    which every process using that database shares.
+    """
+    digest = hashlib.sha256(name.encode()).digest()
+    if connection.vendor == "postgresql":
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            yield
+        finally:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
+            except DatabaseError:
+                # The session ends with the connection, and its locks with it.
+                logger.warning("could not release the lock for %s; closing the connection", name)
+                connection.close()
+        return
+    path = _lock_folder(connection.settings_dict["NAME"]) / f"{digest[0]:02x}.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # each open() is its own lock: threads exclude each other too
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+@functools.cache
+def _lock_folder(database: str) -> Path:
+    """`locks/` next to the SQLite file; a folder of this process's own for an in-memory database."""
+    if connection.vendor == "sqlite" and not connection.creation.is_in_memory_db(database):
+        folder = Path(database).parent / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+    folder = Path(tempfile.mkdtemp(prefix="imagery-locks-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
