@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from django.core.files.storage import storages
 from django.core.management import call_command
 from django.db import OperationalError, connection
 from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
@@ -68,7 +69,7 @@ def test_delete_with_the_store_down_answers_204_and_leaves_an_orphan_for_reconci
     def store_down(self: Any, name: str) -> None:
         raise ConnectionError("the store is down")
 
-    monkeypatch.setattr(type(storage.default_storage._wrapped), "delete", store_down)
+    monkeypatch.setattr(type(storages["default"]), "delete", store_down)
     assert api.delete(f"/images/{body['id']}").status_code == 204
     monkeypatch.undo()
     assert not Image.objects.filter(pk=body["id"]).exists()
