@@ -14,7 +14,12 @@ from django.test import Client
 from images.titles import TITLE_MAX_LENGTH
 
 PROBLEM = "application/problem+json"
-OPERATIONS = {("get", "/images"), ("post", "/images"), ("get", "/images/{image_id}")}
+OPERATIONS = {
+    ("get", "/images"),
+    ("post", "/images"),
+    ("get", "/images/{image_id}"),
+    ("get", "/images/{image_id}/file"),
+}
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 ASSET = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)=["']([^"']+)["']""", re.IGNORECASE)
 
