@@ -31,7 +31,7 @@ from images.renditions import (
     rendition_open,
     resolve,
 )
-from images.selectors import image_get
+from images.selectors import image_file_get
 
 # What a served file may do in a browser: nothing (an image shown by <img> needs none of it).
 FILE_HEADERS = {
@@ -145,10 +145,10 @@ class ImageFileApi(APIView):
         },
     )
     def get(self, request: Request, image_id: int) -> HttpResponseBase:
-        image = image_get(image_id=image_id)
+        image = image_file_get(image_id=image_id)
         params = RenditionInputSerializer(data=last_values(request.query_params))
         params.is_valid(raise_exception=True)
-        source = Source(name=image.file.name, width=image.width, height=image.height, format=image.format)
+        source = Source(name=image.name, width=image.width, height=image.height, format=image.format)
         spec = resolve(
             source,
             width=params.validated_data.get("width"),
@@ -180,7 +180,7 @@ class ImageFileApi(APIView):
             response = HttpResponse(served.data, content_type=content_type)
         response["Content-Length"] = str(served.size)
         extension = spec.output.extension
-        response["Content-Disposition"] = f'inline; filename="{image.pk}-{spec.key}.{extension}"'
+        response["Content-Disposition"] = f'inline; filename="{image_id}-{spec.key}.{extension}"'
         return _with(response, headers)
 
 

@@ -345,6 +345,16 @@ def test_a_stored_rendition_is_streamed_from_storage_with_the_same_bytes(
     assert len(renditions_stored()) == 1
 
 
+def test_a_stored_rendition_costs_one_query_and_no_render(
+    api: Client, stored: Callable, django_assert_num_queries: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    image = stored()
+    get(api, image, "width=320&format=webp")
+    monkeypatch.setattr("images.processing.render", None)  # any render now fails loudly
+    with django_assert_num_queries(1):
+        assert get(api, image, "width=320&format=webp").status_code == 200
+
+
 def test_identical_images_share_their_renditions(api: Client, stored: Callable) -> None:
     first, second = stored(title="first"), stored(title="second")
     assert body_of(get(api, first, "width=320&format=webp")) == body_of(
