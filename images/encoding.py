@@ -32,8 +32,8 @@ class EncodeOptions:
     jpeg_quality: int = 85
     webp_quality: int = 80
     avif_quality: int = 65
-    # libavif's speed, 0 (slowest, smallest) to 10. Its default, 6, takes 2 s for a 2560-wide image on
-    # our bench; 8 takes a quarter of that for 5-12 % more bytes (README, "Renditions").
+    # libavif's speed, 0 (slowest, smallest) to 10. Its default, 6, takes 1.4 to 2 s for a 2560-wide
+    # image on our bench; 8 takes under half of that for 4-12 % more bytes (README, "Renditions").
     avif_speed: int = 8
 
 
