@@ -17,11 +17,11 @@ from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from api.caching import CACHE_FOREVER
 from api.conditional import if_none_match_matches
 from api.params import last_values
 from api.schema import problem_responses
 from api.throttling import check_render_throttles
+from images.files import FILE_HEADERS
 from images.renditions import (
     LADDER,
     RenditionFormat,
@@ -32,13 +32,6 @@ from images.renditions import (
     resolve,
 )
 from images.selectors import image_file_get
-
-# What a served file may do in a browser: nothing (an image shown by <img> needs none of it).
-FILE_HEADERS = {
-    "Cache-Control": CACHE_FOREVER,
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": "default-src 'none'; sandbox",
-}
 
 
 class RenditionInputSerializer(serializers.Serializer):

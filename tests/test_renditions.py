@@ -10,10 +10,14 @@ import re
 import threading
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from django.core.files.storage import storages
 from django.core.management import call_command
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from PIL import Image as PILImage
 from PIL import ImageSequence
 from rest_framework_api_key.models import APIKey
@@ -139,6 +143,14 @@ def test_no_parameters_answers_the_stored_file_with_its_headers(
     assert response["Content-Type"] == "image/jpeg"
     assert int(response["Content-Length"]) == image["size"]
     assert "Vary" not in response  # the stored file whatever the Accept
+
+
+def test_format_alone_is_the_stored_size_in_that_format(api: Client, stored: Callable) -> None:
+    image = stored(fmt="JPEG", filename="photo.jpg")
+    auto = get(api, image, "format=auto", accept=AVIF_AND_WEBP)
+    assert (pixels(auto).format, pixels(auto).size, auto["Vary"]) == ("AVIF", (1000, 500), "Accept")
+    webp = get(api, image, "format=webp")
+    assert (pixels(webp).format, pixels(webp).size, "Vary" in webp) == ("WEBP", (1000, 500), False)
 
 
 def test_a_tiny_image_is_never_enlarged_to_the_first_step(api: Client, stored: Callable) -> None:
@@ -410,6 +422,37 @@ def test_bad_values_are_400_naming_the_parameter(
 ) -> None:
     assert_problem(get(api, stored(quadrants((40, 20))), query), 400, field=field)
     assert renditions_stored() == []
+
+
+QUERY_VALUES = st.one_of(
+    st.integers(-5, 20_000).map(str),
+    st.sampled_from(["", "auto", "jpeg", "png", "webp", "avif", "gif", "thumb", "small", "1e3", "²", "0x10"]),
+    st.text(max_size=12),
+)
+
+
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["width", "height", "preset", "format"]), QUERY_VALUES, max_size=3
+    ),
+    accept=st.sampled_from(["", AVIF_AND_WEBP, WEBP_ONLY, "image/avif", "*/*", "garbage;q=x"]),
+)
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_any_query_is_an_image_or_a_problem_never_a_5xx(
+    api: Client, small_image: dict[str, Any], params: dict[str, str], accept: str
+) -> None:
+    response = get(api, small_image, urlencode(params), accept=accept)
+    assert response.status_code in (200, 400), body_of(response)[:300]
+    if response.status_code == 200:
+        assert pixels(response).size[0] <= 40
+    else:
+        assert_problem(response, 400)
+
+
+@pytest.fixture
+def small_image(stored: Callable, settings: Any) -> dict[str, Any]:
+    settings.THROTTLE_RENDERS_PER_ADDRESS = ""  # the limits have tests of their own
+    return stored(quadrants((40, 20)))
 
 
 @pytest.mark.parametrize("path", ["/images/999/file", "/images/99999999999999999999/file", "/images/0/file"])
