@@ -14,6 +14,7 @@ identical.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Mapping
@@ -268,10 +269,17 @@ def negotiate(
 
 
 def srcset(file_url: str, stored_width: int) -> str:
-    """`<img srcset>`: every ladder width below the stored one, then the stored width itself."""
-    widths = [w for w in LADDER if w < stored_width]
-    widths.append(stored_width)
-    return ", ".join(f"{file_url}?width={w} {w}w" for w in widths)
+    """`<img srcset>`: every ladder width below the stored one, then the stored width itself.
+
+    A list page builds one per row: one join of cached pieces (`320 320w`), a microsecond or two.
+    """
+    return f"{file_url}?width=" + f", {file_url}?width=".join(_srcset_pieces(stored_width))
+
+
+@functools.lru_cache(maxsize=1024)
+def _srcset_pieces(stored_width: int) -> tuple[str, ...]:
+    widths = [*(w for w in LADDER if w < stored_width), stored_width]
+    return tuple(f"{w} {w}w" for w in widths)
 
 
 def preset_urls(file_url: str, names: list[str]) -> dict[str, str]:
