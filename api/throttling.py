@@ -1,4 +1,8 @@
-"""Rate limits, per API key and per client address, separately for uploads and reads.
+"""Rate limits, per API key and per client address, separately for uploads, reads and renders.
+
+Uploads and reads are limited by every view (REST_FRAMEWORK's DEFAULT_THROTTLE_CLASSES). A render (work
+done for a read, such as making an image's rendition for the first time) is limited only where a view
+asks for it: `check_render_throttles`.
 
 Counts live in the Django cache (local memory by default, Redis when REDIS_URL is set, which several app
 processes must share). A rate is a setting like "60/minute"; empty turns that limit off. When the cache
@@ -11,6 +15,7 @@ import logging
 from typing import Any
 
 from django.conf import settings
+from rest_framework.exceptions import Throttled
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
@@ -20,7 +25,7 @@ logger = logging.getLogger(__name__)
 
 class _ImageryThrottle(SimpleRateThrottle):
     setting: str
-    for_reads: bool
+    for_reads: bool | None  # None: whatever the method
     per_key: bool
 
     def __init__(self) -> None:
@@ -32,7 +37,7 @@ class _ImageryThrottle(SimpleRateThrottle):
         return getattr(settings, self.setting) or None
 
     def get_cache_key(self, request: Request, view: Any) -> str | None:
-        if (request.method in SAFE_METHODS) != self.for_reads:
+        if self.for_reads is not None and (request.method in SAFE_METHODS) != self.for_reads:
             return None
         if self.per_key:
             if request.auth is None:
@@ -64,3 +69,26 @@ class ReadsPerKey(_ImageryThrottle):
 
 class ReadsPerAddress(_ImageryThrottle):
     setting, for_reads, per_key = "THROTTLE_READS_PER_ADDRESS", True, False
+
+
+class RendersPerKey(_ImageryThrottle):
+    setting, for_reads, per_key = "THROTTLE_RENDERS_PER_KEY", None, True
+
+
+class RendersPerAddress(_ImageryThrottle):
+    setting, for_reads, per_key = "THROTTLE_RENDERS_PER_ADDRESS", None, False
+
+
+RENDER_THROTTLES = (RendersPerKey, RendersPerAddress)
+
+
+def check_render_throttles(request: Request, view: Any) -> None:
+    """Count one render against THROTTLE_RENDERS_*; raises Throttled (a 429 with Retry-After) past one."""
+    waits = []
+    for throttle_class in RENDER_THROTTLES:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, view):
+            waits.append(throttle.wait())
+    if waits:
+        durations = [wait for wait in waits if wait is not None]
+        raise Throttled(wait=max(durations, default=None))

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, Spec
 from api.health import healthz, metrics, readyz
 from gallery.views import GalleryView
 from images.apis import ImageCollectionApi, ImageDetailApi
+from images.file_apis import ImageFileApi
 from images.files import serve_image_file
 
 handler400 = "api.errors.bad_request"
@@ -19,6 +20,8 @@ urlpatterns = [
     path("images/", ImageCollectionApi.as_view()),
     path("images/<int:image_id>", ImageDetailApi.as_view(), name="image-detail"),
     path("images/<int:image_id>/", ImageDetailApi.as_view()),
+    path("images/<int:image_id>/file", ImageFileApi.as_view(), name="image-file"),
+    path("images/<int:image_id>/file/", ImageFileApi.as_view()),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path(

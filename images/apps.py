@@ -6,6 +6,7 @@ import threading
 
 from django.apps import AppConfig
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from PIL import Image
 
 
@@ -23,3 +24,9 @@ class ImagesConfig(AppConfig):
         # Pillow's global bomb check would only repeat them with another number, and warn about images
         # we accept.
         Image.MAX_IMAGE_PIXELS = None
+        from images.renditions import configured_presets  # needs the models, loaded by now
+
+        try:
+            configured_presets()
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(f"IMAGE_PRESETS: {exc}") from exc

@@ -32,6 +32,9 @@ class EncodeOptions:
     jpeg_quality: int = 85
     webp_quality: int = 80
     avif_quality: int = 65
+    # libavif's speed, 0 (slowest, smallest) to 10. Its default, 6, takes 1.4 to 2 s for a 2560-wide
+    # image on our bench; 8 takes under half of that for 4-12 % more bytes (README, "Renditions").
+    avif_speed: int = 8
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,7 @@ def encode(im: Image.Image, output: OutputFormat, options: EncodeOptions) -> byt
             im = im.convert("RGBA" if has_transparency(im) else "RGB")
         if output is OutputFormat.WEBP:
             return save(im, "WEBP", quality=options.webp_quality, method=4)
-        return save(im, "AVIF", quality=options.avif_quality)
+        return save(im, "AVIF", quality=options.avif_quality, speed=options.avif_speed)
     if im.mode == "LA":
         im = im.convert("RGBA")
     return _optimized(im, "GIF", {"optimize": True}, {})

@@ -37,6 +37,12 @@ class ImageTooLarge(ImageryError):
     field = "image"
 
 
+class RenditionTooLarge(ImageTooLarge):
+    """A rendition asked for would cost more than the limits allow (the message names the setting)."""
+
+    field = None
+
+
 class StorageUnavailable(ImageryError):
     """The file store failed (down, full, denied); nothing was saved."""
 

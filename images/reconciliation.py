@@ -1,5 +1,6 @@
 """Rows and stored files compared both ways: orphans (files without a row), losses (rows without a file),
-corrupt files (bytes that do not match their name) and partial files left by a killed write.
+corrupt files (bytes that do not match their name) and partial files left by a killed write; and
+renditions (`renditions/<sha256>/…`) whose source file no row uses, orphans too.
 
 `manage.py reconcile_storage` prints the result and, with `--fix`, removes the orphans and the left-over
 partial files. A failed upload can leave an orphan when the store or the database failed while cleaning up
@@ -15,6 +16,7 @@ from typing import TypeVar
 
 from images import storage
 from images.models import Image
+from images.renditions import digest_of_rendition
 from images.services import image_file_discard_unreferenced
 
 T = TypeVar("T")
@@ -35,10 +37,19 @@ class Reconciliation:
     # process); younger ones belong to writes in progress and are not listed.
     partials: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)  # orphans and partial files deleted (with fix)
+    renditions: int = 0  # files under renditions/
+    # Renditions of a stored file that no row uses (its digest is no row's file's): derived, so removable.
+    rendition_orphans: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
-        return not self.orphans and not self.losses and not self.corrupt and not self.partials
+        return (
+            not self.orphans
+            and not self.losses
+            and not self.corrupt
+            and not self.partials
+            and not self.rendition_orphans
+        )
 
 
 def _no_progress(items: Iterable[T], label: str, total: int | None) -> Iterable[T]:
@@ -60,19 +71,31 @@ def reconcile(
     reference check as a failed upload's cleanup, so a row being saved meanwhile keeps its file.
     """
     stored: dict[str, int] = {}
+    renditions: list[str] = []
     partials: list[str] = []
     stale = time.time() - storage.PARTIAL_MAX_AGE_SECONDS
     for listed in progress(storage.list_files(), "stored files", None):
-        if not listed.partial:
+        if listed.partial:
+            if listed.modified < stale:
+                partials.append(listed.name)
+        elif listed.name.startswith(storage.RENDITIONS_PREFIX):
+            renditions.append(listed.name)
+        else:
             stored[listed.name] = listed.size
-        elif listed.modified < stale:
-            partials.append(listed.name)
     rows = Image.objects.count()
     pairs = Image.objects.order_by().values_list("file", "size").distinct()
     sizes = dict(progress(pairs.iterator(chunk_size=2000), "rows", pairs.count()))
 
-    result = Reconciliation(stored=len(stored), referenced=len(sizes), rows=rows, partials=sorted(partials))
+    result = Reconciliation(
+        stored=len(stored),
+        referenced=len(sizes),
+        rows=rows,
+        partials=sorted(partials),
+        renditions=len(renditions),
+    )
     result.orphans = sorted(stored.keys() - sizes.keys())
+    sources = {storage.digest_of(name) for name in sizes}
+    result.rendition_orphans = sorted(name for name in renditions if digest_of_rendition(name) not in sources)
     lost = {name for name in sizes.keys() - stored.keys() if not storage.exists(name)}
     corrupt = {name for name, size in stored.items() if name in sizes and size != sizes[name]}
     if verify:
@@ -87,6 +110,13 @@ def reconcile(
             if image_file_discard_unreferenced(name=name):
                 result.removed.append(name)
         for name in result.partials:
+            if storage.delete(name):
+                result.removed.append(name)
+        # A rendition is made from its source again when asked for, so removing one that a new row has
+        # meanwhile come to use costs a render, never data.
+        for name in progress(
+            result.rendition_orphans, "removing orphan renditions", len(result.rendition_orphans)
+        ):
             if storage.delete(name):
                 result.removed.append(name)
     return result

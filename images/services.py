@@ -138,19 +138,30 @@ def _render(
         height=height,
         fit=fit,
         output_format=output_format,
-        limits=processing.Limits(
-            max_pixels=settings.IMAGE_MAX_PIXELS,
-            max_dimension=settings.IMAGE_MAX_DIMENSION,
-            max_frames=settings.IMAGE_MAX_FRAMES,
-            max_animation_pixels=settings.IMAGE_MAX_ANIMATION_PIXELS,
-            max_enlarged_pixels=settings.IMAGE_MAX_ENLARGED_PIXELS,
-            max_avif_pixels=settings.IMAGE_MAX_AVIF_PIXELS,
-        ),
-        options=processing.EncodeOptions(
-            jpeg_quality=settings.IMAGE_JPEG_QUALITY,
-            webp_quality=settings.IMAGE_WEBP_QUALITY,
-            avif_quality=settings.IMAGE_AVIF_QUALITY,
-        ),
+        limits=pipeline_limits(),
+        options=encode_options(),
+    )
+
+
+def pipeline_limits() -> processing.Limits:
+    """What one render may cost, from the settings (uploads and renditions alike)."""
+    return processing.Limits(
+        max_pixels=settings.IMAGE_MAX_PIXELS,
+        max_dimension=settings.IMAGE_MAX_DIMENSION,
+        max_frames=settings.IMAGE_MAX_FRAMES,
+        max_animation_pixels=settings.IMAGE_MAX_ANIMATION_PIXELS,
+        max_enlarged_pixels=settings.IMAGE_MAX_ENLARGED_PIXELS,
+        max_avif_pixels=settings.IMAGE_MAX_AVIF_PIXELS,
+    )
+
+
+def encode_options() -> processing.EncodeOptions:
+    """The encoders' settings (uploads and renditions alike)."""
+    return processing.EncodeOptions(
+        jpeg_quality=settings.IMAGE_JPEG_QUALITY,
+        webp_quality=settings.IMAGE_WEBP_QUALITY,
+        avif_quality=settings.IMAGE_AVIF_QUALITY,
+        avif_speed=settings.IMAGE_AVIF_SPEED,
     )
 
 

@@ -32,6 +32,8 @@ logger = logging.getLogger(__name__)
 
 # Every stored image lives under this prefix; listing it lists them all.
 PREFIX = "images/"
+# Renditions of stored images (images/renditions.py): `renditions/<sha256 of the image file>/<key>.<ext>`.
+RENDITIONS_PREFIX = "renditions/"
 # A readiness probe answers within this many seconds, even when the store hangs.
 PROBE_TIMEOUT_SECONDS = 2.0
 # A local file is written under `.<name>.<random>.partial` in its folder, then renamed into place.
@@ -68,10 +70,20 @@ def store(data: bytes, extension: str, *, media_type: str) -> StoredFile:
     object appears only once it is complete).
     """
     name = content_name(data, extension)
+    return StoredFile(name=name, created=store_as(name, data, media_type=media_type))
+
+
+def store_as(name: str, data: bytes, *, media_type: str) -> bool:
+    """Save `data` under `name` (a name that says what its bytes are: a content hash, a rendition's
+    parameters), unless a whole file is stored there already; True when this call wrote it.
+
+    What `store` does for content names, for any name: a whole file (`len(data)` bytes) is reused, a
+    broken one written again; StorageUnavailable when the store fails, and nothing left under the name.
+    """
     try:
         size = _size_or_none(name)
         if size == len(data):
-            return StoredFile(name=name, created=False)
+            return False
         if size is not None:
             logger.warning("%s holds %s bytes instead of %s; storing it again", name, size, len(data))
             if not is_local():  # a local file is replaced in one rename; S3 never writes over an object
@@ -84,11 +96,11 @@ def store(data: bytes, extension: str, *, media_type: str) -> StoredFile:
         logger.exception("storing %s failed", name)
         raise StorageUnavailable("The file store is unavailable; nothing was saved.") from exc
     if saved != name:
-        # A concurrent upload of the same bytes won the race and S3 never overwrites: the storage picked
+        # A concurrent save of the same bytes won the race and S3 never overwrites: the storage picked
         # another name for this copy. Remove it (or leave an orphan, logged); the name holds the bytes.
         delete(saved)
-        return StoredFile(name=name, created=False)
-    return StoredFile(name=name, created=True)
+        return False
+    return True
 
 
 def _size_or_none(name: str) -> int | None:
@@ -127,22 +139,39 @@ class Listed:
     partial: bool = False  # a local write's temporary file: in progress, or left by a killed process
 
 
-def list_files() -> Iterator[Listed]:
-    """Every file under `images/`, in no particular order; StorageUnavailable on failure.
+def list_files(prefixes: tuple[str, ...] = (PREFIX, RENDITIONS_PREFIX)) -> Iterator[Listed]:
+    """Every file under `images/` and `renditions/` (or `prefixes`), in no particular order;
+    StorageUnavailable on failure.
 
-    S3: one paginated listing of the prefix (1000 keys a request), sizes included. Other backends:
+    S3: one paginated listing per prefix (1000 keys a request), sizes included. Other backends:
     `listdir`, folder by folder (the filesystem's fan-out folders hold few entries each), and a `stat` of
     each file. Partial files (`partial=True`) are not stored files: callers tell them apart.
     """
     try:
         backend = storages["default"]
-        if _is_s3(backend):
-            yield from _s3_files(backend)
-        elif backend.exists(PREFIX.rstrip("/")):
-            yield from _listdir_files(backend, PREFIX.rstrip("/"))
+        for prefix in prefixes:
+            if _is_s3(backend):
+                yield from _s3_files(backend, prefix)
+            elif backend.exists(prefix.rstrip("/")):
+                yield from _listdir_files(backend, prefix.rstrip("/"))
     except Exception as exc:
         logger.exception("listing the stored files failed")
         raise StorageUnavailable("The file store is unavailable.") from exc
+
+
+def delete_prefix(prefix: str) -> bool:
+    """Remove every file under `prefix` (a folder: it ends in `/`), and on the filesystem the emptied
+    folder; False (logged, never raised) when the store failed and some remain."""
+    try:
+        names = [listed.name for listed in list_files((prefix,)) if not listed.partial]
+    except StorageUnavailable:
+        logger.error("listing %s failed; its files remain", prefix)
+        return False
+    removed = all([delete(name) for name in names])
+    if removed and is_local():
+        with contextlib.suppress(OSError):  # not empty (a write in progress) or already gone
+            default_storage.delete(prefix.rstrip("/"))
+    return removed
 
 
 def hash_of(name: str) -> str:
@@ -204,9 +233,9 @@ def _is_s3(backend: Storage) -> bool:
     return isinstance(backend, S3Storage)
 
 
-def _s3_files(backend: Any) -> Iterator[Listed]:
+def _s3_files(backend: Any, prefix: str) -> Iterator[Listed]:
     client = backend.connection.meta.client
-    prefix = posixpath.join(backend.location, PREFIX) if backend.location else PREFIX
+    prefix = posixpath.join(backend.location, prefix) if backend.location else prefix
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=backend.bucket_name, Prefix=prefix):
         for entry in page.get("Contents", ()):
             name = entry["Key"].removeprefix(backend.location).lstrip("/")

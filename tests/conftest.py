@@ -215,13 +215,19 @@ def assert_rows_match_stored_files(*, orphans_allowed: bool = False) -> None:
     files may remain; still, no row may be without its file.
     """
     referenced = set(Image.objects.values_list("file", flat=True))
-    stored = set(stored_names())
+    everything = set(stored_names())
+    # Renditions (renditions/<sha256 of a stored file>/…) must be of a file some row uses.
+    renditions = {name for name in everything if name.startswith("renditions/")}
+    stored = everything - renditions
     report = reconcile()
     assert referenced <= stored, ("rows without their file", referenced - stored)
     assert not report.losses, report.losses
     if not orphans_allowed:
         assert stored == referenced, ("files without a row", stored - referenced)
-        assert report.clean, report.orphans
+        sources = {name.rsplit("/", 1)[-1].split(".")[0] for name in referenced}
+        orphans = {name for name in renditions if name.split("/")[1] not in sources}
+        assert not orphans, ("renditions of no row's file", orphans)
+        assert report.clean, (report.orphans, report.rendition_orphans)
 
 
 # A statement that deletes image rows: the app sends one only for DELETE /images/{id}, which deletes the

@@ -55,7 +55,11 @@ def test_upload_through_the_form_shows_the_new_image_first_in_the_grid(page: Pag
     )
     thumbnail = first.get_by_role("img", name="Harbour at night")
     expect(thumbnail).to_be_visible()
-    assert thumbnail.evaluate("img => img.decode().then(() => img.naturalWidth)") == 200
+    # A rendition from the image's srcset, whose naturalWidth is the width the tile lays it out at (not the
+    # stored 200): the picture decodes, at the stored image's aspect ratio.
+    natural = thumbnail.evaluate("img => img.decode().then(() => [img.naturalWidth, img.naturalHeight])")
+    assert abs(natural[0] / natural[1] - 200 / 150) < 0.02, natural
+    assert re.search(r"/images/\d+/file\?width=\d+$", thumbnail.evaluate("img => img.currentSrc"))
     # The form is ready for the next upload.
     expect(page.get_by_label("Title", exact=True)).to_have_value("")
     expect(page.locator("#upload-progress")).to_be_hidden()
@@ -428,3 +432,57 @@ def _looks_the_same(path: Path, shot: PILImage.Image) -> bool:
         return False
     changed = ImageChops.difference(saved, shot).convert("L").point(lambda v: 255 if v > 24 else 0)
     return changed.histogram()[255] <= shot.width * shot.height // 1000
+
+
+def test_the_grid_shows_renditions_near_the_tiles_width_and_the_detail_a_large_one(page: Page) -> None:
+    colours = ["#f7a072", "#8ecae6", "#ffd6a5", "#caffbf", "#0b132b", "#023e8a"]
+    stored_bytes = 0
+    for number in range(24):
+        sky = (colours[number % 6], colours[(number + 1) % 6])
+        image = api_upload(page, scene(sky, "#ffe29a", "#3d405b", size=(1600, 1200)), title=f"Scene {number}")
+        stored_bytes += image["size"]
+    open_gallery(page)
+    expect(card_titles(page)).to_have_count(24)
+    # Scroll through the page so that every lazy thumbnail loads, then back.
+    for _ in range(6):
+        page.mouse.wheel(0, 600)
+        page.wait_for_timeout(150)
+    page.wait_for_function(
+        """() => [...document.querySelectorAll("#grid img")]
+            .every((img) => img.complete && img.naturalWidth > 0)"""
+    )
+    shown = page.evaluate(
+        """() => [...document.querySelectorAll("#grid img")].map((img) => ({
+            src: img.currentSrc, displayed: img.getBoundingClientRect().width }))"""
+    )
+    for thumbnail in shown:
+        match = re.search(r"/images/\d+/file\?width=(\d+)$", thumbnail["src"])
+        assert match, thumbnail  # a rendition, not the stored file
+        assert int(match[1]) <= 2 * thumbnail["displayed"], thumbnail
+    downloaded = page.evaluate(
+        """() => performance.getEntriesByType("resource")
+            .filter((entry) => entry.name.includes("/file?"))
+            .reduce((total, entry) => total + entry.encodedBodySize, 0)"""
+    )
+    # 24 tiles: kilobytes in all, a small part of the stored files.
+    assert 0 < downloaded < min(200 * 1024, stored_bytes / 10), (downloaded, stored_bytes)
+
+    page.get_by_role("link", name=re.compile("Scene 0")).click()
+    picture = page.locator("#detail").get_by_role("img", name="Scene 0")
+    expect(picture).to_be_visible()
+    assert picture.evaluate("img => img.decode().then(() => img.naturalWidth)") == 1600
+    assert re.search(r"/images/\d+/file\?preset=large$", picture.evaluate("img => img.currentSrc"))
+
+
+def test_thumbnails_fall_back_to_the_stored_file_when_reads_need_a_key(page: Page, settings: Any) -> None:
+    image = api_upload(page, picture(size=(300, 200)), title="Private")
+    settings.IMAGERY_AUTH = "all"
+    from rest_framework_api_key.models import APIKey
+
+    _, key = APIKey.objects.create_key(name="viewer")
+    page.context.add_init_script(f"sessionStorage.setItem('imagery.apiKey', {key!r})")
+    open_gallery(page)
+    thumbnail = page.locator("#grid").get_by_role("img", name="Private")
+    expect(thumbnail).to_be_visible()
+    page.wait_for_function("""() => document.querySelector("#grid img").naturalWidth > 0""")
+    assert thumbnail.evaluate("img => img.currentSrc") == image["url"]

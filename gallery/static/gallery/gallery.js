@@ -228,8 +228,13 @@ function card(image, state) {
   link.href = urlFor({ ...state, image: image.id });
   link.dataset.route = "";
   const img = item.querySelector("img");
-  // The stored file is the only rendition the API has: width/height let the grid lay out before it loads,
-  // and lazy loading fetches only the thumbnails that scroll into view.
+  // A rendition about as wide as the tile, not the stored file: the browser picks from the object's srcset
+  // by the laid-out width (`auto`, for lazy images; the rest is for browsers without it), so a page of 24
+  // is kilobytes. width/height let the grid lay out before it loads, and lazy loading fetches only the
+  // thumbnails that scroll into view.
+  img.sizes = "auto, (min-width: 600px) 240px, 50vw";
+  img.srcset = image.srcset;
+  showStoredFileOnError(img, image.url);
   img.src = image.url;
   img.alt = image.title;
   img.width = image.width;
@@ -238,6 +243,16 @@ function card(image, state) {
   item.querySelector(".card-meta").textContent =
     `${formatDimensions(image)} · ${formatName(image.format)} · ${formatBytes(image.size)}`;
   return item;
+}
+
+// Renditions are reads of the API: when it needs a key for them (IMAGERY_AUTH=all), which an <img> cannot
+// send, the stored file (served without one) is shown instead.
+function showStoredFileOnError(img, url) {
+  img.onerror = () => {
+    img.onerror = null;
+    img.removeAttribute("srcset");
+    img.src = url;
+  };
 }
 
 function renderPager(state, data) {
@@ -288,7 +303,10 @@ async function renderDetail(state, signal, moves) {
   $("detail-title").textContent = image.title;
   const url = safeUrl(image.url);
   const picture = $("detail-image");
-  picture.src = image.url;
+  // The `large` rendition (at most 1600 wide, never larger than the image); the link opens the stored file.
+  picture.removeAttribute("srcset");
+  showStoredFileOnError(picture, image.url);
+  picture.src = image.presets?.large ?? image.url;
   picture.alt = image.title;
   picture.width = image.width;
   picture.height = image.height;

@@ -1,11 +1,12 @@
 """`manage.py reconcile_storage [--verify] [--fix]`: do the rows and the stored files match, both ways?
 
 Prints every orphan (a stored file no row points at), every loss (a row whose file is gone), every corrupt
-file (its size differs from its rows' `size`, or with `--verify` its bytes do not hash to its name) and
-every partial file a killed write left behind; `--fix` removes the orphans (corrupt ones included) and the
-partial files, never a file a row uses. Exits 1 when a row has lost its file or its file is corrupt (that
-needs a person), 2 when the storage cannot be listed or read, 0 otherwise. Progress goes to stderr: a bar on
-a terminal, a plain line every so often elsewhere.
+file (its size differs from its rows' `size`, or with `--verify` its bytes do not hash to its name), every
+partial file a killed write left behind, and every rendition whose source no row uses; `--fix` removes the
+orphans (corrupt ones and renditions included) and the partial files, never a file a row uses. Exits 1
+when a row has lost its file or its file is corrupt (that needs a person), 2 when the storage cannot be
+listed or read, 0 otherwise. Progress goes to stderr: a bar on a terminal, a plain line every so often
+elsewhere.
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"CORRUPT {name} (rows {', '.join(map(str, ids))}): not the bytes its name says"
             )
+        for name in result.rendition_orphans:
+            if name in removed:
+                self.stdout.write(f"removed orphan rendition {name}")
+            else:
+                self.stdout.write(f"orphan rendition {name} (no row uses its source)")
         for name in result.partials:
             if name in removed:
                 self.stdout.write(f"removed partial file {name}")
@@ -72,7 +78,12 @@ class Command(BaseCommand):
             f"{len(result.corrupt)} corrupt files ({len(damaged)} used by rows), "
             f"{len(result.partials)} partial files ({len(removed & set(result.partials))} removed)."
         )
-        if (result.orphans or result.partials) and not fix:
+        if result.renditions:
+            self.stdout.write(
+                f"{result.renditions} renditions: {len(result.rendition_orphans)} orphans "
+                f"({len(removed & set(result.rendition_orphans))} removed)."
+            )
+        if (result.orphans or result.partials or result.rendition_orphans) and not fix:
             self.stdout.write("Run with --fix to remove the orphans and partial files.")
         if result.losses or damaged:
             rows = sum(len(ids) for ids in [*result.losses.values(), *damaged.values()])

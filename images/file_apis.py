@@ -1,0 +1,183 @@
+"""GET /images/{id}/file: the image's bytes, as stored or as a rendition (a size, a preset, a format).
+
+Parse the query (one input serializer), resolve it against the row (images/renditions.py), answer 304 from
+the ETag alone, else stream the stored rendition, or render it first: a first render counts against the
+render rate limits. The answer is cached forever: its URL (and Accept, for `format=auto`) says what it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseNotModified
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from api.conditional import if_none_match_matches
+from api.params import last_values
+from api.schema import problem_responses
+from api.throttling import check_render_throttles
+from images.files import FILE_HEADERS
+from images.renditions import (
+    LADDER,
+    RenditionFormat,
+    Source,
+    configured_presets,
+    rendition_create,
+    rendition_open,
+    resolve,
+)
+from images.selectors import image_file_get
+
+
+class RenditionInputSerializer(serializers.Serializer):
+    width = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.IMAGE_MAX_DIMENSION,
+        help_text=(
+            "Scale to this width, keeping the aspect ratio. Rounded up to the next step of the ladder "
+            f"({LADDER[0]}, {LADDER[1]}, {LADDER[2]}, … {LADDER[-1]}, about 15 % apart), never larger than "
+            "the stored image (asking more gives its stored width). Not with `height` or `preset`."
+        ),
+    )
+    height = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.IMAGE_MAX_DIMENSION,
+        help_text="As `width`, for the height. Not with `width` or `preset`.",
+    )
+    preset = serializers.CharField(
+        required=False,
+        max_length=32,
+        help_text=(
+            "A named variant from the server's `IMAGE_PRESETS` (defaults: `thumb` 200x200 cropped to "
+            "fill, `small` 480 wide, `large` 1600 wide), never larger than the stored image; the only way "
+            "to ask for a crop. The image object's `presets` lists them. Not with `width` or `height`."
+        ),
+    )
+    format = serializers.ChoiceField(
+        choices=[f.value for f in RenditionFormat],
+        required=False,
+        help_text=(
+            "`auto` (the default, with any other parameter) picks by the `Accept` header: AVIF when it "
+            "names `image/avif` (stored JPEG and AVIF images, renditions up to "
+            "IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS), else WebP when it "
+            "names `image/webp`, else JPEG for a JPEG and PNG (GIF for a GIF) where transparency or an "
+            "animation may be; the answer then has `Vary: Accept`. An animation stays animated in WebP "
+            "and PNG (APNG) and is its first frame in JPEG and AVIF."
+        ),
+    )
+
+    def validate_preset(self, value: str) -> str:
+        if value not in configured_presets():
+            known = ", ".join(sorted(configured_presets())) or "none"
+            raise serializers.ValidationError(f"No preset named {value!r} (this server has: {known}).")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "width" in attrs and "height" in attrs:
+            raise serializers.ValidationError(
+                {"height": "Give width or height, not both: the other follows the aspect ratio."}
+            )
+        if "preset" in attrs and ("width" in attrs or "height" in attrs):
+            raise serializers.ValidationError(
+                {"preset": "A preset sets the size itself: not with width or height."}
+            )
+        return attrs
+
+
+_IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
+
+
+class ImageFileApi(APIView):
+    """The bytes of one image: its stored file, or a rendition of it."""
+
+    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
+        # Accept chooses the image's format here (`format=auto`), never the error format: errors are JSON
+        # problems whatever it says, so `Accept: image/avif` alone is no 406.
+        return super().perform_content_negotiation(request, force=True)
+
+    @extend_schema(
+        operation_id="images_file",
+        summary="Get an image's file, or a rendition of it",
+        description=(
+            "Without parameters: the stored file, the same bytes as the object's `url`. With `width`, "
+            "`height` or `preset`, and/or `format`: a rendition, rendered on its first request and stored, "
+            "then served from storage. Cached forever (`Cache-Control: public, max-age=31536000, "
+            "immutable`), with an `ETag` (`If-None-Match` answers 304); `format=auto` answers with "
+            "`Vary: Accept`. `HEAD` answers the headers alone. A first render counts against "
+            "`THROTTLE_RENDERS_PER_KEY` and `THROTTLE_RENDERS_PER_ADDRESS` (429 past them)."
+        ),
+        parameters=[
+            RenditionInputSerializer,
+            OpenApiParameter(
+                "Accept",
+                str,
+                OpenApiParameter.HEADER,
+                description="With `format=auto`: `image/avif` and `image/webp` choose those formats.",
+            ),
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                description="The `ETag` of a copy you have: answered `304 Not Modified` (no body).",
+            ),
+        ],
+        responses={
+            **{
+                (200, media_type): OpenApiResponse(OpenApiTypes.BINARY, description="The image's bytes.")
+                for media_type in _IMAGE_TYPES
+            },
+            304: OpenApiResponse(description="Not modified: the copy with the ETag sent is current."),
+            **problem_responses(400, 401, 404, 413, 429, 503),
+        },
+    )
+    def get(self, request: Request, image_id: int) -> HttpResponseBase:
+        image = image_file_get(image_id=image_id)
+        params = RenditionInputSerializer(data=last_values(request.query_params))
+        params.is_valid(raise_exception=True)
+        source = Source(name=image.name, width=image.width, height=image.height, format=image.format)
+        spec = resolve(
+            source,
+            width=params.validated_data.get("width"),
+            height=params.validated_data.get("height"),
+            preset=params.validated_data.get("preset"),
+            output_format=RenditionFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
+            accept=request.headers.get("Accept", ""),
+        )
+        headers = {**FILE_HEADERS, "ETag": spec.etag(source)}
+        if spec.negotiated:
+            headers["Vary"] = "Accept"
+        if if_none_match_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
+            return _with(HttpResponseNotModified(), headers)
+
+        served = rendition_open(source, spec)
+        if served is None:
+            # Work, not a read: a client walking every size and format of every image is held back here.
+            check_render_throttles(request, self)
+            served = rendition_create(source, spec)
+        content_type = spec.output.media_type
+        response: HttpResponse
+        if request.method == "HEAD":
+            if served.file is not None:
+                served.file.close()
+            response = HttpResponse(content_type=content_type)
+        elif served.file is not None:
+            response = FileResponse(served.file, content_type=content_type)
+        else:
+            response = HttpResponse(served.data, content_type=content_type)
+        response["Content-Length"] = str(served.size)
+        extension = spec.output.extension
+        response["Content-Disposition"] = f'inline; filename="{image_id}-{spec.key}.{extension}"'
+        return _with(response, headers)
+
+
+def _with(response: HttpResponseBase, headers: dict[str, str]) -> HttpResponseBase:
+    for key, value in headers.items():
+        response[key] = value
+    return response

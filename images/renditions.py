@@ -1,0 +1,373 @@
+"""Renditions: an image at the size and in the format a screen needs, rendered once from its stored file.
+
+A request (`width`, `height` or `preset`, and `format`) is resolved against the image's row alone, with no
+storage call, into a `Spec`: the concrete size and output format and the rendition's canonical name,
+`renditions/<sha256 of the stored file>/<key>.<ext>` (`w320.webp`, `h240.jpg`, `thumb.avif`). Sizes are
+rounded up to a fixed ladder and never exceed the stored image, so an image has a few dozen possible
+renditions, not millions; identical files share them, and every rendition of a file is one prefix.
+
+The first request renders it with `processing.render` (the upload's limits, encoder settings and decode
+slot) and stores it; later requests stream the stored file. A rendition file is whole or absent (the
+storage writes atomically), and concurrent first requests each answer the bytes they rendered, which are
+identical.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from django.apps import apps
+from django.conf import settings
+from django.core.files.base import File
+
+from images import processing, storage
+from images.exceptions import (
+    ImageTooLarge,
+    InvalidImage,
+    RenditionTooLarge,
+    StorageUnavailable,
+    UnsupportedFormat,
+)
+from images.processing import Fit, OutputFormat
+from images.services import encode_options, pipeline_limits
+
+logger = logging.getLogger(__name__)
+
+# Every rendition lives under this prefix, then a folder per stored source file (its SHA-256).
+PREFIX = storage.RENDITIONS_PREFIX
+
+
+def _ladder() -> tuple[int, ...]:
+    """16, then 20 * 2^(k/5) (15 % apart, through 20, 40, 80, 160, 320, 640, 1280, 2560), then 4096."""
+    steps = [16]
+    k = 0
+    while (step := round(20 * 2 ** (k / 5))) < 4096:
+        steps.append(step)
+        k += 1
+    return (*steps, 4096)
+
+
+# The widths (and heights) a rendition may have, besides the stored image's own.
+LADDER = _ladder()
+
+
+class RenditionFormat(StrEnum):
+    """What a client may ask for: a concrete format, or `auto` (chosen by the Accept header)."""
+
+    AUTO = "auto"
+    JPEG = "jpeg"
+    PNG = "png"
+    WEBP = "webp"
+    AVIF = "avif"
+
+
+# Stored formats that may hold an animation or transparency: `auto` never picks AVIF or JPEG for them,
+# since knowing whether they do would mean reading the file on every request. What the fallback (no
+# WebP or AVIF in Accept) is, for each stored format: the nearest format that keeps what it may hold.
+_FALLBACK = {
+    "jpeg": OutputFormat.JPEG,
+    "png": OutputFormat.PNG,
+    "gif": OutputFormat.GIF,
+    "webp": OutputFormat.PNG,  # transparency, and an animation as APNG
+    "avif": OutputFormat.PNG,  # a stored AVIF is a still, maybe transparent
+}
+_MAY_ANIMATE = {"png", "gif", "webp"}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named variant (`IMAGE_PRESETS`): a box, or one side, and how the image fills the box."""
+
+    width: int | None
+    height: int | None
+    fit: Fit = Fit.CONTAIN
+
+
+# Preset names: short, lower case, and never one of the ladder's keys (`w320`, `h240`).
+PRESET_NAME = re.compile(r"(?![wh][0-9]+$)[a-z][a-z0-9_-]{0,31}")
+
+
+def presets_from_setting(raw: Mapping[str, Any]) -> dict[str, Preset]:
+    """`IMAGE_PRESETS` (name -> {"width", "height", "fit"}) as Presets; ValueError naming what is wrong."""
+    if not isinstance(raw, Mapping):
+        raise ValueError("an object: name -> {width, height, fit}")
+    presets = {}
+    for name, value in raw.items():
+        if not isinstance(name, str) or not PRESET_NAME.fullmatch(name):
+            raise ValueError(f"preset name {name!r}: lower-case letters, digits, _ and -, not w<N> or h<N>")
+        if not isinstance(value, Mapping) or not set(value) <= {"width", "height", "fit"}:
+            raise ValueError(f"preset {name}: an object with width, height and fit")
+        sides = [value.get("width"), value.get("height")]
+        if not any(sides) or not all(s is None or (type(s) is int and 1 <= s <= LADDER[-1]) for s in sides):
+            raise ValueError(f"preset {name}: width and/or height, whole numbers from 1 to {LADDER[-1]}")
+        fit = Fit(value.get("fit", Fit.CONTAIN.value))
+        if fit is not Fit.CONTAIN and None in sides:
+            raise ValueError(f"preset {name}: fit {fit} needs both width and height")
+        presets[name] = Preset(width=sides[0], height=sides[1], fit=fit)
+    return presets
+
+
+def configured_presets() -> dict[str, Preset]:
+    return presets_from_setting(settings.IMAGE_PRESETS)
+
+
+@dataclass(frozen=True)
+class Source:
+    """What a rendition is made from: the stored file, as its row describes it (no storage call)."""
+
+    name: str  # images/ab/cd/<sha256>.<ext>
+    width: int
+    height: int
+    format: str  # an OutputFormat value
+
+    @property
+    def digest(self) -> str:
+        return storage.digest_of(self.name)
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A resolved request: what to render, under which name, and how to answer."""
+
+    key: str  # w320, h240, a preset's name
+    width: int | None  # what processing.render is asked for
+    height: int | None
+    fit: Fit
+    output: OutputFormat
+    size: tuple[int, int]  # the rendition's size (as planned; the pipeline rounds the same way)
+    negotiated: bool  # the format came from Accept: the answer varies with it
+    original: bool  # the stored file itself answers (same size and format)
+
+    def name(self, source: Source) -> str:
+        if self.original:
+            return source.name
+        return f"{PREFIX}{source.digest}/{self.key}.{self.output.extension}"
+
+    def etag(self, source: Source) -> str:
+        """Strong, from the name: a rendition's name says what it is, as a stored file's hash does."""
+        if self.original:
+            return f'"{source.digest}"'
+        return f'"{source.digest}.{self.key}.{self.output.extension}"'
+
+
+def ladder_step(asked: int, stored: int) -> int:
+    """`asked` rounded up to the ladder, never beyond `stored` (past the ladder's top: `stored`)."""
+    for step in LADDER:
+        if step >= asked:
+            return min(step, stored)
+    return stored
+
+
+def resolve(
+    source: Source,
+    *,
+    width: int | None = None,
+    height: int | None = None,
+    preset: str | None = None,
+    output_format: RenditionFormat | None = None,
+    accept: str = "",
+    presets: Mapping[str, Preset] | None = None,
+) -> Spec:
+    """The rendition a request asks for, from the row alone. At most one of width, height and preset
+    (the input serializer checks); a preset name must be in `presets` (KeyError otherwise).
+
+    `output_format` None is `auto`, except that a request with no parameter at all is the stored file.
+    """
+    sw, sh = source.width, source.height
+    if width is None and height is None and preset is None and output_format is None:
+        key = f"w{sw}"
+        stored = OutputFormat(source.format)
+        return Spec(key, None, None, Fit.CONTAIN, stored, (sw, sh), negotiated=False, original=True)
+    fit, ask_w, ask_h = Fit.CONTAIN, None, None
+    if preset is not None:
+        p = (presets if presets is not None else configured_presets())[preset]
+        key, fit = preset, p.fit
+        ask_w, ask_h, size = _preset_size(p, (sw, sh))
+    elif width is not None:
+        ask_w = ladder_step(width, sw)
+        key, size = f"w{ask_w}", (ask_w, max(1, round(sh * ask_w / sw)))
+    elif height is not None:
+        ask_h = ladder_step(height, sh)
+        key, size = f"h{ask_h}", (max(1, round(sw * ask_h / sh)), ask_h)
+    else:
+        key, size = f"w{sw}", (sw, sh)
+    if size == (sw, sh):
+        # Full size, whatever was asked: one name for it, and no resize.
+        key, fit, ask_w, ask_h = (key if preset is not None else f"w{sw}"), Fit.CONTAIN, None, None
+    asked = output_format or RenditionFormat.AUTO
+    output, negotiated = negotiate(asked, accept, stored_format=source.format, size=size)
+    original = size == (sw, sh) and output.value == source.format
+    return Spec(key, ask_w, ask_h, fit, output, size, negotiated, original)
+
+
+def _preset_size(p: Preset, stored: tuple[int, int]) -> tuple[int | None, int | None, tuple[int, int]]:
+    """The width and height to ask the pipeline for, and the output size: never larger than stored."""
+    sw, sh = stored
+    if p.width is not None and p.height is not None:
+        if p.fit is Fit.CONTAIN:
+            scale = min(p.width / sw, p.height / sh)
+            if scale >= 1:
+                return None, None, stored
+            size = (max(1, round(sw * scale)), max(1, round(sh * scale)))
+            return p.width, p.height, size
+        # A crop (or a stretch) to the box's shape, the box shrunk until it fits inside the image.
+        shrink = min(1.0, sw / p.width, sh / p.height)
+        size = (max(1, round(p.width * shrink)), max(1, round(p.height * shrink)))
+        return size[0], size[1], size
+    if p.width is not None:
+        w = min(p.width, sw)
+        return w, None, (w, max(1, round(sh * w / sw)))
+    assert p.height is not None
+    h = min(p.height, sh)
+    return None, h, (max(1, round(sw * h / sh)), h)
+
+
+def accepts(accept: str, media_type: str) -> bool:
+    """Whether an Accept header names `media_type` (with a q above 0); wildcards do not count."""
+    for part in accept.split(","):
+        kind, *params = (item.strip() for item in part.split(";"))
+        if kind.lower() != media_type:
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    return float(value) > 0
+                except ValueError:
+                    return False
+        return True
+    return False
+
+
+def negotiate(
+    asked: RenditionFormat, accept: str, *, stored_format: str, size: tuple[int, int]
+) -> tuple[OutputFormat, bool]:
+    """The output format, and whether it came from Accept (the answer then varies with it).
+
+    `auto`: AVIF when Accept names it, the stored file cannot be animated and the rendition is at most
+    IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS (AVIF encodes slowly: see the README); else WebP when Accept names
+    it; else the stored format's fallback (JPEG for a JPEG; PNG, or GIF for a GIF, where transparency or
+    an animation may be).
+    """
+    if asked is not RenditionFormat.AUTO:
+        return OutputFormat(asked.value), False
+    avif_ok = size[0] * size[1] <= settings.IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS
+    if stored_format not in _MAY_ANIMATE and avif_ok and accepts(accept, "image/avif"):
+        return OutputFormat.AVIF, True
+    if accepts(accept, "image/webp"):
+        return OutputFormat.WEBP, True
+    return _FALLBACK[stored_format], True
+
+
+# --- The object's ready-made URLs -----------------------------------------------------------------
+
+
+def srcset(file_url: str, stored_width: int) -> str:
+    """`<img srcset>`: every ladder width below the stored one, then the stored width itself.
+
+    A list page builds one per row: one join of cached pieces (`320 320w`), a microsecond or two.
+    """
+    return f"{file_url}?width=" + f", {file_url}?width=".join(_srcset_pieces(stored_width))
+
+
+@functools.lru_cache(maxsize=1024)
+def _srcset_pieces(stored_width: int) -> tuple[str, ...]:
+    widths = [*(w for w in LADDER if w < stored_width), stored_width]
+    return tuple(f"{w} {w}w" for w in widths)
+
+
+def preset_urls(file_url: str, names: list[str]) -> dict[str, str]:
+    return {name: f"{file_url}?preset={name}" for name in names}
+
+
+# --- Stored renditions ------------------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    """What answers a rendition request: a stored file (opened), or bytes rendered just now."""
+
+    file: File | None
+    data: bytes | None
+    size: int
+
+
+def rendition_open(source: Source, spec: Spec) -> Served | None:
+    """The stored rendition (or the stored file itself), opened; None when it is not rendered yet.
+
+    Raises StorageUnavailable when the store cannot tell.
+    """
+    name = spec.name(source)
+    try:
+        file = storage.open_file(name)
+        return Served(file=file, data=None, size=file.size)
+    except FileNotFoundError as exc:
+        if spec.original:
+            # A row whose file is gone: data lost (reconcile_storage reports it), not the client's fault.
+            logger.error("the stored file %s is missing", name)
+            raise StorageUnavailable("The image's stored file cannot be read.") from exc
+        return None
+    except Exception as exc:
+        logger.exception("opening %s failed", name)
+        raise StorageUnavailable("The file store is unavailable.") from exc
+
+
+def rendition_create(source: Source, spec: Spec) -> Served:
+    """Render the rendition from the stored file, store it under its name, and answer its bytes.
+
+    Takes a decode slot like an upload, with the upload's limits and encoder settings (ImageTooLarge past
+    them). Concurrent calls may both render; the store keeps one whole file and each answers the same
+    bytes. Raises StorageUnavailable when the source cannot be read or the rendition cannot be stored.
+    """
+    try:
+        src = storage.open_file(source.name)
+    except FileNotFoundError as exc:
+        # A row whose file is gone: data lost (reconcile_storage reports it), not the client's fault.
+        logger.error("the stored file %s of a rendition is missing", source.name)
+        raise StorageUnavailable("The image's stored file cannot be read.") from exc
+    except Exception as exc:
+        logger.exception("opening %s failed", source.name)
+        raise StorageUnavailable("The file store is unavailable.") from exc
+    try:
+        with apps.get_app_config("images").decode_slots:  # see ImagesConfig
+            rendered = processing.render(
+                src,
+                width=spec.width,
+                height=spec.height,
+                fit=spec.fit,
+                output_format=spec.output,
+                limits=pipeline_limits(),
+                options=encode_options(),
+            )
+    except ImageTooLarge as exc:
+        # Over a limit of this deployment (IMAGE_MAX_AVIF_PIXELS, say): about the request, not an upload.
+        raise RenditionTooLarge(exc.message) from exc
+    except (InvalidImage, UnsupportedFormat) as exc:
+        # The stored file does not decode: corrupt in the store (reconcile_storage --verify finds it).
+        logger.exception("the stored file %s does not decode", source.name)
+        raise StorageUnavailable("The image's stored file cannot be read.") from exc
+    finally:
+        src.close()
+    name = spec.name(source)
+    storage.store_as(name, rendered.data, media_type=rendered.format.media_type)
+    logger.info(
+        "rendition %s rendered: %sx%s, %s bytes", name, rendered.width, rendered.height, len(rendered.data)
+    )
+    return Served(file=None, data=rendered.data, size=len(rendered.data))
+
+
+def delete_renditions(digest: str) -> bool:
+    """Remove every rendition of the stored file whose SHA-256 is `digest` (the prefix
+    `renditions/<digest>/`); False (logged, never raised) when the store failed and some remain."""
+    return storage.delete_prefix(f"{PREFIX}{digest}/")
+
+
+def digest_of_rendition(name: str) -> str:
+    """The source digest a rendition's name carries: `renditions/<digest>/<key>.<ext>`."""
+    return name.removeprefix(PREFIX).split("/", 1)[0]
