@@ -22,11 +22,10 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from django.apps import apps
 from django.conf import settings
 from django.core.files.base import File
 
-from images import processing, storage
+from images import pipeline, storage
 from images.exceptions import (
     ImageTooLarge,
     InvalidImage,
@@ -35,7 +34,6 @@ from images.exceptions import (
     UnsupportedFormat,
 )
 from images.processing import Fit, OutputFormat
-from images.services import encode_options, pipeline_limits
 
 logger = logging.getLogger(__name__)
 
@@ -335,16 +333,9 @@ def rendition_create(source: Source, spec: Spec) -> Served:
         logger.exception("opening %s failed", source.name)
         raise StorageUnavailable("The file store is unavailable.") from exc
     try:
-        with apps.get_app_config("images").decode_slots:  # see ImagesConfig
-            rendered = processing.render(
-                src,
-                width=spec.width,
-                height=spec.height,
-                fit=spec.fit,
-                output_format=spec.output,
-                limits=pipeline_limits(),
-                options=encode_options(),
-            )
+        rendered = pipeline.render(
+            src, width=spec.width, height=spec.height, fit=spec.fit, output_format=spec.output
+        )
     except ImageTooLarge as exc:
         # Over a limit of this deployment (IMAGE_MAX_AVIF_PIXELS, say): about the request, not an upload.
         raise RenditionTooLarge(exc.message) from exc

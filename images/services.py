@@ -8,11 +8,9 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
-from django.apps import apps
-from django.conf import settings
 from django.db import transaction
 
-from images import locks, processing, storage
+from images import locks, pipeline, renditions, storage
 from images.exceptions import ImageChanged
 from images.models import Image
 from images.processing import Fit, OutputFormat
@@ -41,8 +39,7 @@ def image_create(
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). Raises the domain errors of `images.exceptions`.
     """
-    with apps.get_app_config("images").decode_slots:  # see ImagesConfig
-        rendered = _render(upload, width=width, height=height, fit=fit, output_format=output_format)
+    rendered = pipeline.render(upload, width=width, height=height, fit=fit, output_format=output_format)
     title = title or default_title(filename)
     data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type
     name = storage.content_name(data, extension)
@@ -103,6 +100,7 @@ def image_delete(*, image: Image) -> None:
             if Image.objects.filter(file=name).exists():
                 return
             storage.delete(name)  # False, and logged, when the store failed: the file is an orphan
+            renditions.delete_renditions(storage.digest_of(name))  # likewise; reconcile finds the rest
         except Exception:
             logger.exception("image %s deleted; could not check or delete %s, now an orphan", image.pk, name)
     logger.info("image deleted id=%s", image.pk)
@@ -121,48 +119,6 @@ def image_update(*, image_id: int, title: str, precondition: Callable[[Image], b
         image.title, image.title_folded = title, fold(title)
         image.save(update_fields=["title", "title_folded"])
     return image
-
-
-def _render(
-    upload: BinaryIO,
-    *,
-    width: int | None,
-    height: int | None,
-    fit: Fit,
-    output_format: OutputFormat | None,
-) -> processing.Rendered:
-    """The pipeline with this deployment's limits and encoder settings."""
-    return processing.render(
-        upload,
-        width=width,
-        height=height,
-        fit=fit,
-        output_format=output_format,
-        limits=pipeline_limits(),
-        options=encode_options(),
-    )
-
-
-def pipeline_limits() -> processing.Limits:
-    """What one render may cost, from the settings (uploads and renditions alike)."""
-    return processing.Limits(
-        max_pixels=settings.IMAGE_MAX_PIXELS,
-        max_dimension=settings.IMAGE_MAX_DIMENSION,
-        max_frames=settings.IMAGE_MAX_FRAMES,
-        max_animation_pixels=settings.IMAGE_MAX_ANIMATION_PIXELS,
-        max_enlarged_pixels=settings.IMAGE_MAX_ENLARGED_PIXELS,
-        max_avif_pixels=settings.IMAGE_MAX_AVIF_PIXELS,
-    )
-
-
-def encode_options() -> processing.EncodeOptions:
-    """The encoders' settings (uploads and renditions alike)."""
-    return processing.EncodeOptions(
-        jpeg_quality=settings.IMAGE_JPEG_QUALITY,
-        webp_quality=settings.IMAGE_WEBP_QUALITY,
-        avif_quality=settings.IMAGE_AVIF_QUALITY,
-        avif_speed=settings.IMAGE_AVIF_SPEED,
-    )
 
 
 def image_file_discard_unreferenced(*, name: str) -> bool:

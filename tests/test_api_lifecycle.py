@@ -63,6 +63,19 @@ def test_a_file_shared_by_identical_uploads_goes_with_the_last_of_them(api, uplo
     assert stored_names() == []
 
 
+def test_renditions_go_with_the_last_image_that_uses_their_file(api, upload):
+    raw = encode(quadrants((200, 100)), "PNG")
+    first, second = (upload(raw, title=title).json() for title in ("first", "second"))
+    assert api.get(f"/images/{first['id']}/file", {"width": 40, "format": "webp"}).status_code == 200
+    assert api.get(f"/images/{first['id']}/file", {"preset": "thumb"}).status_code == 200
+    renditions = [name for name in stored_names() if name.startswith("renditions/")]
+    assert len(renditions) == 2
+    assert api.delete(f"/images/{first['id']}").status_code == 204
+    assert sorted(stored_names()) == sorted([name_of(second), *renditions])  # the other image uses them
+    assert api.delete(f"/images/{second['id']}").status_code == 204
+    assert stored_names() == []
+
+
 def test_delete_with_the_store_down_answers_204_and_leaves_an_orphan_for_reconcile(api, create, monkeypatch):
     body = create()
 

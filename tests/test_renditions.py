@@ -22,7 +22,7 @@ from PIL import Image as PILImage
 from PIL import ImageSequence
 from rest_framework_api_key.models import APIKey
 
-from images import renditions, storage
+from images import processing, renditions, storage
 from images.renditions import LADDER, RenditionFormat, Source, ladder_step, resolve
 from tests.conftest import Client, name_of, put_stored_file, stored_names
 from tests.images import BLUE, GREEN, RED, WHITE, close, corners, gif_animation, quadrants
@@ -380,7 +380,7 @@ def test_a_320_rendition_of_a_big_jpeg_decodes_at_a_reduced_dct_scale(
 ) -> None:
     image = stored(quadrants((2400, 1800)), fmt="JPEG", filename="photo.jpg")
     decoded: list[tuple[int, int]] = []
-    real_decode = renditions.processing.decode
+    real_decode = processing.decode
 
     def spy(im: PILImage.Image, frame: int = 0) -> None:
         real_decode(im, frame)
