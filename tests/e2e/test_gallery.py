@@ -486,3 +486,50 @@ def test_thumbnails_fall_back_to_the_stored_file_when_reads_need_a_key(page: Pag
     expect(thumbnail).to_be_visible()
     page.wait_for_function("""() => document.querySelector("#grid img").naturalWidth > 0""")
     assert thumbnail.evaluate("img => img.currentSrc") == image["url"]
+
+
+def test_an_image_is_renamed_and_deleted_from_its_view(page: Page) -> None:
+    api_upload(page, picture((10, 120, 10)), title="Keep me")
+    image = api_upload(page, picture(size=(300, 200)), title="Wrong name")
+    open_gallery(page)
+    page.get_by_role("link", name=re.compile("Wrong name")).click()
+
+    title = page.get_by_label("Change the title")
+    expect(title).to_have_value("Wrong name")
+    title.fill("  Right name ")
+    page.get_by_role("button", name="Save title").click()
+    expect(page.locator("#edit-title-status")).to_have_text("Title saved.")
+    expect(page.get_by_role("heading", name="Right name")).to_be_visible()
+    expect(page).to_have_title(f"Right name {DASH} Imagery")
+    expect(title).to_have_value("Right name")
+
+    # An empty title is refused next to the field, and nothing changes.
+    title.fill("   ")
+    page.get_by_role("button", name="Save title").click()
+    expect(page.locator("#edit-title-error")).to_be_visible()
+    assert page.request.get(f"/images/{image['id']}").json()["title"] == "Right name"
+
+    # Someone else renames it meanwhile: saving is refused rather than overwriting their change.
+    assert page.request.patch(f"/images/{image['id']}", data={"title": "Their name"}).status == 200
+    title.fill("Mine again")
+    page.get_by_role("button", name="Save title").click()
+    expect(page.locator("#edit-title-error")).to_contain_text(
+        "Someone changed this image since you opened it"
+    )
+    assert page.request.get(f"/images/{image['id']}").json()["title"] == "Their name"
+    page.reload()
+    expect(page.get_by_role("heading", name="Their name")).to_be_visible()
+
+    # Deleting asks first; keeping it changes nothing.
+    page.get_by_role("button", name="Delete this image…").click()
+    dialog = page.get_by_role("dialog", name="Delete this image?")
+    expect(dialog).to_contain_text("“Their name” will be deleted for good")
+    dialog.get_by_role("button", name="Keep it").click()
+    expect(dialog).to_be_hidden()
+    assert page.request.get(f"/images/{image['id']}").status == 200
+
+    page.get_by_role("button", name="Delete this image…").click()
+    dialog.get_by_role("button", name="Delete", exact=True).click()
+    expect(page.locator("#list-notice")).to_have_text("Deleted “Their name”.")
+    expect(card_titles(page)).to_have_text(["Keep me"])
+    assert page.request.get(f"/images/{image['id']}").status == 404

@@ -120,18 +120,29 @@ class ApiError extends Error {
   }
 }
 
-async function getJson(url, signal) {
-  const response = await fetch(url, { headers: { Accept: "application/json", ...authHeaders() }, signal });
-  let body = null;
+// One API call: `body` goes as JSON; answers `{ data, etag }` (data null for a 204), or throws ApiError.
+async function apiRequest(url, { method = "GET", body, headers = {}, signal } = {}) {
+  const init = { method, headers: { Accept: "application/json", ...authHeaders(), ...headers }, signal };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  const response = await fetch(url, init);
+  if (response.status === 204) return { data: null, etag: null };
+  let data = null;
   try {
-    body = await response.json();
+    data = await response.json();
   } catch (error) {
     // Cancelled while the body was arriving: the newer view takes over. Anything else is a body that is
     // not JSON, such as a proxy's HTML error page.
     if (error.name === "AbortError") throw error;
   }
-  if (!response.ok || body === null) throw new ApiError(response.status, body);
-  return body;
+  if (!response.ok || data === null) throw new ApiError(response.status, data);
+  return { data, etag: response.headers.get("ETag") };
+}
+
+async function getJson(url, signal) {
+  return (await apiRequest(url, { signal })).data;
 }
 
 // --- Rendering -----------------------------------------------------------------------------------
@@ -284,9 +295,11 @@ async function renderDetail(state, signal, moves) {
   setStatus($("detail-status"), "Loading…");
   $("copy-status").textContent = "";
 
+  shownImage = null;
   let image;
+  let etag;
   try {
-    image = await getJson(`${API_URL}/${state.image}`, signal);
+    ({ data: image, etag } = await apiRequest(`${API_URL}/${state.image}`, { signal }));
   } catch (error) {
     if (error.name === "AbortError") return;
     if (error.status === 401) askForKey(error.message);
@@ -323,9 +336,90 @@ async function renderDetail(state, signal, moves) {
   $("detail-id").textContent = String(image.id);
   $("detail-url").value = image.url;
   $("detail-json").href = `${API_URL}/${image.id}`;
+  shownImage = { id: image.id, title: image.title, etag, back: { title: state.title, page: state.page } };
+  $("edit-title-input").value = image.title;
+  showEditError("");
+  $("edit-title-status").textContent = "";
+  $("delete-error").hidden = true;
   $("detail-body").hidden = false;
   if (moves !== null) focusIfStill(moves, $("detail-title"));
 }
+
+// --- Editing and deleting the image shown ----------------------------------------------------------
+
+// The image in the detail view: its id, title, the ETag it was read with, and the list to go back to.
+let shownImage = null;
+
+function showEditError(message) {
+  $("edit-title-error").textContent = message;
+  $("edit-title-error").hidden = !message;
+  $("edit-title-input").setAttribute("aria-invalid", message ? "true" : "false");
+}
+
+function changeRefused(error) {
+  if (error.status === 401) return "Changing images needs an API key: enter it in the upload form, then try again.";
+  if (error.status === 403) return "This API key may not change this image (only the key that uploaded it, or an admin key).";
+  return null;
+}
+
+$("title-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  if (!shownImage) return;
+  showEditError("");
+  $("edit-title-status").textContent = "";
+  const image = shownImage;
+  try {
+    // If-Match: the change is made only if nobody changed the image since it was read here.
+    const { data, etag } = await apiRequest(`${API_URL}/${image.id}`, {
+      method: "PATCH",
+      body: { title: $("edit-title-input").value },
+      headers: image.etag ? { "If-Match": image.etag } : {},
+    });
+    if (shownImage !== image) return; // another image is shown by now
+    shownImage = { ...image, title: data.title, etag };
+    $("detail-title").textContent = data.title;
+    $("detail-image").alt = data.title;
+    $("edit-title-input").value = data.title;
+    document.title = `${data.title} – Imagery`;
+    $("edit-title-status").textContent = "Title saved.";
+  } catch (error) {
+    if (error.status === 401) askForKey(error.message);
+    const field = error.problem?.errors?.find((item) => item.field === "title");
+    showEditError(
+      error.status === 412
+        ? "Someone changed this image since you opened it: reload the page to see their change."
+        : (changeRefused(error) ?? field?.message ?? error.message),
+    );
+    $("edit-title-input").focus();
+  }
+});
+
+$("delete-button").addEventListener("click", () => {
+  if (!shownImage) return;
+  $("delete-error").hidden = true;
+  $("delete-dialog-text").textContent =
+    `“${shownImage.title}” will be deleted for good. Copies that browsers or a CDN already keep may still show for a while.`;
+  $("delete-dialog").showModal();
+});
+
+$("delete-dialog").addEventListener("close", async () => {
+  if ($("delete-dialog").returnValue !== "delete" || !shownImage) return;
+  const image = shownImage;
+  try {
+    await apiRequest(`${API_URL}/${image.id}`, { method: "DELETE" });
+  } catch (error) {
+    if (error.status !== 404) {
+      if (error.status === 401) askForKey(error.message);
+      $("delete-error").textContent = changeRefused(error) ?? `The image was not deleted: ${error.message}`;
+      $("delete-error").hidden = false;
+      $("delete-button").focus();
+      return;
+    }
+    // Already gone: the list it goes back to is right either way.
+  }
+  $("list-notice").textContent = `Deleted “${image.title}”.`;
+  navigate(image.back);
+});
 
 // Escape leaves the detail view, like closing a dialog.
 document.addEventListener("keydown", (event) => {
@@ -486,6 +580,7 @@ form.addEventListener("submit", (event) => {
   if (inFlight) return;
   clearErrors();
   $("upload-status").textContent = "";
+  $("list-notice").textContent = "";
   saveKey();
 
   const file = fileInput.files[0];
