@@ -1,0 +1,150 @@
+"""Faults on a timeline, and a health watcher that records what `/readyz` says meanwhile.
+
+Each fault has a start (seconds into the load) and a duration; `Timeline.run` begins and ends them at those
+times and records when each really began and ended (wall clock, the load's clock). The faults:
+
+- `replica`: SIGKILL to one replica's whole process group (master and workers, as a container's kill), and
+  the same replica started again 10 s later, on the same port, by the rig;
+- `s3`: the S3 server stopped with SIGSTOP for 5 s (moto keeps its objects in memory, so it is paused, not
+  ended: connections are accepted and nothing answers, as with a store that hangs), then SIGCONT;
+- `postgres`: `pg_ctl stop -m fast` for 5 s, then `pg_ctl start`;
+- `redis`: redis-server ended (SIGTERM) for 5 s, then started again on the same port (its counts are gone);
+  meanwhile `during` runs the rate-limit probe that must go through.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.chaos.services import Stack, http_status
+
+
+@dataclass
+class Fault:
+    name: str
+    label: str
+    start: float  # seconds after the load's start
+    duration: float
+    begin: Callable[[], None]
+    end: Callable[[], None]
+    during: Callable[[], None] | None = None
+    began_at: float | None = None  # wall clock
+    ended_at: float | None = None
+    notes: dict[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "began_at": self.began_at,
+            "ended_at": self.ended_at,
+            "notes": self.notes,
+        }
+
+
+DURATIONS = {"replica": 10.0, "s3": 5.0, "postgres": 5.0, "redis": 5.0}
+KILLED_REPLICA = 1  # the second of three
+
+
+def plan(stack: Stack, names: list[str], *, seconds: float, during_redis: Callable[[], None]) -> list[Fault]:
+    """The faults in order, 6 s apart (less when the load is too short for that), the first after 10%."""
+    replica = stack.replicas[KILLED_REPLICA]
+
+    def restart_replica() -> None:
+        replica.start()
+
+    s3 = stack.s3
+    assert s3 is not None
+    actions: dict[str, tuple[str, Callable[[], None], Callable[[], None]]] = {
+        "replica": (f"kill -9 replica {replica.index}", replica.kill, restart_replica),
+        "s3": ("S3 stopped", s3.pause, s3.resume),
+        "postgres": ("PostgreSQL stopped", stack.postgres.stop, stack.postgres.resume),
+        "redis": ("Redis stopped", stack.redis.stop, stack.redis.start),
+    }
+    first = max(2.0, seconds * 0.1)
+    busy = sum(DURATIONS[name] for name in names)
+    gap = 6.0 if len(names) < 2 else min(6.0, max(1.0, (seconds - first - busy - 2) / (len(names) - 1)))
+    faults, at = [], first
+    for name in names:
+        label, begin, end = actions[name]
+        fault = Fault(name, label, at, DURATIONS[name], begin, end)
+        if name == "redis":
+            fault.during = during_redis
+        faults.append(fault)
+        at += DURATIONS[name] + gap
+    return faults
+
+
+class Timeline:
+    def __init__(self, faults: list[Fault], start: float) -> None:
+        self.faults = faults
+        self.start = start
+        self.thread = threading.Thread(target=self._run, name="faults", daemon=True)
+        self.error: BaseException | None = None
+
+    def _sleep_until(self, offset: float) -> None:
+        delay = self.start + offset - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _run(self) -> None:
+        try:
+            for fault in self.faults:
+                self._sleep_until(fault.start)
+                fault.began_at = time.time()
+                fault.begin()
+                if fault.during is not None:
+                    fault.during()
+                self._sleep_until(fault.start + fault.duration)
+                fault.ended_at = time.time()
+                fault.end()
+                fault.notes["end_took_s"] = round(time.time() - fault.ended_at, 2)
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def begin(self) -> None:
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"the fault timeline failed: {self.error!r}") from self.error
+
+
+class HealthWatch:
+    """`/readyz` through nginx and on each replica, four times a second, into a JSON-lines file."""
+
+    def __init__(self, stack: Stack, out: Path) -> None:
+        self.targets = {"nginx": stack.nginx.url} | {f"replica-{r.index}": r.url for r in stack.replicas}
+        self.out = out
+        self.stopping = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._watch, args=(name, url), daemon=True)
+            for name, url in self.targets.items()
+        ]
+        self.lock = threading.Lock()
+        self.file = out.open("w")
+
+    def _watch(self, name: str, url: str) -> None:
+        while not self.stopping.is_set():
+            started = time.time()
+            status = http_status(f"{url}/readyz", timeout=2.5)
+            with self.lock:
+                self.file.write(json.dumps({"t": started, "target": name, "status": status}) + "\n")
+            self.stopping.wait(max(0.0, 0.25 - (time.time() - started)))
+
+    def begin(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join()
+        self.file.close()
