@@ -35,7 +35,9 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=60, help="how long the load runs (default 60)")
     parser.add_argument("--rate", type=float, default=25, help="requests per second (default 25)")
     parser.add_argument(
-        "--faults", default="replica,s3,postgres,redis", help=f"in this order, from {', '.join(DURATIONS)}"
+        "--faults",
+        default="replica,s3,postgres,redis,redis-hang",
+        help=f"in this order, from {', '.join(DURATIONS)} (default: all)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "chaos", help="report folder")
     parser.add_argument(
@@ -64,7 +66,8 @@ def main() -> int:
 
 def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     keys = create_api_keys(
-        stack.environment, [f"load-{n}" for n in range(LOAD_KEYS)] + ["probe-shared", "probe-no-redis"]
+        stack.environment,
+        [f"load-{n}" for n in range(LOAD_KEYS)] + ["probe-shared", "probe-no-redis", "probe-after"],
     )
     load_keys = stack.folder / "load-keys.json"
     load_keys.write_text(json.dumps([keys[f"load-{n}"] for n in range(LOAD_KEYS)]))
@@ -126,6 +129,11 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     records = read_lines(load_log)
     health = read_lines(stack.folder / "health.jsonl")
     created = [r for r in records + shared_probe + no_redis_probe if r.get("status") == 201]
+    # Redis is back: the replicas' connections to it must have come back by themselves.
+    after_redis = (
+        checks.rate_limit_probe(stack, keys["probe-after"], through="replicas") if "redis" in names else []
+    )
+    created += [r for r in after_redis if r.get("status") == 201]
     results = [
         checks.uploads_listed(stack, created),
         checks.files_serve(stack, created),
@@ -137,6 +145,10 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     ]
     if "redis" in names:
         results.append(checks.rate_limit_open_without_redis(no_redis_probe))
+        results.append(checks.rate_limit_shared(after_redis, when=", again once Redis is back"))
+    if any(name.startswith("redis") for name in names):
+        results.append(checks.limiter_faults_cost_little(faults, records))
+    results.append(checks.no_server_errors_logged(stack))
     heals = checks.heal_times(faults, records, health)
     summary = summarize(records, faults, start, end)
     print_summary(summary, results, heals, faults)

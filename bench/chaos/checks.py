@@ -24,6 +24,9 @@ HEAL_SECONDS = 5.0
 # The rate the replicas are given (services.replica_environment) and the rig's probes send past it.
 UPLOAD_LIMIT = 20
 PROBE_UPLOADS = UPLOAD_LIMIT + 5
+# While Redis (the rate limiter's store) is down or hangs, answers are not slower than this at p99: the
+# limiter gives up on it within REDIS_TIMEOUT per call.
+LIMITER_FAULT_P99_MS = 2000
 
 
 @dataclass
@@ -222,27 +225,34 @@ def errors_during_faults(faults: list[Fault], records: list[dict[str, Any]]) -> 
 def heal_times(
     faults: list[Fault], records: list[dict[str, Any]], health: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    """For each fault: when /readyz was 200 everywhere again for good, and the last failure it caused."""
+    """For each fault, seconds from its end until `/readyz` answered 200 everywhere for good (by when the
+    answer came), and until the last failed request it caused (by when that request started)."""
     result = {}
     targets = {h["target"] for h in health}
     for index, fault in enumerate(faults):
         end = fault.ended_at or 0.0
-        until = faults[index + 1].began_at if index + 1 < len(faults) else float("inf")
-        # Ready again: from the last probe that was not 200 (per target) after the fault ended.
-        last_unready = end
+        until = (faults[index + 1].began_at or float("inf")) if index + 1 < len(faults) else float("inf")
+        ready = end
         for target in targets:
-            for probe in health:
-                if probe["target"] == target and end <= probe["t"] < (until or 0) and probe["status"] != 200:
-                    last_unready = max(last_unready, probe["t"] + 0.25)
+            probes = sorted(
+                (p for p in health if p["target"] == target and end <= p["t"] < until), key=_start
+            )
+            last_bad = max((i for i, p in enumerate(probes) if p["status"] != 200), default=-1)
+            # Never ready again before the next fault: infinitely late.
+            ready = max(ready, probes[last_bad + 1]["done"]) if last_bad + 1 < len(probes) else float("inf")
         last_failure = end
         for record in records:
-            if fault.began_at <= record["t"] < until and failed(record):  # type: ignore[operator]
+            if (fault.began_at or 0) <= record["t"] < until and failed(record):
                 last_failure = max(last_failure, record["t"])
         result[fault.name] = {
-            "ready_after_s": round(last_unready - end, 2),
+            "ready_after_s": round(ready - end, 2),
             "last_error_after_s": round(last_failure - end, 2),
         }
     return result
+
+
+def _start(record: dict[str, Any]) -> float:
+    return record["t"]
 
 
 def healed(faults: list[Fault], records: list[dict[str, Any]], health: list[dict[str, Any]]) -> Check:
@@ -300,7 +310,7 @@ def rate_limit_probe(stack: Stack, key: str, *, through: str) -> list[dict[str, 
     return records
 
 
-def rate_limit_shared(records: list[dict[str, Any]]) -> Check:
+def rate_limit_shared(records: list[dict[str, Any]], *, when: str = "") -> Check:
     statuses = [r["status"] for r in records]
     allowed, limited = statuses.count(201), statuses.count(429)
     ok = allowed == UPLOAD_LIMIT and limited == PROBE_UPLOADS - UPLOAD_LIMIT and statuses[-1] == 429
@@ -310,7 +320,7 @@ def rate_limit_shared(records: list[dict[str, Any]]) -> Check:
         f"{allowed} x 201, {limited} x 429 with Retry-After"
     )
     return Check(
-        "a key's upload limit holds across the replicas (Redis)",
+        f"a key's upload limit holds across the replicas (Redis){when}",
         ok,
         detail if ok else f"{detail}: {statuses}",
     )
@@ -323,3 +333,40 @@ def rate_limit_open_without_redis(records: list[dict[str, Any]]) -> Check:
         "all 201" if ok else f"{statuses}"
     )
     return Check("while Redis is down, uploads go through", ok, detail)
+
+
+def limiter_faults_cost_little(faults: list[Fault], records: list[dict[str, Any]]) -> Check:
+    """A fault of Redis only costs the limiter's timeout: p99 of the answers meanwhile stays low."""
+    import statistics
+
+    results = []
+    for fault in faults:
+        if not fault.name.startswith("redis"):
+            continue
+        latencies = sorted(r["ms"] for r in records if fault_at([fault], r["t"]) and not failed(r))
+        p99 = statistics.quantiles(latencies, n=100, method="inclusive")[98] if len(latencies) > 1 else 0.0
+        results.append((fault.label, p99))
+    slow = [(label, p99) for label, p99 in results if p99 > LIMITER_FAULT_P99_MS]
+    detail = ", ".join(f"{label}: p99 {p99:.0f} ms" for label, p99 in results)
+    return Check(f"Redis faults cost requests little (p99 under {LIMITER_FAULT_P99_MS} ms)", not slow, detail)
+
+
+def no_server_errors_logged(stack: Stack) -> Check:
+    """No replica answered anything with a 500, the rig's probes and health checks included (their access
+    log, one JSON line per request)."""
+    errors, lines = [], 0
+    for replica in stack.replicas:
+        for line in replica.log_path.read_text(errors="replace").splitlines():
+            if '"api.access"' not in line:
+                continue
+            lines += 1
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("status", 0) >= 500 and record["status"] != 503:
+                errors.append(
+                    f"replica {replica.index}: {record.get('method')} {record.get('path')} {record['status']}"
+                )
+    detail = f"{lines} requests in the replicas' access logs, none answered 5xx but 503"
+    return Check("no 500 in the replicas' logs", not errors, detail if not errors else "; ".join(errors[:5]))

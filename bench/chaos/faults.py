@@ -9,7 +9,10 @@ times and records when each really began and ended (wall clock, the load's clock
   ended: connections are accepted and nothing answers, as with a store that hangs), then SIGCONT;
 - `postgres`: `pg_ctl stop -m fast` for 5 s, then `pg_ctl start`;
 - `redis`: redis-server ended (SIGTERM) for 5 s, then started again on the same port (its counts are gone);
-  meanwhile `during` runs the rate-limit probe that must go through.
+  meanwhile `during` runs the rate-limit probe that must go through;
+- `redis-hang`: redis-server stopped with SIGSTOP for 5 s: it accepts connections and answers nothing, as
+  a hung server or a network partition does. Not in the issue's list; it found that the cache had no
+  timeouts (every request waited for Redis as long as it hung).
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ class Fault:
         }
 
 
-DURATIONS = {"replica": 10.0, "s3": 5.0, "postgres": 5.0, "redis": 5.0}
+DURATIONS = {"replica": 10.0, "s3": 5.0, "postgres": 5.0, "redis": 5.0, "redis-hang": 5.0}
 KILLED_REPLICA = 1  # the second of three
 
 
@@ -65,6 +68,7 @@ def plan(stack: Stack, names: list[str], *, seconds: float, during_redis: Callab
         "s3": ("S3 stopped", s3.pause, s3.resume),
         "postgres": ("PostgreSQL stopped", stack.postgres.stop, stack.postgres.resume),
         "redis": ("Redis stopped", stack.redis.stop, stack.redis.start),
+        "redis-hang": ("Redis hung", stack.redis.pause, stack.redis.resume),
     }
     first = max(2.0, seconds * 0.1)
     busy = sum(DURATIONS[name] for name in names)
@@ -136,7 +140,8 @@ class HealthWatch:
             started = time.time()
             status = http_status(f"{url}/readyz", timeout=2.5)
             with self.lock:
-                self.file.write(json.dumps({"t": started, "target": name, "status": status}) + "\n")
+                record = {"t": started, "done": time.time(), "target": name, "status": status}
+                self.file.write(json.dumps(record) + "\n")
             self.stopping.wait(max(0.0, 0.25 - (time.time() - started)))
 
     def begin(self) -> None:

@@ -66,6 +66,8 @@ def summarize(records: list[dict[str, Any]], faults: list[Fault], start: float, 
     for fault in faults:
         inside = [r for r in records if fault_at([fault], r["t"])]
         per_fault[fault.name] = {o: sum(1 for r in inside if outcome(r) == o) for o in OUTCOMES}
+        latencies = [r["ms"] for r in inside if outcome(r) == "ok"]
+        per_fault[fault.name]["p99_ms"] = round(percentile(latencies, 99), 1) if latencies else None
     return {"phase_seconds": seconds, "by_kind_and_phase": table, "outcomes_by_fault": per_fault}
 
 
@@ -81,12 +83,17 @@ def print_summary(
             cells.append(f"{_num(row['ok_per_s']):>13}{_num(row['p50_ms']):>9}{_num(row['p99_ms']):>9}")
         print(f"{kind:<8}" + "".join(cells))
     print("\nduring each fault: answers by outcome, and how long after its end the service was healthy again")
-    print(f"{'fault':<22}" + "".join(f"{o:>12}" for o in OUTCOMES) + f"{'ready after':>13}{'last error':>12}")
+    print(
+        f"{'fault':<22}"
+        + "".join(f"{o:>12}" for o in OUTCOMES)
+        + f"{'p99 ok ms':>11}{'ready after':>13}{'last error':>12}"
+    )
     for fault in faults:
         counts, heal = summary["outcomes_by_fault"][fault.name], heals[fault.name]
         print(
             f"{fault.label:<22}"
             + "".join(f"{counts[o]:>12}" for o in OUTCOMES)
+            + f"{_num(counts['p99_ms']):>11}"
             + f"{heal['ready_after_s']:>12.1f}s{heal['last_error_after_s']:>11.1f}s"
         )
     print("\nchecks")
