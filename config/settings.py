@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.caches import default_cache_from_env
 from config.env import BASE_DIR, env
 from config.logs import log_format, log_level, logging_config
 from config.networks import parse_networks
@@ -219,15 +220,9 @@ METRICS_ALLOWED_NETWORKS = parse_networks(
     "METRICS_ALLOWED_NETWORKS", env.str("METRICS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128")
 )
 
-# Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set.
-REDIS_URL = env.str("REDIS_URL", default="")
-CACHES = {
-    "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-        if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    )
-}
+# Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set, each call
+# bounded by REDIS_TIMEOUT seconds (config/caches.py).
+CACHES = {"default": default_cache_from_env()}
 
 # Browsers on these origins may call the API (e.g. https://app.example.com), comma-separated.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
