@@ -67,6 +67,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # The request id, for every line logged below; then the probes, ahead of host checks and redirects.
     "api.request_log.RequestLogMiddleware",
+    # Reads the rest of a body that an early answer (401, 429, 503) left unread, before that answer goes out.
+    "api.uploads.ReadWholeBodyMiddleware",
     "api.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
