@@ -55,7 +55,8 @@ KILLED_REPLICA = 1  # the second of three
 
 
 def plan(stack: Stack, names: list[str], *, seconds: float, during_redis: Callable[[], None]) -> list[Fault]:
-    """The faults in order, 6 s apart (less when the load is too short for that), the first after 10%."""
+    """The faults in order, spread over the load: 60 s with all five faults starts the first at 6 s and
+    ends the last 6 s before the load ends; 20 s with two has 1 s before, 3 s between and 1 s after."""
     replica = stack.replicas[KILLED_REPLICA]
 
     def restart_replica() -> None:
@@ -70,9 +71,12 @@ def plan(stack: Stack, names: list[str], *, seconds: float, during_redis: Callab
         "redis": ("Redis stopped", stack.redis.stop, stack.redis.start),
         "redis-hang": ("Redis hung", stack.redis.pause, stack.redis.resume),
     }
-    first = max(2.0, seconds * 0.1)
     busy = sum(DURATIONS[name] for name in names)
-    gap = 6.0 if len(names) < 2 else min(6.0, max(1.0, (seconds - first - busy - 2) / (len(names) - 1)))
+    spare = seconds - busy
+    # 6 s between faults, at least 3 (a restarted replica takes 1-2 s to answer), and as much before the
+    # first (a baseline) as after the last (its healing, seen under load), 6 s each at most, 1 s at least.
+    gap = 6.0 if len(names) < 2 else min(6.0, max(3.0, (spare - 12) / (len(names) - 1)))
+    first = min(6.0, max(1.0, (spare - gap * (len(names) - 1)) / 2))
     faults, at = [], first
     for name in names:
         label, begin, end = actions[name]
