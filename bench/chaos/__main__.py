@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from bench.chaos import checks
-from bench.chaos.faults import DURATIONS, HealthWatch, Timeline, plan
+from bench.chaos.faults import DURATIONS, KILLED_REPLICA, HealthWatch, Timeline, UploadsInFlight, plan
 from bench.chaos.report import plot, print_summary, summarize, write_json
 from bench.chaos.services import ROOT, Stack, create_api_keys, http_status, wait_until
 
@@ -67,7 +68,8 @@ def main() -> int:
 def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     keys = create_api_keys(
         stack.environment,
-        [f"load-{n}" for n in range(LOAD_KEYS)] + ["probe-shared", "probe-no-redis", "probe-after"],
+        [f"load-{n}" for n in range(LOAD_KEYS)]
+        + ["probe-shared", "probe-no-redis", "probe-after", "in-flight"],
     )
     load_keys = stack.folder / "load-keys.json"
     load_keys.write_text(json.dumps([keys[f"load-{n}"] for n in range(LOAD_KEYS)]))
@@ -107,7 +109,8 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     start = time.time() + 0.5
     load.stdin.write(f"{start}\n")
     load.stdin.flush()
-    faults = plan(stack, names, seconds=args.seconds, during_redis=during_redis)
+    in_flight = UploadsInFlight(stack.replicas[KILLED_REPLICA].url, keys["in-flight"])
+    faults = plan(stack, names, seconds=args.seconds, during_redis=during_redis, in_flight=in_flight)
     watch = HealthWatch(stack, stack.folder / "health.jsonl")
     watch.begin()
     timeline = Timeline(faults, start)
@@ -118,6 +121,7 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         flush=True,
     )
     timeline.join()
+    in_flight.join()
     load.wait(timeout=args.seconds + 120)
     end = time.time()
     # Every fault has ended: watch /readyz a little longer, so the last one's healing is seen.
@@ -128,7 +132,9 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
 
     records = read_lines(load_log)
     health = read_lines(stack.folder / "health.jsonl")
-    created = [r for r in records + shared_probe + no_redis_probe if r.get("status") == 201]
+    created = [
+        r for r in records + shared_probe + no_redis_probe + in_flight.records if r.get("status") == 201
+    ]
     # Redis is back: the replicas' connections to it must have come back by themselves.
     after_redis = (
         checks.rate_limit_probe(stack, keys["probe-after"], through="replicas") if "redis" in names else []
@@ -138,7 +144,7 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         checks.uploads_listed(stack, created),
         checks.files_serve(stack, created),
         checks.rows_have_files(stack),
-        checks.orphans_explained(stack, faults, records + no_redis_probe),
+        checks.orphans_explained(stack, faults, records + no_redis_probe + in_flight.records),
         checks.errors_during_faults(faults, records),
         checks.healed(faults, records, health),
         checks.rate_limit_shared(shared_probe),
@@ -171,7 +177,9 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         + ("all checks passed" if all(c.ok for c in results) else "CHECKS FAILED")
     )
     plot(picture, records, faults, start, title)
-    print(f"\nreport: {report}\ntimeline: {picture}")
+    requests_log = args.out / f"{stem}-requests.jsonl"
+    shutil.copyfile(load_log, requests_log)
+    print(f"\nreport: {report}\ntimeline: {picture}\nevery request: {requests_log}")
     return all(c.ok for c in results)
 
 

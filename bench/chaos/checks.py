@@ -181,7 +181,8 @@ def orphans_explained(stack: Stack, faults: list[Fault], records: list[dict[str,
             f"reconcile_storage --fix left {left[:3]} (exit {fixed.returncode}, then {after.returncode})"
         )
     detail = (
-        f"{len(orphans)} orphans, from {len(cut_off)} uploads cut off by faults; "
+        f"{len(orphans)} orphans, from {len(cut_off)} uploads cut off by faults "
+        f"({sum(1 for r in cut_off if r['status'] is None)} without an answer); "
         f"reconcile_storage --fix removed them, nothing left"
     )
     return Check(

@@ -4,7 +4,9 @@ Each fault has a start (seconds into the load) and a duration; `Timeline.run` be
 times and records when each really began and ended (wall clock, the load's clock). The faults:
 
 - `replica`: SIGKILL to one replica's whole process group (master and workers, as a container's kill), and
-  the same replica started again 10 s later, on the same port, by the rig;
+  the same replica started again 10 s later, on the same port, by the rig. Just before, a few large uploads
+  are sent straight to that replica (`UploadsInFlight`), so that the kill cuts some off mid-way: their files
+  may be stored without their rows, which is what the orphan check is about;
 - `s3`: the S3 server stopped with SIGSTOP for 5 s (moto keeps its objects in memory, so it is paused, not
   ended: connections are accepted and nothing answers, as with a store that hangs), then SIGCONT;
 - `postgres`: `pg_ctl stop -m fast` for 5 s, then `pg_ctl start`;
@@ -17,9 +19,13 @@ times and records when each really began and ended (wall clock, the load's clock
 
 from __future__ import annotations
 
+import io
 import json
+import random
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,10 +60,82 @@ DURATIONS = {"replica": 10.0, "s3": 5.0, "postgres": 5.0, "redis": 5.0, "redis-h
 KILLED_REPLICA = 1  # the second of three
 
 
-def plan(stack: Stack, names: list[str], *, seconds: float, during_redis: Callable[[], None]) -> list[Fault]:
+class UploadsInFlight:
+    """Large uploads sent straight to one replica, each in its own thread, their outcomes kept as records
+    like the load's (status None: cut off, no answer)."""
+
+    COUNT = 6
+
+    def __init__(self, url: str, key: str) -> None:
+        from PIL import Image, ImageDraw
+
+        self.url = url
+        self.key = key
+        self.records: list[dict[str, object]] = []
+        self.bodies = []
+        for n in range(self.COUNT):
+            picture = Image.linear_gradient("L").resize((2400, 1600)).convert("RGB")
+            ImageDraw.Draw(picture).rectangle((n * 100, 100, n * 100 + 80, 180), fill=(n * 40, 200, 90))
+            buffer = io.BytesIO()
+            picture.save(buffer, "JPEG", quality=92)
+            self.bodies.append(buffer.getvalue())
+        self.threads: list[threading.Thread] = []
+
+    def _one(self, n: int) -> None:
+        from bench.chaos.load import multipart
+
+        title = f"in flight {n}"
+        body = multipart({"title": title, "width": "1600"}, "big.jpg", self.bodies[n])
+        request = urllib.request.Request(  # noqa: S310  # the rig's own loopback address
+            f"{self.url}/images",
+            data=body.data,
+            headers={"Content-Type": body.content_type, "Authorization": f"Bearer {self.key}"},
+            method="POST",
+        )
+        started = time.time()
+        record: dict[str, object] = {"t": started, "kind": "in-flight", "method": "POST", "path": "/images"}
+        record["title"] = title
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # loopback
+                created = json.loads(response.read())
+                record.update(
+                    status=response.status, id=created["id"], url=created["url"], size=created["size"]
+                )
+        except urllib.error.HTTPError as error:
+            record.update(status=error.code)
+        except OSError as error:
+            record.update(status=None, error=repr(error))
+        record["ms"] = round((time.time() - started) * 1000, 1)
+        self.records.append(record)
+
+    def send(self) -> None:
+        """Start them all, and return while they are in flight (some decoding, some storing)."""
+        self.threads = [threading.Thread(target=self._one, args=(n,), daemon=True) for n in range(self.COUNT)]
+        for thread in self.threads:
+            thread.start()
+            time.sleep(random.uniform(0.02, 0.08))  # spread over the stages of an upload
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+def plan(
+    stack: Stack,
+    names: list[str],
+    *,
+    seconds: float,
+    during_redis: Callable[[], None],
+    in_flight: UploadsInFlight | None = None,
+) -> list[Fault]:
     """The faults in order, spread over the load: 60 s with all five faults starts the first at 6 s and
     ends the last 6 s before the load ends; 20 s with two has 1 s before, 3 s between and 1 s after."""
     replica = stack.replicas[KILLED_REPLICA]
+
+    def kill_replica() -> None:
+        if in_flight is not None:
+            in_flight.send()
+        replica.kill()
 
     def restart_replica() -> None:
         replica.start()
@@ -65,7 +143,7 @@ def plan(stack: Stack, names: list[str], *, seconds: float, during_redis: Callab
     s3 = stack.s3
     assert s3 is not None
     actions: dict[str, tuple[str, Callable[[], None], Callable[[], None]]] = {
-        "replica": (f"kill -9 replica {replica.index}", replica.kill, restart_replica),
+        "replica": (f"kill -9 replica {replica.index}", kill_replica, restart_replica),
         "s3": ("S3 stopped", s3.pause, s3.resume),
         "postgres": ("PostgreSQL stopped", stack.postgres.stop, stack.postgres.resume),
         "redis": ("Redis stopped", stack.redis.stop, stack.redis.start),
