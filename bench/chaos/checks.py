@@ -26,7 +26,7 @@ UPLOAD_LIMIT = 20
 PROBE_UPLOADS = UPLOAD_LIMIT + 5
 # While Redis (the rate limiter's store) is down or hangs, answers are not slower than this at p99: the
 # limiter gives up on it within REDIS_TIMEOUT per call.
-LIMITER_FAULT_P99_MS = 2000
+LIMITER_FAULT_P99_MS = 1000
 
 
 @dataclass
