@@ -125,4 +125,4 @@ chaos: install-dev $(VENV)/.deploy-tools.stamp
 	$(BIN)/python -m bench.chaos --seconds 60 $(CHAOS_ARGS)
 
 chaos-short: install-dev $(VENV)/.deploy-tools.stamp
-	$(BIN)/python -m bench.chaos --seconds 20 --faults replica,s3 $(CHAOS_ARGS)
+	$(BIN)/python -m bench.chaos --seconds 20 --faults s3,replica $(CHAOS_ARGS)

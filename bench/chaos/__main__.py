@@ -2,7 +2,7 @@
 timeline, check what must hold, print the summary and write the JSON report and the PNG timeline.
 
     python -m bench.chaos                                  # make chaos: 60 s, all four faults
-    python -m bench.chaos --seconds 20 --faults replica,s3 # CI's short run (make chaos-short)
+    python -m bench.chaos --seconds 20 --faults s3,replica # CI's short run (make chaos-short)
 
 Exits 1 when a check fails (the run's folder, with every service's log, is then kept and printed).
 """
@@ -81,6 +81,7 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     def during_redis() -> None:
         no_redis_probe.extend(checks.rate_limit_probe(stack, keys["probe-no-redis"], through="nginx"))
 
+    in_flight = UploadsInFlight(stack.replicas[KILLED_REPLICA].url, keys["in-flight"])
     load_log = stack.folder / "load.jsonl"
     load = subprocess.Popen(
         [
@@ -103,31 +104,36 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert load.stdin is not None and load.stdout is not None
-    if load.stdout.readline().strip() != "ready":
-        raise RuntimeError("the load generator did not start")
-    start = time.time() + 0.5
-    load.stdin.write(f"{start}\n")
-    load.stdin.flush()
-    in_flight = UploadsInFlight(stack.replicas[KILLED_REPLICA].url, keys["in-flight"])
-    faults = plan(stack, names, seconds=args.seconds, during_redis=during_redis, in_flight=in_flight)
     watch = HealthWatch(stack, stack.folder / "health.jsonl")
-    watch.begin()
-    timeline = Timeline(faults, start)
-    timeline.begin()
-    print(
-        f"load: {args.rate:g} requests/s for {args.seconds:g} s; faults: "
-        + ", ".join(f"{f.label} at +{f.start:g} s for {f.duration:g} s" for f in faults),
-        flush=True,
-    )
-    timeline.join()
-    in_flight.join()
-    load.wait(timeout=args.seconds + 120)
-    end = time.time()
-    # Every fault has ended: watch /readyz a little longer, so the last one's healing is seen.
-    last_end = max((f.ended_at or 0) for f in faults) if faults else end
-    time.sleep(max(0.0, last_end + checks.HEAL_SECONDS + 1 - time.time()))
-    watch.stop()
+    try:
+        assert load.stdin is not None and load.stdout is not None
+        if load.stdout.readline().strip() != "ready":
+            raise RuntimeError("the load generator did not start")
+        start = time.time() + 0.5
+        load.stdin.write(f"{start}\n")
+        load.stdin.flush()
+        faults = plan(stack, names, seconds=args.seconds, during_redis=during_redis, in_flight=in_flight)
+        watch.begin()
+        timeline = Timeline(faults, start)
+        timeline.begin()
+        print(
+            f"load: {args.rate:g} requests/s for {args.seconds:g} s; faults: "
+            + ", ".join(f"{f.label} at +{f.start:g} s for {f.duration:g} s" for f in faults),
+            flush=True,
+        )
+        timeline.join()
+        in_flight.join()
+        if load.wait(timeout=args.seconds + 120) != 0:
+            raise RuntimeError(f"the load generator exited with {load.returncode}")
+        end = time.time()
+        # Every fault has ended: watch /readyz a little longer, so the last one's healing is seen.
+        last_end = max((f.ended_at or 0) for f in faults) if faults else end
+        time.sleep(max(0.0, last_end + checks.HEAL_SECONDS + 1 - time.time()))
+    finally:
+        watch.stop()
+        if load.poll() is None:
+            load.kill()
+            load.wait()
     wait_until(lambda: http_status(f"{stack.nginx.url}/readyz") == 200, timeout=30, what="the service")
 
     records = read_lines(load_log)

@@ -205,7 +205,9 @@ def errors_during_faults(faults: list[Fault], records: list[dict[str, Any]]) -> 
             fault_at(faults, record["t"] + record["ms"] / 1000, slack=HEAL_SECONDS),
         )
         counts[str(status)] = counts.get(str(status), 0) + 1
-        where = f"{record['method']} {record['path']} at +{record['t']:.1f}"
+        where = (
+            f"{record['method']} {record['path']} at {time.strftime('%H:%M:%S', time.gmtime(record['t']))}"
+        )
         if status == 503:
             if not record.get("retry_after"):
                 problems.append(f"503 without Retry-After: {where}")
