@@ -229,7 +229,8 @@ def heal_times(
     faults: list[Fault], records: list[dict[str, Any]], health: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """For each fault, seconds from its end until `/readyz` answered 200 everywhere for good (by when the
-    answer came), and until the last failed request it caused (by when that request started)."""
+    answer came), and until the last failed request it caused (by when that request started); what was
+    answered after the next fault began is that fault's."""
     result = {}
     targets = {h["target"] for h in health}
     for index, fault in enumerate(faults):
@@ -238,14 +239,17 @@ def heal_times(
         ready = end
         for target in targets:
             probes = sorted(
-                (p for p in health if p["target"] == target and end <= p["t"] < until), key=_start
+                # Answered before the next fault began: one under way then may fail because of it.
+                (p for p in health if p["target"] == target and end <= p["t"] and p["done"] < until),
+                key=_start,
             )
             last_bad = max((i for i, p in enumerate(probes) if p["status"] != 200), default=-1)
             # Never ready again before the next fault: infinitely late.
             ready = max(ready, probes[last_bad + 1]["done"]) if last_bad + 1 < len(probes) else float("inf")
         last_failure = end
         for record in records:
-            if (fault.began_at or 0) <= record["t"] < until and failed(record):
+            answered = record["t"] + record["ms"] / 1000
+            if (fault.began_at or 0) <= record["t"] and answered < until and failed(record):
                 last_failure = max(last_failure, record["t"])
         result[fault.name] = {
             "ready_after_s": round(ready - end, 2),
