@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install install-dev run migrate test test-s3 test-postgres smoke lint format bench bench-reads lock clean deploy-check browser
+.PHONY: help install install-dev run migrate test test-s3 test-postgres smoke lint format bench bench-reads lock clean deploy-check browser chaos chaos-short
 
 help:
 	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files)"
@@ -19,6 +19,8 @@ help:
 	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
 	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
+	@echo "make chaos      3 replicas behind nginx under load for 60 s, with faults; checks that nothing is lost"
+	@echo "make chaos-short  the same for 20 s with one replica kill and one S3 stop (what CI runs)"
 
 # make's own ways of running the app are development mode (a made-up SECRET_KEY, plain logs). Anything
 # else is production, which needs a SECRET_KEY, unless IMAGERY_ENV says otherwise (README, "Deploy").
@@ -115,3 +117,13 @@ $(VENV)/.deploy-tools.stamp: Makefile | $(BIN)/python
 # What CI can check of the deployment without a Docker engine: see .ci/deploy-check.
 deploy-check: install $(VENV)/.deploy-tools.stamp
 	.ci/deploy-check
+
+# Three replicas behind nginx on a private PostgreSQL, Redis and S3 server, under load, with faults on a
+# timeline (README, "Faults under load"). Prints a table and its checks; writes bench/out/chaos/chaos-*.json
+# and .png. Exits non-zero when a check fails. Everything listens on 127.0.0.1.
+CHAOS_ARGS ?=
+chaos: install-dev $(VENV)/.deploy-tools.stamp
+	$(BIN)/python -m bench.chaos --seconds 60 $(CHAOS_ARGS)
+
+chaos-short: install-dev $(VENV)/.deploy-tools.stamp
+	$(BIN)/python -m bench.chaos --seconds 20 --faults s3,replica $(CHAOS_ARGS)

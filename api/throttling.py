@@ -6,12 +6,17 @@ asks for it: `check_render_throttles`.
 
 Counts live in the Django cache (local memory by default, Redis when REDIS_URL is set, which several app
 processes must share). A rate is a setting like "60/minute"; empty turns that limit off. When the cache
-itself fails, requests are let through: an outage of the limiter must not become an outage of the API.
+itself fails, requests are let through: an outage of the limiter must not become an outage of the API. After
+a failure, the process leaves the cache alone for `CACHE_RETRY_SECONDS` (`cache_breaker`): a Redis that hangs
+costs one request its timeout (REDIS_TIMEOUT), not every request, which would tie up every thread.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -21,6 +26,32 @@ from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
 logger = logging.getLogger(__name__)
+
+# How long a process lets requests through without asking the cache, after the cache failed.
+CACHE_RETRY_SECONDS = 2.0
+
+
+class CacheBreaker:
+    """Open (the cache is not asked) for CACHE_RETRY_SECONDS after a failure; then the next request tries."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self._lock = threading.Lock()
+        self._open_until = 0.0
+
+    def is_open(self) -> bool:
+        return self.clock() < self._open_until
+
+    def trip(self) -> None:
+        with self._lock:
+            self._open_until = self.clock() + CACHE_RETRY_SECONDS
+
+    def reset(self) -> None:
+        with self._lock:
+            self._open_until = 0.0
+
+
+cache_breaker = CacheBreaker()
 
 
 class _ImageryThrottle(SimpleRateThrottle):
@@ -48,10 +79,16 @@ class _ImageryThrottle(SimpleRateThrottle):
         return f"throttle:{self.setting}:{ident}"
 
     def allow_request(self, request: Request, view: Any) -> bool:
+        if cache_breaker.is_open():
+            return True
         try:
             return super().allow_request(request, view)
         except Exception:
-            logger.exception("rate limiter unavailable; letting the request through")
+            logger.exception(
+                "rate limiter unavailable; letting requests through for %s s without asking it",
+                CACHE_RETRY_SECONDS,
+            )
+            cache_breaker.trip()
             return True
 
 

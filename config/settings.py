@@ -10,6 +10,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.caches import default_cache_from_env
 from config.env import BASE_DIR, env
 from config.logs import log_format, log_level, logging_config
 from config.networks import parse_networks
@@ -66,6 +67,8 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # The request id, for every line logged below; then the probes, ahead of host checks and redirects.
     "api.request_log.RequestLogMiddleware",
+    # Reads the rest of a body that an early answer (401, 429, 503) left unread, before that answer goes out.
+    "api.uploads.ReadWholeBodyMiddleware",
     "api.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -145,6 +148,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=10 
 
 # --- Images -------------------------------------------------------------------------------------
 IMAGE_MAX_UPLOAD_BYTES = env.int("IMAGE_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
+# api.uploads.ReadWholeBodyMiddleware reads the rest of a body up to this long before an early answer (the
+# proxy's own limit, client_max_body_size, is above the upload limit: its bodies must get the app's 413).
+READ_WHOLE_BODY_UP_TO_BYTES = 2 * (IMAGE_MAX_UPLOAD_BYTES + 64 * 1024)
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=120_000_000)
 IMAGE_MAX_DIMENSION = env.int("IMAGE_MAX_DIMENSION", default=10_000)
 IMAGE_JPEG_QUALITY = env.int("IMAGE_JPEG_QUALITY", default=85)
@@ -249,15 +255,9 @@ METRICS_ALLOWED_NETWORKS = parse_networks(
     "METRICS_ALLOWED_NETWORKS", env.str("METRICS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128")
 )
 
-# Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set.
-REDIS_URL = env.str("REDIS_URL", default="")
-CACHES = {
-    "default": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
-        if REDIS_URL
-        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
-    )
-}
+# Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set, each call
+# bounded by REDIS_TIMEOUT seconds (config/caches.py).
+CACHES = {"default": default_cache_from_env()}
 
 # Browsers on these origins may call the API (e.g. https://app.example.com), comma-separated.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])

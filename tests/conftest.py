@@ -31,6 +31,7 @@ from django.test import override_settings
 from django.test.client import MULTIPART_CONTENT
 from PIL import Image as PILImage
 
+from api.throttling import cache_breaker
 from config.storages import default_storage_from_env
 from images.models import Image
 from images.reconciliation import reconcile
@@ -62,6 +63,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in kept:
         if item.get_closest_marker("filesystem_only"):
             item.add_marker(pytest.mark.skip(reason="files are served by the app only from the filesystem"))
+
+
+@pytest.fixture(autouse=True)
+def rate_limiter_trusts_the_cache() -> None:
+    """A test that broke the cache must not leave the next one's rate limits open (api/throttling.py)."""
+    cache_breaker.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,193 @@
+"""`python -m bench.chaos`: start the stack, check the shared rate limit, run the load with faults on a
+timeline, check what must hold, print the summary and write the JSON report and the PNG timeline.
+
+    python -m bench.chaos                                  # make chaos: 60 s, all four faults
+    python -m bench.chaos --seconds 20 --faults s3,replica # CI's short run (make chaos-short)
+
+Exits 1 when a check fails (the run's folder, with every service's log, is then kept and printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.chaos import checks
+from bench.chaos.faults import DURATIONS, KILLED_REPLICA, HealthWatch, Timeline, UploadsInFlight, plan
+from bench.chaos.report import plot, print_summary, summarize, write_json
+from bench.chaos.services import ROOT, Stack, create_api_keys, http_status, wait_until
+
+LOAD_KEYS = 16  # the load's uploads go round these, each well under the per-key limit
+
+
+def read_lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=60, help="how long the load runs (default 60)")
+    parser.add_argument("--rate", type=float, default=25, help="requests per second (default 25)")
+    parser.add_argument(
+        "--faults",
+        default="replica,s3,postgres,redis,redis-hang",
+        help=f"in this order, from {', '.join(DURATIONS)} (default: all)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "chaos", help="report folder")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the run's folder (logs) even when all passes"
+    )
+    args = parser.parse_args()
+    names = [name for name in args.faults.split(",") if name]
+    if unknown := set(names) - set(DURATIONS):
+        parser.error(f"unknown faults: {sorted(unknown)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    began = time.monotonic()
+    all_passed = False
+    # The run's folder (every service's log) is kept when something fails, or with --keep.
+    with Stack(keep=True) as stack:
+        print(
+            f"stack up in {time.monotonic() - began:.1f} s: nginx {stack.nginx.url}, replicas "
+            + ", ".join(r.url for r in stack.replicas),
+            flush=True,
+        )
+        all_passed = run(stack, args, names)
+        stack.keep = args.keep or not all_passed
+    print(f"chaos: {'all checks passed' if all_passed else 'FAILED'} in {time.monotonic() - began:.0f} s")
+    return 0 if all_passed else 1
+
+
+def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
+    keys = create_api_keys(
+        stack.environment,
+        [f"load-{n}" for n in range(LOAD_KEYS)]
+        + ["probe-shared", "probe-no-redis", "probe-after", "in-flight"],
+    )
+    load_keys = stack.folder / "load-keys.json"
+    load_keys.write_text(json.dumps([keys[f"load-{n}"] for n in range(LOAD_KEYS)]))
+
+    # Before the load: one key's uploads spread over the three replicas must meet one limit.
+    shared_probe = checks.rate_limit_probe(stack, keys["probe-shared"], through="replicas")
+    no_redis_probe: list[dict] = []
+
+    def during_redis() -> None:
+        no_redis_probe.extend(checks.rate_limit_probe(stack, keys["probe-no-redis"], through="nginx"))
+
+    in_flight = UploadsInFlight(stack.replicas[KILLED_REPLICA].url, keys["in-flight"])
+    load_log = stack.folder / "load.jsonl"
+    load = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "bench.chaos.load",
+            "--base",
+            stack.nginx.url,
+            "--keys",
+            str(load_keys),
+            "--seconds",
+            str(args.seconds),
+            "--rate",
+            str(args.rate),
+            "--out",
+            str(load_log),
+        ],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    watch = HealthWatch(stack, stack.folder / "health.jsonl")
+    try:
+        assert load.stdin is not None and load.stdout is not None
+        if load.stdout.readline().strip() != "ready":
+            raise RuntimeError("the load generator did not start")
+        start = time.time() + 0.5
+        load.stdin.write(f"{start}\n")
+        load.stdin.flush()
+        faults = plan(stack, names, seconds=args.seconds, during_redis=during_redis, in_flight=in_flight)
+        watch.begin()
+        timeline = Timeline(faults, start)
+        timeline.begin()
+        print(
+            f"load: {args.rate:g} requests/s for {args.seconds:g} s; faults: "
+            + ", ".join(f"{f.label} at +{f.start:g} s for {f.duration:g} s" for f in faults),
+            flush=True,
+        )
+        timeline.join()
+        in_flight.join()
+        if load.wait(timeout=args.seconds + 120) != 0:
+            raise RuntimeError(f"the load generator exited with {load.returncode}")
+        end = time.time()
+        # Every fault has ended: watch /readyz a little longer, so the last one's healing is seen.
+        last_end = max((f.ended_at or 0) for f in faults) if faults else end
+        time.sleep(max(0.0, last_end + checks.HEAL_SECONDS + 1 - time.time()))
+    finally:
+        watch.stop()
+        if load.poll() is None:
+            load.kill()
+            load.wait()
+    wait_until(lambda: http_status(f"{stack.nginx.url}/readyz") == 200, timeout=30, what="the service")
+
+    records = read_lines(load_log)
+    health = read_lines(stack.folder / "health.jsonl")
+    created = [
+        r for r in records + shared_probe + no_redis_probe + in_flight.records if r.get("status") == 201
+    ]
+    # Redis is back: the replicas' connections to it must have come back by themselves.
+    after_redis = (
+        checks.rate_limit_probe(stack, keys["probe-after"], through="replicas") if "redis" in names else []
+    )
+    created += [r for r in after_redis if r.get("status") == 201]
+    results = [
+        checks.uploads_listed(stack, created),
+        checks.files_serve(stack, created),
+        checks.rows_have_files(stack),
+        checks.orphans_explained(stack, faults, records + no_redis_probe + in_flight.records),
+        checks.errors_during_faults(faults, records),
+        checks.healed(faults, records, health),
+        checks.rate_limit_shared(shared_probe),
+    ]
+    if "redis" in names:
+        results.append(checks.rate_limit_open_without_redis(no_redis_probe))
+        results.append(checks.rate_limit_shared(after_redis, when=", again once Redis is back"))
+    if any(name.startswith("redis") for name in names):
+        results.append(checks.limiter_faults_cost_little(faults, records))
+    results.append(checks.no_server_errors_logged(stack))
+    heals = checks.heal_times(faults, records, health)
+    summary = summarize(records, faults, start, end)
+    print_summary(summary, results, heals, faults)
+
+    stem = f"chaos-{int(args.seconds)}s"
+    report = args.out / f"{stem}.json"
+    picture = args.out / f"{stem}.png"
+    write_json(
+        report,
+        settings={"seconds": args.seconds, "rate": args.rate, "faults": names},
+        checks=results,
+        faults=[{**f.as_dict(), "at_s": round((f.began_at or start) - start, 2)} for f in faults],
+        heal=heals,
+        summary=summary,
+        requests=len(records),
+    )
+    title = (
+        f"{len(stack.replicas)} replicas behind nginx, {args.rate:g} requests/s for {args.seconds:g} s; "
+        f"{len(records)} requests, "
+        + ("all checks passed" if all(c.ok for c in results) else "CHECKS FAILED")
+    )
+    plot(picture, records, faults, start, title)
+    requests_log = args.out / f"{stem}-requests.jsonl"
+    shutil.copyfile(load_log, requests_log)
+    print(f"\nreport: {report}\ntimeline: {picture}\nevery request: {requests_log}")
+    return all(c.ok for c in results)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

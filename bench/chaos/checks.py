@@ -1,0 +1,379 @@
+"""What must hold after the run; each check returns a `Check` that the rig prints and reports.
+
+The inputs are the load's log (every request and its outcome), the rig's own probes, the faults as they
+really happened, the health watcher's log, and the stack itself, still running, for the listing, the files,
+the bucket and `reconcile_storage`.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from typing import Any
+
+from bench.chaos.faults import Fault
+from bench.chaos.services import BUCKET, ROOT, Stack
+
+# After a fault ends, the service is healthy again within this many seconds.
+HEAL_SECONDS = 5.0
+# The rate the replicas are given (services.replica_environment) and the rig's probes send past it.
+UPLOAD_LIMIT = 20
+PROBE_UPLOADS = UPLOAD_LIMIT + 5
+# While Redis (the rate limiter's store) is down or hangs, answers are not slower than this at p99: the
+# limiter gives up on it within REDIS_TIMEOUT per call.
+LIMITER_FAULT_P99_MS = 1000
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "detail": self.detail}
+
+
+def failed(record: dict[str, Any]) -> bool:
+    """A request that did not get what it asked for (429 is the limiter doing its job)."""
+    status = record["status"]
+    return status is None or (status >= 400 and status != 429)
+
+
+def fault_at(faults: list[Fault], t: float, *, slack: float = 0.0) -> Fault | None:
+    """The fault in force at wall-clock time `t` (its end stretched by `slack` seconds)."""
+    for fault in faults:
+        if fault.began_at is not None and fault.began_at <= t <= (fault.ended_at or t) + slack:
+            return fault
+    return None
+
+
+def _get(url: str, timeout: float = 10) -> tuple[int | None, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310  # loopback only
+            return response.status, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+    except OSError:
+        return None, b""
+
+
+def listed_images(base: str) -> dict[int, dict[str, Any]]:
+    """Every image, through the API's keyset pages."""
+    images: dict[int, dict[str, Any]] = {}
+    url = f"{base}/images?cursor=&page_size=100"
+    while url:
+        status, body = _get(url)
+        if status != 200:
+            raise RuntimeError(f"GET {url}: {status}")
+        page = json.loads(body)
+        images.update({item["id"]: item for item in page["results"]})
+        url = page.get("next")
+    return images
+
+
+def uploads_listed(stack: Stack, created: list[dict[str, Any]]) -> Check:
+    listed = listed_images(stack.nginx.url)
+    missing = [r["id"] for r in created if r["id"] not in listed]
+    wrong = [r["id"] for r in created if r["id"] in listed and listed[r["id"]]["title"] != r["title"]]
+    ok = not missing and not wrong
+    detail = f"{len(created)} uploads answered 201; all in the list with their titles ({len(listed)} listed)"
+    if not ok:
+        detail = f"missing from the list: {missing[:10]}; wrong title: {wrong[:10]}"
+    return Check("every 201 upload is listed", ok, detail)
+
+
+def files_serve(stack: Stack, created: list[dict[str, Any]]) -> Check:
+    """Each 201's url serves its bytes; renditions once the route exists (rendition_hook)."""
+    bad = []
+    for record in created:
+        status, body = _get(record["url"])
+        if status != 200 or len(body) != record["size"]:
+            bad.append((record["id"], status, len(body)))
+    renditions = rendition_hook(stack, created)
+    detail = f"{len(created)} files serve with their size; renditions: {renditions}"
+    if bad:
+        detail = f"{len(bad)} files do not serve: {bad[:10]}"
+    return Check("every 201 upload's file serves", not bad, detail)
+
+
+def rendition_hook(stack: Stack, created: list[dict[str, Any]]) -> str:
+    """Renditions (`GET /images/{id}/file?width=…`) are being built elsewhere: check them once they exist.
+
+    A 404 that is the one of an unknown path (code `not_found`, not an unknown id) means the route is not
+    there yet, which is reported, not failed; once it answers, every 201 upload's rendition must serve.
+    """
+    if not created:
+        return "no uploads to check"
+    status, body = _get(f"{stack.nginx.url}/images/{created[0]['id']}/file?width=64")
+    if status == 404 and b"Nothing is at this address" in body:
+        return "not built yet (the route answers 404), not checked"
+    bad = []
+    for record in created:
+        status, body = _get(f"{stack.nginx.url}/images/{record['id']}/file?width=64")
+        if status != 200 or not body:
+            bad.append((record["id"], status))
+    if bad:
+        raise AssertionError(f"renditions do not serve: {bad[:10]}")
+    return f"{len(created)} renditions serve"
+
+
+def _rows_and_objects(stack: Stack) -> tuple[set[str], dict[str, float]]:
+    import psycopg
+
+    with psycopg.connect(stack.postgres.url.replace("postgres://", "postgresql://")) as conn:
+        rows = {name for (name,) in conn.execute("SELECT file FROM images_image")}
+    assert stack.s3 is not None
+    objects: dict[str, float] = {}
+    for page in stack.s3.client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET):
+        for entry in page.get("Contents", ()):
+            objects[entry["Key"]] = entry["LastModified"].timestamp()
+    return rows, objects
+
+
+def reconcile(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "reconcile_storage", *args],
+        cwd=ROOT,
+        env=stack.environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def rows_have_files(stack: Stack) -> Check:
+    rows, objects = _rows_and_objects(stack)
+    lost = sorted(rows - set(objects))
+    done = reconcile(stack)
+    ok = not lost and done.returncode == 0
+    detail = f"{len(rows)} distinct files named by rows, all in the bucket; reconcile_storage exit "
+    detail += str(done.returncode)
+    if not ok:
+        detail = f"rows without their file: {lost[:5]}; reconcile_storage exit {done.returncode}: "
+        detail += done.stdout[-500:]
+    return Check("no row without its file", ok, detail)
+
+
+def orphans_explained(stack: Stack, faults: list[Fault], records: list[dict[str, Any]]) -> Check:
+    """Files no row uses come only from uploads a fault cut off; `reconcile_storage --fix` removes them."""
+    rows, objects = _rows_and_objects(stack)
+    orphans = {name: modified for name, modified in objects.items() if name not in rows}
+    cut_off = [r for r in records if r["method"] == "POST" and (r["status"] is None or r["status"] >= 500)]
+    # An orphan's object was written while a fault was on (or just after, for a request that was slow).
+    unexplained = [name for name, modified in orphans.items() if fault_at(faults, modified, slack=15) is None]
+    problems = []
+    if unexplained:
+        problems.append(f"{len(unexplained)} orphans written outside any fault: {unexplained[:3]}")
+    if len(orphans) > len(cut_off):
+        problems.append(f"{len(orphans)} orphans but only {len(cut_off)} uploads cut off")
+    fixed = reconcile(stack, "--fix")
+    rows_after, objects_after = _rows_and_objects(stack)
+    left = sorted(set(objects_after) - rows_after)
+    after = reconcile(stack)
+    if fixed.returncode != 0 or left or after.returncode != 0:
+        problems.append(
+            f"reconcile_storage --fix left {left[:3]} (exit {fixed.returncode}, then {after.returncode})"
+        )
+    detail = (
+        f"{len(orphans)} orphans, from {len(cut_off)} uploads cut off by faults "
+        f"({sum(1 for r in cut_off if r['status'] is None)} without an answer); "
+        f"reconcile_storage --fix removed them, nothing left"
+    )
+    return Check(
+        "orphans only from cut-off uploads, and --fix removes them",
+        not problems,
+        "; ".join(problems) or detail,
+    )
+
+
+def errors_during_faults(faults: list[Fault], records: list[dict[str, Any]]) -> Check:
+    """Errors are 503 with Retry-After, or 502 for uploads on the killed replica; never a 500, never a GET
+    lost to a replica's death, never a request without an answer."""
+    problems: list[str] = []
+    counts: dict[str, int] = {}
+    for record in records:
+        if not failed(record):
+            continue
+        status, fault = (
+            record["status"],
+            fault_at(faults, record["t"] + record["ms"] / 1000, slack=HEAL_SECONDS),
+        )
+        counts[str(status)] = counts.get(str(status), 0) + 1
+        where = (
+            f"{record['method']} {record['path']} at {time.strftime('%H:%M:%S', time.gmtime(record['t']))}"
+        )
+        if status == 503:
+            if not record.get("retry_after"):
+                problems.append(f"503 without Retry-After: {where}")
+            if fault is None:
+                problems.append(f"503 outside any fault: {where}")
+        elif status == 502 and record["method"] == "POST" and fault is not None and fault.name == "replica":
+            pass
+        else:
+            problems.append(f"{status or record.get('error')}: {where} {record.get('body', '')[:120]}")
+    detail = "errors by status: " + (", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "none")
+    if problems:
+        detail += f"; {len(problems)} not allowed, e.g. " + " | ".join(problems[:5])
+    return Check(
+        "during faults only 503 + Retry-After (or 502 for POSTs on the killed replica)", not problems, detail
+    )
+
+
+def heal_times(
+    faults: list[Fault], records: list[dict[str, Any]], health: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """For each fault, seconds from its end until `/readyz` answered 200 everywhere for good (by when the
+    answer came), and until the last failed request it caused (by when that request started); what was
+    answered after the next fault began is that fault's."""
+    result = {}
+    targets = {h["target"] for h in health}
+    for index, fault in enumerate(faults):
+        end = fault.ended_at or 0.0
+        until = (faults[index + 1].began_at or float("inf")) if index + 1 < len(faults) else float("inf")
+        ready = end
+        for target in targets:
+            probes = sorted(
+                # Answered before the next fault began: one under way then may fail because of it.
+                (p for p in health if p["target"] == target and end <= p["t"] and p["done"] < until),
+                key=_start,
+            )
+            last_bad = max((i for i, p in enumerate(probes) if p["status"] != 200), default=-1)
+            # Never ready again before the next fault: infinitely late.
+            ready = max(ready, probes[last_bad + 1]["done"]) if last_bad + 1 < len(probes) else float("inf")
+        last_failure = end
+        for record in records:
+            answered = record["t"] + record["ms"] / 1000
+            if (fault.began_at or 0) <= record["t"] and answered < until and failed(record):
+                last_failure = max(last_failure, record["t"])
+        result[fault.name] = {
+            "ready_after_s": round(ready - end, 2),
+            "last_error_after_s": round(last_failure - end, 2),
+        }
+    return result
+
+
+def _start(record: dict[str, Any]) -> float:
+    return record["t"]
+
+
+def healed(faults: list[Fault], records: list[dict[str, Any]], health: list[dict[str, Any]]) -> Check:
+    heals = heal_times(faults, records, health)
+    slow = {name: h for name, h in heals.items() if max(h.values()) > HEAL_SECONDS}
+    detail = "; ".join(
+        f"{name}: ready +{h['ready_after_s']} s, last error +{h['last_error_after_s']} s"
+        for name, h in heals.items()
+    )
+    return Check(f"healthy within {HEAL_SECONDS:.0f} s of each fault's end, by itself", not slow, detail)
+
+
+def rate_limit_probe(stack: Stack, key: str, *, through: str) -> list[dict[str, Any]]:
+    """`PROBE_UPLOADS` tiny uploads, one after another, with one key: `through` "replicas" sends them to the
+    three replicas in turn (bypassing nginx), "nginx" through it. Returns their records."""
+    import io
+
+    from PIL import Image
+
+    from bench.chaos.load import multipart
+
+    records = []
+    for n in range(PROBE_UPLOADS):
+        buffer = io.BytesIO()
+        Image.new("RGB", (24, 16), (n * 9 % 256, 80, 160)).save(buffer, "PNG")
+        title = f"probe {through} {key[:8]} {n}"
+        body = multipart({"title": title}, "probe.png", buffer.getvalue())
+        base = stack.replicas[n % len(stack.replicas)].url if through == "replicas" else stack.nginx.url
+        request = urllib.request.Request(  # noqa: S310  # the rig's own loopback addresses
+            f"{base}/images",
+            data=body.data,
+            headers={"Content-Type": body.content_type, "Authorization": f"Bearer {key}"},
+            method="POST",
+        )
+        started = time.time()
+        record: dict[str, Any] = {
+            "t": started,
+            "kind": "probe",
+            "method": "POST",
+            "path": "/images",
+            "title": title,
+        }
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # loopback
+                created = json.loads(response.read())
+                record.update(
+                    status=response.status, id=created["id"], url=created["url"], size=created["size"]
+                )
+        except urllib.error.HTTPError as error:
+            record.update(status=error.code, retry_after=error.headers.get("Retry-After"))
+        except OSError as error:
+            record.update(status=None, error=repr(error))
+        record["ms"] = round((time.time() - started) * 1000, 1)
+        records.append(record)
+    return records
+
+
+def rate_limit_shared(records: list[dict[str, Any]], *, when: str = "") -> Check:
+    statuses = [r["status"] for r in records]
+    allowed, limited = statuses.count(201), statuses.count(429)
+    ok = allowed == UPLOAD_LIMIT and limited == PROBE_UPLOADS - UPLOAD_LIMIT and statuses[-1] == 429
+    ok = ok and all(r.get("retry_after") for r in records if r["status"] == 429)
+    detail = (
+        f"{PROBE_UPLOADS} uploads with one key, to the 3 replicas in turn, limit {UPLOAD_LIMIT}/minute: "
+        f"{allowed} x 201, {limited} x 429 with Retry-After"
+    )
+    return Check(
+        f"a key's upload limit holds across the replicas (Redis){when}",
+        ok,
+        detail if ok else f"{detail}: {statuses}",
+    )
+
+
+def rate_limit_open_without_redis(records: list[dict[str, Any]]) -> Check:
+    statuses = [r["status"] for r in records]
+    ok = bool(records) and all(s == 201 for s in statuses)
+    detail = f"{len(records)} uploads with one fresh key while Redis was down: " + (
+        "all 201" if ok else f"{statuses}"
+    )
+    return Check("while Redis is down, uploads go through", ok, detail)
+
+
+def limiter_faults_cost_little(faults: list[Fault], records: list[dict[str, Any]]) -> Check:
+    """A fault of Redis only costs the limiter's timeout: p99 of the answers meanwhile stays low."""
+    import statistics
+
+    results = []
+    for fault in faults:
+        if not fault.name.startswith("redis"):
+            continue
+        latencies = sorted(r["ms"] for r in records if fault_at([fault], r["t"]) and not failed(r))
+        p99 = statistics.quantiles(latencies, n=100, method="inclusive")[98] if len(latencies) > 1 else 0.0
+        results.append((fault.label, p99))
+    slow = [(label, p99) for label, p99 in results if p99 > LIMITER_FAULT_P99_MS]
+    detail = ", ".join(f"{label}: p99 {p99:.0f} ms" for label, p99 in results)
+    return Check(f"Redis faults cost requests little (p99 under {LIMITER_FAULT_P99_MS} ms)", not slow, detail)
+
+
+def no_server_errors_logged(stack: Stack) -> Check:
+    """No replica answered anything with a 500, the rig's probes and health checks included (their access
+    log, one JSON line per request)."""
+    errors, lines = [], 0
+    for replica in stack.replicas:
+        for line in replica.log_path.read_text(errors="replace").splitlines():
+            if '"api.access"' not in line:
+                continue
+            lines += 1
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("status", 0) >= 500 and record["status"] != 503:
+                errors.append(
+                    f"replica {replica.index}: {record.get('method')} {record.get('path')} {record['status']}"
+                )
+    detail = f"{lines} requests in the replicas' access logs, none answered 5xx but 503"
+    return Check("no 500 in the replicas' logs", not errors, detail if not errors else "; ".join(errors[:5]))

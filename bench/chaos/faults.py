@@ -1,0 +1,240 @@
+"""Faults on a timeline, and a health watcher that records what `/readyz` says meanwhile.
+
+Each fault has a start (seconds into the load) and a duration; `Timeline.run` begins and ends them at those
+times and records when each really began and ended (wall clock, the load's clock). The faults:
+
+- `replica`: SIGKILL to one replica's whole process group (master and workers, as a container's kill), and
+  the same replica started again 10 s later, on the same port, by the rig. Just before, a few large uploads
+  are sent straight to that replica (`UploadsInFlight`), so that the kill cuts some off mid-way: their files
+  may be stored without their rows, which is what the orphan check is about;
+- `s3`: the S3 server stopped with SIGSTOP for 5 s (moto keeps its objects in memory, so it is paused, not
+  ended: connections are accepted and nothing answers, as with a store that hangs), then SIGCONT;
+- `postgres`: `pg_ctl stop -m fast` for 5 s, then `pg_ctl start`;
+- `redis`: redis-server ended (SIGTERM) for 5 s, then started again on the same port (its counts are gone);
+  meanwhile `during` runs the rate-limit probe that must go through;
+- `redis-hang`: redis-server stopped with SIGSTOP for 5 s: it accepts connections and answers nothing, as
+  a hung server or a network partition does. Not in the issue's list; it found that the cache had no
+  timeouts (every request waited for Redis as long as it hung).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.chaos.services import Stack, http_status
+
+
+@dataclass
+class Fault:
+    name: str
+    label: str
+    start: float  # seconds after the load's start
+    duration: float
+    begin: Callable[[], None]
+    end: Callable[[], None]
+    during: Callable[[], None] | None = None
+    began_at: float | None = None  # wall clock
+    ended_at: float | None = None
+    notes: dict[str, object] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "began_at": self.began_at,
+            "ended_at": self.ended_at,
+            "notes": self.notes,
+        }
+
+
+DURATIONS = {"replica": 10.0, "s3": 5.0, "postgres": 5.0, "redis": 5.0, "redis-hang": 5.0}
+KILLED_REPLICA = 1  # the second of three
+
+
+class UploadsInFlight:
+    """Large uploads sent straight to one replica, each in its own thread, their outcomes kept as records
+    like the load's (status None: cut off, no answer)."""
+
+    COUNT = 6
+
+    def __init__(self, url: str, key: str) -> None:
+        from PIL import Image, ImageDraw
+
+        self.url = url
+        self.key = key
+        self.records: list[dict[str, object]] = []
+        self.bodies = []
+        for n in range(self.COUNT):
+            picture = Image.linear_gradient("L").resize((2400, 1600)).convert("RGB")
+            ImageDraw.Draw(picture).rectangle((n * 100, 100, n * 100 + 80, 180), fill=(n * 40, 200, 90))
+            buffer = io.BytesIO()
+            picture.save(buffer, "JPEG", quality=92)
+            self.bodies.append(buffer.getvalue())
+        self.threads: list[threading.Thread] = []
+
+    def _one(self, n: int) -> None:
+        from bench.chaos.load import multipart
+
+        title = f"in flight {n}"
+        body = multipart({"title": title, "width": "1600"}, "big.jpg", self.bodies[n])
+        request = urllib.request.Request(  # noqa: S310  # the rig's own loopback address
+            f"{self.url}/images",
+            data=body.data,
+            headers={"Content-Type": body.content_type, "Authorization": f"Bearer {self.key}"},
+            method="POST",
+        )
+        started = time.time()
+        record: dict[str, object] = {"t": started, "kind": "in-flight", "method": "POST", "path": "/images"}
+        record["title"] = title
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # loopback
+                created = json.loads(response.read())
+                record.update(
+                    status=response.status, id=created["id"], url=created["url"], size=created["size"]
+                )
+        except urllib.error.HTTPError as error:
+            record.update(status=error.code)
+        except OSError as error:
+            record.update(status=None, error=repr(error))
+        record["ms"] = round((time.time() - started) * 1000, 1)
+        self.records.append(record)
+
+    def send(self) -> None:
+        """Start them all, and return while they are in flight (some decoding, some storing)."""
+        self.threads = [threading.Thread(target=self._one, args=(n,), daemon=True) for n in range(self.COUNT)]
+        for thread in self.threads:
+            thread.start()
+            time.sleep(random.uniform(0.02, 0.08))  # spread over the stages of an upload
+
+    def join(self) -> None:
+        for thread in self.threads:
+            thread.join(timeout=60)
+
+
+def plan(
+    stack: Stack,
+    names: list[str],
+    *,
+    seconds: float,
+    during_redis: Callable[[], None],
+    in_flight: UploadsInFlight | None = None,
+) -> list[Fault]:
+    """The faults in order, spread over the load: 60 s with all five faults starts the first at 6 s and
+    ends the last 6 s before the load ends; 20 s with two has 1 s before, 3 s between and 1 s after (so
+    CI's short run stops S3 first: the replica's restart at the end is then watched without another fault
+    in the way)."""
+    replica = stack.replicas[KILLED_REPLICA]
+
+    def kill_replica() -> None:
+        if in_flight is not None:
+            in_flight.send()
+        replica.kill()
+
+    def restart_replica() -> None:
+        replica.start()
+
+    s3 = stack.s3
+    assert s3 is not None
+    actions: dict[str, tuple[str, Callable[[], None], Callable[[], None]]] = {
+        "replica": (f"kill -9 replica {replica.index}", kill_replica, restart_replica),
+        "s3": ("S3 stopped", s3.pause, s3.resume),
+        "postgres": ("PostgreSQL stopped", stack.postgres.stop, stack.postgres.resume),
+        "redis": ("Redis stopped", stack.redis.stop, stack.redis.start),
+        "redis-hang": ("Redis hung", stack.redis.pause, stack.redis.resume),
+    }
+    busy = sum(DURATIONS[name] for name in names)
+    spare = seconds - busy
+    # 6 s between faults, at least 3 (a restarted replica takes 1-2 s to answer), and as much before the
+    # first (a baseline) as after the last (its healing, seen under load), 6 s each at most, 1 s at least.
+    gap = 6.0 if len(names) < 2 else min(6.0, max(3.0, (spare - 12) / (len(names) - 1)))
+    first = min(6.0, max(1.0, (spare - gap * (len(names) - 1)) / 2))
+    faults, at = [], first
+    for name in names:
+        label, begin, end = actions[name]
+        fault = Fault(name, label, at, DURATIONS[name], begin, end)
+        if name == "redis":
+            fault.during = during_redis
+        faults.append(fault)
+        at += DURATIONS[name] + gap
+    return faults
+
+
+class Timeline:
+    def __init__(self, faults: list[Fault], start: float) -> None:
+        self.faults = faults
+        self.start = start
+        self.thread = threading.Thread(target=self._run, name="faults", daemon=True)
+        self.error: BaseException | None = None
+
+    def _sleep_until(self, offset: float) -> None:
+        delay = self.start + offset - time.time()
+        if delay > 0:
+            time.sleep(delay)
+
+    def _run(self) -> None:
+        try:
+            for fault in self.faults:
+                self._sleep_until(fault.start)
+                fault.began_at = time.time()
+                fault.begin()
+                if fault.during is not None:
+                    fault.during()
+                self._sleep_until(fault.start + fault.duration)
+                fault.ended_at = time.time()
+                fault.end()
+                fault.notes["end_took_s"] = round(time.time() - fault.ended_at, 2)
+        except BaseException as error:
+            self.error = error
+            raise
+
+    def begin(self) -> None:
+        self.thread.start()
+
+    def join(self) -> None:
+        self.thread.join()
+        if self.error is not None:
+            raise RuntimeError(f"the fault timeline failed: {self.error!r}") from self.error
+
+
+class HealthWatch:
+    """`/readyz` through nginx and on each replica, four times a second, into a JSON-lines file."""
+
+    def __init__(self, stack: Stack, out: Path) -> None:
+        self.targets = {"nginx": stack.nginx.url} | {f"replica-{r.index}": r.url for r in stack.replicas}
+        self.out = out
+        self.stopping = threading.Event()
+        self.threads = [
+            threading.Thread(target=self._watch, args=(name, url), daemon=True)
+            for name, url in self.targets.items()
+        ]
+        self.lock = threading.Lock()
+        self.file = out.open("w")
+
+    def _watch(self, name: str, url: str) -> None:
+        while not self.stopping.is_set():
+            started = time.time()
+            status = http_status(f"{url}/readyz", timeout=2.5)
+            with self.lock:
+                record = {"t": started, "done": time.time(), "target": name, "status": status}
+                self.file.write(json.dumps(record) + "\n")
+            self.stopping.wait(max(0.0, 0.25 - (time.time() - started)))
+
+    def begin(self) -> None:
+        for thread in self.threads:
+            thread.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            if thread.is_alive():
+                thread.join()
+        self.file.close()
