@@ -153,10 +153,38 @@ class ImageCreateInputSerializer(serializers.Serializer):
 @extend_schema_serializer(component_name="Image")
 class ImageOutputSerializer(serializers.ModelSerializer):
     url = serializers.SerializerMethodField(help_text="Absolute URL of the stored file.")
+    placeholder = serializers.CharField(
+        allow_null=True,
+        help_text=(
+            "A ThumbHash of the image (base64, about 25-35 characters): a blurred picture with its aspect "
+            "ratio and transparency to show until the file has loaded (decode it with the `thumbhash` "
+            "package of npm or PyPI). Null for an image stored before placeholders existed, until "
+            "`manage.py backfill_placeholders` has run."
+        ),
+    )
+    color = serializers.RegexField(
+        r"^#[0-9a-f]{6}$",
+        allow_null=True,
+        help_text=(
+            "The dominant colour, `#rrggbb`: the largest cluster of a palette of a small version, to show "
+            "as a background until the file has loaded. Null like `placeholder`."
+        ),
+    )
 
     class Meta:
         model = Image
-        fields = ["id", "url", "title", "width", "height", "format", "size", "created_at"]
+        fields = [
+            "id",
+            "url",
+            "title",
+            "width",
+            "height",
+            "format",
+            "size",
+            "created_at",
+            "placeholder",
+            "color",
+        ]
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, image: Image) -> str:
@@ -174,6 +202,8 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "format": image.format,
             "size": image.size,
             "created_at": _DATETIME.to_representation(image.created_at),
+            "placeholder": image.placeholder,
+            "color": image.color,
         }
 
 

@@ -19,7 +19,7 @@ from django.apps import apps
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from images import processing, storage
+from images import placeholders, processing, storage
 from images.models import Image
 from images.processing import Fit, OutputFormat
 from images.titles import default_title, fold
@@ -48,6 +48,8 @@ def image_create(
     """
     with apps.get_app_config("images").decode_slots:  # see ImagesConfig
         rendered = _render(upload, width=width, height=height, fit=fit, output_format=output_format)
+    assert rendered.preview is not None
+    described = placeholders.describe(rendered.preview)
     title = title or default_title(filename)
     data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type
     name = storage.content_name(data, extension)
@@ -70,6 +72,8 @@ def image_create(
                     height=rendered.height,
                     format=rendered.format.value,
                     size=len(rendered.data),
+                    placeholder=described.thumbhash,
+                    color=described.color,
                     api_key=api_key,
                 )
     except BaseException:
@@ -116,6 +120,7 @@ def _render(
             webp_quality=settings.IMAGE_WEBP_QUALITY,
             avif_quality=settings.IMAGE_AVIF_QUALITY,
         ),
+        preview=True,
     )
 
 

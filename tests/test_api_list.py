@@ -17,7 +17,18 @@ from tests.images import quadrants
 from tests.lists import get_list, ids, walk
 from tests.problems import assert_problem
 
-IMAGE_FIELDS = {"id", "url", "title", "width", "height", "format", "size", "created_at"}
+IMAGE_FIELDS = {
+    "id",
+    "url",
+    "title",
+    "width",
+    "height",
+    "format",
+    "size",
+    "created_at",
+    "placeholder",
+    "color",
+}
 
 
 # --- shape ----------------------------------------------------------------------------------------

@@ -31,7 +31,18 @@ def test_upload_answers_201_with_location_and_the_stored_files_facts(upload, ser
     assert response.status_code == 201
     body = response.json()
     assert response["Location"] == f"/images/{body['id']}"
-    assert set(body) == {"id", "url", "title", "width", "height", "format", "size", "created_at"}
+    assert set(body) == {
+        "id",
+        "url",
+        "title",
+        "width",
+        "height",
+        "format",
+        "size",
+        "created_at",
+        "placeholder",
+        "color",
+    }
     assert body["url"].startswith(f"{files_url()}images/")
     assert (body["title"], body["width"], body["height"], body["format"]) == (
         "Beach",
