@@ -107,20 +107,25 @@ def _render(
         height=height,
         fit=fit,
         output_format=output_format,
-        limits=processing.Limits(
-            max_pixels=settings.IMAGE_MAX_PIXELS,
-            max_dimension=settings.IMAGE_MAX_DIMENSION,
-            max_frames=settings.IMAGE_MAX_FRAMES,
-            max_animation_pixels=settings.IMAGE_MAX_ANIMATION_PIXELS,
-            max_enlarged_pixels=settings.IMAGE_MAX_ENLARGED_PIXELS,
-            max_avif_pixels=settings.IMAGE_MAX_AVIF_PIXELS,
-        ),
+        limits=pipeline_limits(),
         options=processing.EncodeOptions(
             jpeg_quality=settings.IMAGE_JPEG_QUALITY,
             webp_quality=settings.IMAGE_WEBP_QUALITY,
             avif_quality=settings.IMAGE_AVIF_QUALITY,
         ),
         preview=True,
+    )
+
+
+def pipeline_limits() -> processing.Limits:
+    """What this deployment lets one image cost (the IMAGE_MAX_* settings)."""
+    return processing.Limits(
+        max_pixels=settings.IMAGE_MAX_PIXELS,
+        max_dimension=settings.IMAGE_MAX_DIMENSION,
+        max_frames=settings.IMAGE_MAX_FRAMES,
+        max_animation_pixels=settings.IMAGE_MAX_ANIMATION_PIXELS,
+        max_enlarged_pixels=settings.IMAGE_MAX_ENLARGED_PIXELS,
+        max_avif_pixels=settings.IMAGE_MAX_AVIF_PIXELS,
     )
 
 
