@@ -166,15 +166,18 @@ def test_backfill_never_overwrites_what_was_written_while_it_ran(
 ) -> None:
     first, second = posted(halves((40, 20), RED, RED)), posted(halves((40, 20), BLUE, BLUE))
     older(first, second)
-    late = Image.objects.filter(pk__in=[first["id"], second["id"]]).order_by("-pk").first()
-    assert late is not None
+    real = backfill._describe_stored
 
-    def meanwhile(rows: int) -> None:
-        # Between batches, another writer (a second backfill, a future PATCH) fills the later row.
-        Image.objects.filter(pk=late.pk).update(placeholder=SENTINEL[0], color=SENTINEL[1])
+    def meanwhile(name: str) -> Any:
+        # While the batch's files are read, another writer (a second backfill, a future PATCH) fills a
+        # row of the batch: what it wrote stays.
+        Image.objects.filter(pk=second["id"]).update(placeholder=SENTINEL[0], color=SENTINEL[1])
+        return real(name)
 
-    result = backfill.backfill_placeholders(batch=1, done=meanwhile)
-    assert values(late.pk) == SENTINEL
+    with mock.patch.object(backfill, "_describe_stored", meanwhile):
+        result = backfill.backfill_placeholders(batch=2)
+    assert values(second["id"]) == SENTINEL
+    assert values(first["id"]) == (first["placeholder"], first["color"])
     assert result.filled == 1
 
 
