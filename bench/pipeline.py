@@ -19,7 +19,7 @@ Then HTTP: `POST /images` against gunicorn (deploy/gunicorn.conf.py, one sync wo
 DATA_DIR; bench/server.py), one new connection per upload, next to the bare pipeline on the same file run
 interleaved with it; and the peak RSS of a fresh, warmed worker answering the 12000x9000 upload.
 Placeholders (issue 17): what an upload adds to compute its `placeholder` and `color`: the small version
-(at most 100x100) made from the output pixels the pipeline holds, its ThumbHash and its dominant colour,
+(at most 64x64) made from the output pixels the pipeline holds, its ThumbHash and its dominant colour,
 timed together on each case's output (p50 and p90 of many runs), and on a 4000x3000 output (an upload
 that keeps its size) for information. Last, each target with PASS or MISS. The script always exits 0: it
 reports, it does not test.
@@ -392,7 +392,7 @@ def print_placeholders(results: list[PlaceholderResult]) -> None:
         size = f"{r.size[0]}x{r.size[1]}"
         print(f"{r.label:<34} {size:>10} {r.runs:>5} {r.p50_ms:>7.2f} {r.p90_ms:>7.2f} {r.small_ms:>8.2f}")
     print(
-        "What an upload adds: the small version (<= 100x100) of the output pixels, its ThumbHash and its "
+        "What an upload adds: the small version (<= 64x64) of the output pixels, its ThumbHash and its "
         "dominant colour.\n'small ms': the small version alone, which grows with the output's pixels."
     )
 

@@ -103,7 +103,7 @@ def _describe_stored(name: str) -> placeholders.Placeholder | None:
         logger.exception("reading %s failed", name)
         raise StorageUnavailable("The file store is unavailable.") from exc
     try:
-        return placeholders.describe(processing.preview(io.BytesIO(data), pipeline_limits()))
+        return placeholders.describe(processing.stored_preview(io.BytesIO(data), pipeline_limits()))
     except (InvalidImage, UnsupportedFormat, ImageTooLarge) as exc:
         logger.warning("backfill: %s cannot be used: %s", name, exc)
         return None

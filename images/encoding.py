@@ -42,7 +42,7 @@ class Rendered:
     format: OutputFormat
     width: int
     height: int
-    # With `render(..., preview=True)`: the first frame at most 100x100, as stored (images.placeholders).
+    # With `render(..., preview=True)`: the first frame at most 64x64, as stored (images.placeholders).
     preview: Image.Image | None = field(default=None, compare=False, repr=False)
 
 

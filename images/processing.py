@@ -43,9 +43,9 @@ __all__ = [
     "Rendered",
     "check_output",
     "plan",
-    "preview",
     "render",
     "source_box",
+    "stored_preview",
 ]
 
 
@@ -160,7 +160,7 @@ def render(
     transparency) or JPEG, but an animated AVIF into WebP. Animations stay animated when stored as GIF, WebP
     or PNG (APNG).
 
-    `preview`: also a small version (at most 100x100) of the first frame as stored, in `Rendered.preview`,
+    `preview`: also a small version (at most 64x64) of the first frame as stored, in `Rendered.preview`,
     for images.placeholders; made from the resized pixels, so it costs a fraction of a millisecond.
 
     Raises UnsupportedFormat (not an image we accept), InvalidImage (does not decode) and ImageTooLarge
@@ -213,8 +213,8 @@ def render(
         im.close()
 
 
-def preview(src: BinaryIO, limits: Limits = Limits()) -> Image.Image:
-    """A small version (at most 100x100) of the first frame of a stored file, read once.
+def stored_preview(src: BinaryIO, limits: Limits = Limits()) -> Image.Image:
+    """A small version (at most 64x64) of the first frame of a stored file, read once.
 
     For files this pipeline wrote: already oriented, in sRGB, without metadata. A JPEG decodes at the
     smallest DCT scale that still covers the small version. Raises what `render` raises for a bad file.

@@ -214,9 +214,9 @@ def test_a_16_bit_image_is_described_by_its_scaled_pixels_not_clipped_white(
 # --- the pure functions ---------------------------------------------------------------------------------
 
 
-def test_the_small_version_fits_100_by_100_and_keeps_the_aspect() -> None:
-    assert placeholders.small_version(PILImage.new("RGB", (4000, 1000))).size == (100, 25)
-    assert placeholders.small_version(PILImage.new("RGB", (30, 900))).size == (3, 100)
+def test_the_small_version_fits_64_by_64_and_keeps_the_aspect() -> None:
+    assert placeholders.small_version(PILImage.new("RGB", (4000, 1000))).size == (64, 16)
+    assert placeholders.small_version(PILImage.new("RGB", (30, 900))).size == (2, 64)
     assert placeholders.small_version(PILImage.new("L", (40, 20))).size == (40, 20)  # never enlarged
     assert placeholders.small_version(PILImage.new("LA", (40, 20))).mode == "RGBA"
 
@@ -225,7 +225,7 @@ def test_render_with_preview_hands_back_a_small_version_of_the_stored_pixels() -
     import io
 
     rendered = processing.render(io.BytesIO(encode(halves((800, 400), RED, BLUE), "PNG")), preview=True)
-    assert rendered.preview is not None and rendered.preview.size == (100, 50)
+    assert rendered.preview is not None and rendered.preview.size == (64, 32)
     assert processing.render(io.BytesIO(encode(halves((80, 40), RED, BLUE), "PNG"))).preview is None
 
 
