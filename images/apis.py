@@ -214,6 +214,23 @@ class ImageOutputSerializer(serializers.ModelSerializer):
     presets = serializers.SerializerMethodField(
         help_text="The URL of each named rendition (`IMAGE_PRESETS`), by name: `thumb`, `small`, `large`…"
     )
+    placeholder = serializers.CharField(
+        allow_null=True,
+        help_text=(
+            "A ThumbHash of the image (base64, about 25-35 characters): a blurred picture with its aspect "
+            "ratio and transparency to show until the file has loaded (decode it with the `thumbhash` "
+            "package of npm or PyPI). Null for an image stored before placeholders existed, until "
+            "`manage.py backfill_placeholders` has run."
+        ),
+    )
+    color = serializers.RegexField(
+        r"^#[0-9a-f]{6}$",
+        allow_null=True,
+        help_text=(
+            "The dominant colour, `#rrggbb`: the largest cluster of a palette of a small version, to show "
+            "as a background until the file has loaded. Null like `placeholder`."
+        ),
+    )
 
     class Meta:
         model = Image
@@ -228,6 +245,8 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "created_at",
             "srcset",
             "presets",
+            "placeholder",
+            "color",
         ]
 
     @extend_schema_field(OpenApiTypes.URI)
@@ -263,6 +282,8 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "created_at": _DATETIME.to_representation(image.created_at),
             "srcset": self.get_srcset(image),
             "presets": self.get_presets(image),
+            "placeholder": image.placeholder,
+            "color": image.color,
         }
 
 

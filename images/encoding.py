@@ -4,7 +4,7 @@ metadata carried over. Pure Pillow; no Django."""
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -45,6 +45,8 @@ class Rendered:
     format: OutputFormat
     width: int
     height: int
+    # With `render(..., preview=True)`: the first frame at most 64x64, as stored (images.placeholders).
+    preview: Image.Image | None = field(default=None, compare=False, repr=False)
 
 
 def has_transparency(im: Image.Image) -> bool:

@@ -19,8 +19,10 @@ def render(
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
     output_format: OutputFormat | None = None,
+    preview: bool = False,
 ) -> processing.Rendered:
-    """`processing.render` with this deployment's limits and encoders, in a decode slot (ImagesConfig)."""
+    """`processing.render` with this deployment's limits and encoders, in a decode slot (ImagesConfig);
+    `preview`: with the small version placeholders are made from."""
     with apps.get_app_config("images").decode_slots:
         return processing.render(
             src,
@@ -30,6 +32,7 @@ def render(
             output_format=output_format,
             limits=limits(),
             options=encode_options(),
+            preview=preview,
         )
 
 

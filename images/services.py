@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from django.db import transaction
 
-from images import locks, pipeline, renditions, storage
+from images import locks, pipeline, placeholders, renditions, storage
 from images.exceptions import ImageChanged
 from images.models import Image
 from images.processing import Fit, OutputFormat
@@ -39,7 +39,11 @@ def image_create(
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). Raises the domain errors of `images.exceptions`.
     """
-    rendered = pipeline.render(upload, width=width, height=height, fit=fit, output_format=output_format)
+    rendered = pipeline.render(
+        upload, width=width, height=height, fit=fit, output_format=output_format, preview=True
+    )
+    assert rendered.preview is not None
+    described = placeholders.describe(rendered.preview)
     title = title or default_title(filename)
     data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type
     name = storage.content_name(data, extension)
@@ -62,6 +66,8 @@ def image_create(
                     height=rendered.height,
                     format=rendered.format.value,
                     size=len(rendered.data),
+                    placeholder=described.thumbhash,
+                    color=described.color,
                     api_key=api_key,
                 )
     except BaseException:

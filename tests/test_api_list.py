@@ -18,6 +18,18 @@ from tests.lists import get_list, ids, walk
 from tests.problems import assert_problem
 
 IMAGE_FIELDS = {"id", "url", "title", "width", "height", "format", "size", "created_at", "srcset", "presets"}
+IMAGE_FIELDS = {
+    "id",
+    "url",
+    "title",
+    "width",
+    "height",
+    "format",
+    "size",
+    "created_at",
+    "placeholder",
+    "color",
+}
 
 
 # --- shape ----------------------------------------------------------------------------------------

@@ -42,6 +42,8 @@ def test_upload_answers_201_with_location_and_the_stored_files_facts(upload, ser
         "created_at",
         "srcset",
         "presets",
+        "placeholder",
+        "color",
     }
     assert body["url"].startswith(f"{files_url()}images/")
     assert (body["title"], body["width"], body["height"], body["format"]) == (

@@ -96,3 +96,15 @@ def test_post_to_the_gallery_is_405_problem(api: Client) -> None:
     assert response.status_code == 405
     assert response["Content-Type"] == "application/problem+json"
     assert response["Allow"] == "GET, HEAD"
+
+
+def test_gallery_loads_the_thumbhash_decoder_from_the_app(api: Client, home: HttpResponse) -> None:
+    # npm's thumbhash, which `make install` copies into the static files: a dependency, not a CDN's.
+    found = re.search(r'data-thumbhash-url="([^"]+)"', home.content.decode())
+    assert found, "the page names the ThumbHash decoder's module"
+    url = found.group(1)
+    assert url == "/static/gallery/vendor/thumbhash/thumbhash.js"
+    served = api.get(url)
+    assert served.status_code == 200, "run `make install` (npm ci) to build the gallery's assets"
+    body = b"".join(served.streaming_content) if served.streaming else served.content
+    assert b"export function thumbHashToDataURL" in body

@@ -391,6 +391,61 @@ def test_a_title_with_markup_is_shown_as_text_and_never_run(page: Page) -> None:
     assert page.locator("script:not([src]), img[src='x']").count() == 0
 
 
+def test_a_tile_shows_its_colour_and_placeholder_until_its_image_has_loaded(page: Page) -> None:
+    import base64
+
+    import thumbhash
+
+    from images.models import Image
+
+    sky = api_upload(
+        page, scene(("#023e8a", "#48cae4"), "#d8f3dc", "#03045e"), title="Sky", filename="sky.jpg"
+    )
+    bare = api_upload(page, picture((200, 60, 60), size=(400, 300)), title="Older, colour only")
+    Image.objects.filter(pk=bare["id"]).update(placeholder=None)
+    # Every image's response (a rendition, or the stored file) is held back: the tiles are seen before
+    # their images arrive.
+    held: list[Any] = []
+    images = re.compile(r"/media/images/|/images/\d+/file")
+    page.route(images, lambda route: held.append(route))
+    open_gallery(page)
+    tiles = {title: page.locator(".card", has_text=title).locator(".thumb") for title in ("Sky", "Older")}
+    expect(tiles["Sky"]).to_have_css("background-color", _css_rgb(sky["color"]))
+    expect(tiles["Sky"]).to_have_css("background-image", re.compile(r'^url\("data:image/png;base64,'))
+    expect(tiles["Older"]).to_have_css("background-color", _css_rgb(bare["color"]))
+    expect(tiles["Older"]).to_have_css("background-image", "none")
+    page.wait_for_function("n => document.querySelectorAll('#grid img').length === n", arg=2)
+    assert len(held) >= 1
+    assert tiles["Sky"].locator("img").evaluate("img => img.naturalWidth") == 0  # not arrived
+
+    # What the tile shows is the placeholder's picture: its mean colour is the decoded ThumbHash's.
+    shown = PILImage.open(io.BytesIO(tiles["Sky"].screenshot())).convert("RGB")
+    w, h, rgba = thumbhash.thumb_hash_to_rgba(base64.b64decode(sky["placeholder"]))
+    expected = PILImage.frombytes("RGBA", (w, h), rgba).convert("RGB")
+    inner = shown.crop((4, 4, shown.width - 4, shown.height - 4))
+    for got, want in zip(_mean(inner), _mean(expected), strict=True):
+        assert abs(got - want) <= 16, (_mean(inner), _mean(expected))
+
+    for route in held:
+        route.continue_()
+    page.unroute(images)
+    image = tiles["Sky"].locator("img")
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=image.element_handle())
+    # Once the image is in, the placeholder goes (a transparent image shows over the tile's own background).
+    expect(tiles["Sky"]).to_have_css("background-image", "none")
+    expect(tiles["Sky"]).not_to_have_class(re.compile(r"\bplaceholder\b"))
+
+
+def _css_rgb(color: str) -> str:
+    return f"rgb({int(color[1:3], 16)}, {int(color[3:5], 16)}, {int(color[5:7], 16)})"
+
+
+def _mean(im: PILImage.Image) -> tuple[float, ...]:
+    from PIL import ImageStat
+
+    return tuple(ImageStat.Stat(im).mean)
+
+
 def test_screenshot_of_the_gallery_for_the_readme(page: Page) -> None:
     """Saves docs/gallery.png, the README's picture of the page, from a gallery with a few images."""
     scenes = [

@@ -13,6 +13,10 @@ const PAGE_SIZE = Number(app.dataset.pageSize);
 const MAX_UPLOAD_BYTES = Number(app.dataset.maxUploadBytes);
 const KEY_STORAGE = "imagery.apiKey";
 
+// The `thumbhash` package of npm (pinned in package-lock.json; `make install` and the Dockerfile copy it
+// into static/gallery/vendor/), loaded on its own: should it fail, the tiles still show their colour.
+const thumbhash = import(app.dataset.thumbhashUrl).catch(() => null);
+
 const $ = (id) => document.getElementById(id);
 
 // --- Formatting ----------------------------------------------------------------------------------
@@ -250,6 +254,7 @@ function card(image, state) {
   img.alt = image.title;
   img.width = image.width;
   img.height = image.height;
+  showPlaceholder(item.querySelector(".thumb"), img, image);
   item.querySelector(".card-title").textContent = image.title;
   item.querySelector(".card-meta").textContent =
     `${formatDimensions(image)} · ${formatName(image.format)} · ${formatBytes(image.size)}`;
@@ -264,6 +269,33 @@ function showStoredFileOnError(img, url) {
     img.removeAttribute("srcset");
     img.src = url;
   };
+}
+
+// Until its image has loaded, a tile shows the image's colour and, once decoded, its ThumbHash placeholder
+// (a blurred picture of the same aspect) over it: the grid has something to show at once. Both go when the
+// image is in, so a transparent image shows over the tile's own background.
+function showPlaceholder(thumb, img, image) {
+  let loaded = false;
+  const clear = () => {
+    loaded = true;
+    thumb.classList.remove("placeholder");
+    thumb.style.removeProperty("background-color");
+    thumb.style.removeProperty("background-image");
+  };
+  if (img.complete && img.naturalWidth) return;
+  img.addEventListener("load", clear, { once: true });
+  thumb.classList.add("placeholder");
+  if (image.color) thumb.style.backgroundColor = image.color;
+  if (!image.placeholder) return;
+  thumbhash.then((module) => {
+    if (!module || loaded) return;
+    try {
+      const hash = Uint8Array.from(atob(image.placeholder), (c) => c.charCodeAt(0));
+      thumb.style.backgroundImage = `url("${module.thumbHashToDataURL(hash)}")`;
+    } catch {
+      // Not a ThumbHash this decoder reads: the colour stays.
+    }
+  });
 }
 
 function renderPager(state, data) {
