@@ -30,6 +30,8 @@ from urllib.parse import quote, urlsplit
 
 from PIL import Image, ImageDraw
 
+from bench import server
+
 # Words the titles are made of, so that title filters match some images and not others.
 WORDS = ("harbour", "forest", "Straße", "über", "night", "garden", "cliff", "river")
 # Each kind's share of the requests.
@@ -62,19 +64,9 @@ def base_images() -> list[tuple[Image.Image, str, dict[str, object]]]:
 
 
 def multipart(fields: dict[str, str], filename: str, data: bytes) -> Body:
-    boundary = f"chaos-{secrets.token_hex(12)}"
-    parts = [
-        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
-        for name, value in fields.items()
-    ]
-    parts.append(
-        f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="{filename}"\r\n'
-        "Content-Type: application/octet-stream\r\n\r\n".encode()
-        + data
-        + b"\r\n"
-    )
-    parts.append(f"--{boundary}--\r\n".encode())
-    return Body(b"".join(parts), f"multipart/form-data; boundary={boundary}")
+    """An upload's body (the file as `image`), built once and posted as often as needed."""
+    body, content_type = server.multipart(fields, "image", filename, data)
+    return Body(body, content_type)
 
 
 def upload_bodies(count: int, rng: random.Random) -> list[tuple[Body, str]]:

@@ -28,6 +28,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from bench.server import free_port
+
 if TYPE_CHECKING:
     from tests.s3 import S3Server
 
@@ -35,12 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 HOST = "127.0.0.1"
 NGINX_ROOT = ROOT / ".venv" / "nginx" / "root"
 BUCKET = "imagery-chaos"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(predicate: object, *, timeout: float, what: str, interval: float = 0.1) -> None:
