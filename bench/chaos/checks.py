@@ -136,6 +136,14 @@ def _rows_and_objects(stack: Stack) -> tuple[set[str], dict[str, float]]:
     return rows, objects
 
 
+def _in_use(name: str, rows: set[str]) -> bool:
+    """Whether a row uses this stored object: its own file, or a rendition of a file a row uses
+    (`renditions/<sha256 of the file>/<key>.<ext>`)."""
+    if name.startswith("renditions/"):
+        return name.split("/")[1] in {row.rsplit("/", 1)[-1].split(".")[0] for row in rows}
+    return name in rows
+
+
 def reconcile(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "manage.py", "reconcile_storage", *args],
@@ -163,7 +171,7 @@ def rows_have_files(stack: Stack) -> Check:
 def orphans_explained(stack: Stack, faults: list[Fault], records: list[dict[str, Any]]) -> Check:
     """Files no row uses come only from uploads a fault cut off; `reconcile_storage --fix` removes them."""
     rows, objects = _rows_and_objects(stack)
-    orphans = {name: modified for name, modified in objects.items() if name not in rows}
+    orphans = {name: modified for name, modified in objects.items() if not _in_use(name, rows)}
     cut_off = [r for r in records if r["method"] == "POST" and (r["status"] is None or r["status"] >= 500)]
     # An orphan's object was written while a fault was on (or just after, for a request that was slow).
     unexplained = [name for name, modified in orphans.items() if fault_at(faults, modified, slack=15) is None]
@@ -174,7 +182,7 @@ def orphans_explained(stack: Stack, faults: list[Fault], records: list[dict[str,
         problems.append(f"{len(orphans)} orphans but only {len(cut_off)} uploads cut off")
     fixed = reconcile(stack, "--fix")
     rows_after, objects_after = _rows_and_objects(stack)
-    left = sorted(set(objects_after) - rows_after)
+    left = sorted(name for name in objects_after if not _in_use(name, rows_after))
     after = reconcile(stack)
     if fixed.returncode != 0 or left or after.returncode != 0:
         problems.append(
