@@ -31,6 +31,9 @@ sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
 
+# As the app does at start (ImagesConfig.ready): our own limits are checked from the header.
+Image.MAX_IMAGE_PIXELS = None
+
 from images.exceptions import ImageryError  # noqa: E402
 from images.processing import Fit, Limits, OutputFormat, render  # noqa: E402
 
