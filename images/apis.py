@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
     OpenApiResponse,
     extend_schema,
-    extend_schema_field,
-    extend_schema_serializer,
 )
-from rest_framework import serializers, status
-from rest_framework.exceptions import ValidationError
+from rest_framework import status
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
@@ -24,271 +20,24 @@ from rest_framework.response import Response
 from api.auth import ImageryAccess
 from api.conditional import conditional, etag_of, if_match_matches
 from api.pagination import (
-    PageInputSerializer,
     cursor_page,
     cursor_position,
     numbered_page,
     page_offset,
 )
 from api.params import last_values
-from api.schema import CLOSED, page_of, problem_responses
+from api.schema import page_of, problem_responses
 from images.models import Image
 from images.permissions import MayChangeImage
 from images.processing import Fit, OutputFormat
-from images.renditions import preset_urls, srcset
 from images.selectors import image_get, image_list, image_list_page
+from images.serializers import (
+    ImageCreateInputSerializer,
+    ImageListInputSerializer,
+    ImageOutputSerializer,
+    ImageUpdateInputSerializer,
+)
 from images.services import image_create, image_delete, image_update
-from images.titles import TITLE_MAX_LENGTH
-
-# Python's whitespace, which trimming removes (JSON Schema's `\\s` differs), as a regex class's body.
-_SPACES = "".join(f"\\u{ord(c):04x}" for c in map(chr, range(0x3001)) if c.isspace())
-
-
-class TitleField(serializers.Field):
-    """A title (or a search for one) as a form or query parameter: trimmed; empty counts as absent.
-
-    At most TITLE_MAX_LENGTH characters as sent (what a schema's maxLength can say), no NUL or lone
-    surrogate (which no database column holds). `blank`: how text of only whitespace counts.
-    """
-
-    default_error_messages = {
-        "invalid": "Not a valid string.",
-        "max_length": f"Ensure this field has no more than {TITLE_MAX_LENGTH} characters.",
-        "null_characters_not_allowed": "Null characters are not allowed.",
-        "surrogate_characters_not_allowed": "Surrogate characters are not allowed.",
-        "blank": "This field may not be only whitespace.",
-    }
-
-    def __init__(self, *, blank: Literal["empty", "invalid"], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.blank = blank
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        if len(data) > TITLE_MAX_LENGTH:
-            self.fail("max_length")
-        if "\x00" in data:
-            self.fail("null_characters_not_allowed")
-        if any("\ud800" <= c <= "\udfff" for c in data):
-            self.fail("surrogate_characters_not_allowed")
-        text = data.strip()
-        if data and not text and self.blank == "invalid":
-            self.fail("blank")
-        return text
-
-    def to_representation(self, value: str) -> str:
-        return value
-
-
-@extend_schema_field(
-    {
-        "type": "string",
-        "maxLength": TITLE_MAX_LENGTH,
-        "pattern": f"^([^\\u0000]*[^\\u0000{_SPACES}][^\\u0000]*)?$",
-    }
-)
-class UploadTitleField(TitleField):
-    """Empty, or not only whitespace."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(blank="invalid", **kwargs)
-
-
-@extend_schema_field(
-    {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": TITLE_MAX_LENGTH,
-        "pattern": f"^[^\\u0000]*[^\\u0000{_SPACES}][^\\u0000]*$",
-    }
-)
-class EditTitleField(TitleField):
-    """A new title: something besides whitespace (there is no file name to fall back on)."""
-
-    default_error_messages = {"empty": "A title needs 1 to 255 characters after trimming."}
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(blank="invalid", **kwargs)
-
-    def to_internal_value(self, data: Any) -> str:
-        title = super().to_internal_value(data)
-        if not title:
-            self.fail("empty")
-        return title
-
-
-@extend_schema_field({"type": "string", "maxLength": TITLE_MAX_LENGTH, "pattern": "^[^\\u0000]*$"})
-class TitleSearchField(TitleField):
-    """Only whitespace is as good as empty: no filter."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(blank="empty", **kwargs)
-
-
-@extend_schema_serializer(component_name="ImageUpload")
-class ImageCreateInputSerializer(serializers.Serializer):
-    image = serializers.FileField(
-        allow_empty_file=False,
-        help_text=(
-            "The image file: JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF or AVIF, recognised by its "
-            f"content. At most {settings.IMAGE_MAX_UPLOAD_BYTES} bytes and "
-            f"{settings.IMAGE_MAX_PIXELS} pixels."
-        ),
-    )
-    title = UploadTitleField(
-        required=False,
-        help_text=(
-            "Up to 255 characters, trimmed, without NUL; only whitespace is refused. Default (also for "
-            "an empty field): the file name without its extension."
-        ),
-    )
-    width = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=settings.IMAGE_MAX_DIMENSION,
-        help_text="Target width in pixels. Alone, the height follows the aspect ratio.",
-    )
-    height = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=settings.IMAGE_MAX_DIMENSION,
-        help_text="Target height in pixels. Alone, the width follows the aspect ratio.",
-    )
-    fit = serializers.ChoiceField(
-        choices=[fit.value for fit in Fit],
-        default=Fit.CONTAIN.value,
-        help_text=(
-            "How the image fills width x height: `contain` scales to fit inside keeping the aspect "
-            "ratio, `cover` scales and centre-crops to exactly the box, `fill` stretches to exactly "
-            "the box. With only one of width/height the other follows the aspect ratio."
-        ),
-    )
-    format = serializers.ChoiceField(
-        choices=[
-            f.value for f in (OutputFormat.JPEG, OutputFormat.PNG, OutputFormat.WEBP, OutputFormat.AVIF)
-        ],
-        required=False,
-        help_text=(
-            "Store in this format. Default: JPEG, PNG, GIF and WebP keep theirs; other formats become PNG "
-            "when they have transparency, else JPEG (an animated AVIF: WebP). Transparency stored as JPEG "
-            "is flattened onto white."
-        ),
-    )
-
-
-@extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True})
-class ImageUpdateInputSerializer(serializers.Serializer):
-    """An edit: the title only. Any other field is refused by name (upload again to change the pixels)."""
-
-    title = EditTitleField(
-        help_text="1-255 characters after trimming, without NUL. The only field that can be changed."
-    )
-
-    def to_internal_value(self, data: Any) -> dict[str, Any]:
-        unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
-        try:
-            value = super().to_internal_value(data)
-        except ValidationError as exc:
-            errors = dict(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
-        else:
-            errors = (
-                {} if value["title"] else {"title": ["A title needs 1 to 255 characters after trimming."]}
-            )
-        for name in unknown:
-            errors[name] = ["Only `title` can be changed; upload the image again to change anything else."]
-        if errors:
-            raise ValidationError(errors)
-        return value
-
-
-@extend_schema_serializer(component_name="Image")
-class ImageOutputSerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField(help_text="Absolute URL of the stored file.")
-    srcset = serializers.SerializerMethodField(
-        help_text=(
-            "A ready `srcset` attribute: the image's renditions at every ladder width below its own, "
-            "then its own width (`…/images/12/file?width=320 320w, …`); pair it with `sizes`."
-        )
-    )
-    presets = serializers.SerializerMethodField(
-        help_text="The URL of each named rendition (`IMAGE_PRESETS`), by name: `thumb`, `small`, `large`…"
-    )
-    placeholder = serializers.CharField(
-        allow_null=True,
-        help_text=(
-            "A ThumbHash of the image (base64, about 25-35 characters): a blurred picture with its aspect "
-            "ratio and transparency to show until the file has loaded (decode it with the `thumbhash` "
-            "package of npm or PyPI). Null for an image stored before placeholders existed, until "
-            "`manage.py backfill_placeholders` has run."
-        ),
-    )
-    color = serializers.RegexField(
-        r"^#[0-9a-f]{6}$",
-        allow_null=True,
-        help_text=(
-            "The dominant colour, `#rrggbb`: the largest cluster of a palette of a small version, to show "
-            "as a background until the file has loaded. Null like `placeholder`."
-        ),
-    )
-
-    class Meta:
-        model = Image
-        fields = [
-            "id",
-            "url",
-            "title",
-            "width",
-            "height",
-            "format",
-            "size",
-            "created_at",
-            "srcset",
-            "presets",
-            "placeholder",
-            "color",
-        ]
-
-    @extend_schema_field(OpenApiTypes.URI)
-    def get_url(self, image: Image) -> str:
-        return self.context["request"].build_absolute_uri(image.file.url)
-
-    def get_srcset(self, image: Image) -> str:
-        return srcset(self._file_url(image), image.width)
-
-    @extend_schema_field({"type": "object", "additionalProperties": {"type": "string", "format": "uri"}})
-    def get_presets(self, image: Image) -> dict[str, str]:
-        return preset_urls(self._file_url(image), list(settings.IMAGE_PRESETS))
-
-    def _file_url(self, image: Image) -> str:
-        """`…/images/{id}/file`, built from the row: the absolute prefix once per serializer."""
-        prefix = getattr(self, "_files_prefix", None)
-        if prefix is None:
-            prefix = self.context["request"].build_absolute_uri(reverse("image-collection"))
-            self._files_prefix = prefix
-        return f"{prefix}/{image.pk}/file"
-
-    def to_representation(self, image: Image) -> dict[str, Any]:
-        # The same answer as ModelSerializer's field-by-field one (a test compares them), at a fifth of
-        # the cost: no per-request field introspection, no per-field calls. Lists serialize many.
-        return {
-            "id": image.pk,
-            "url": self.get_url(image),
-            "title": image.title,
-            "width": image.width,
-            "height": image.height,
-            "format": image.format,
-            "size": image.size,
-            "created_at": _DATETIME.to_representation(image.created_at),
-            "srcset": self.get_srcset(image),
-            "presets": self.get_presets(image),
-            "placeholder": image.placeholder,
-            "color": image.color,
-        }
-
-
-_DATETIME = serializers.DateTimeField()
-
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -306,16 +55,6 @@ IF_NONE_MATCH = OpenApiParameter(
     OpenApiParameter.HEADER,
     description="The `ETag` of a copy you have: answered `304 Not Modified` (no body) while it is current.",
 )
-
-
-class ImageListInputSerializer(PageInputSerializer):
-    title = TitleSearchField(
-        required=False,
-        help_text=(
-            "Keep the images whose title contains this text, ignoring case (Unicode too). Up to 255 "
-            "characters, without NUL; trimmed. Empty (or only whitespace) keeps every image."
-        ),
-    )
 
 
 class ImageCollectionApi(GenericAPIView):

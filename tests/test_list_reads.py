@@ -297,7 +297,7 @@ def test_fast_representation_equals_the_model_serializers(
     from rest_framework import serializers
     from rest_framework.test import APIRequestFactory
 
-    from images.apis import ImageOutputSerializer
+    from images.serializers import ImageOutputSerializer
 
     many(3)
     # Whole seconds too: their ISO form has no fraction, and both must agree on that.
