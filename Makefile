@@ -1,6 +1,9 @@
 # Every target installs what it needs from scratch: a fresh clone needs only python3 (3.11+) and make (npm and
 # Chromium come from apt-get when they are missing).
 SHELL := /bin/bash
+# System packages (npm, Chromium, PostgreSQL and Redis for the chaos rig) come from apt-get when missing.
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -8,7 +11,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install install-dev gallery-assets run migrate test test-s3 test-postgres smoke lint format bench bench-reads lock clean deploy-check browser chaos chaos-short
+.PHONY: help install install-dev gallery-assets run migrate test test-s3 test-postgres smoke lint format bench bench-reads lock clean deploy-check browser chaos chaos-short chaos-services
 
 help:
 	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files)"
@@ -45,8 +48,7 @@ $(VENV)/.dev.stamp: requirements/dev.txt | $(BIN)/python
 # are found (git-ignored). deploy/Dockerfile does the same in a build stage.
 VENDOR := gallery/static/gallery/vendor
 $(VENDOR)/thumbhash/thumbhash.js: package.json package-lock.json
-	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq \
-	  && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends npm; }
+	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) npm; }
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	mkdir -p $(@D)
 	cp node_modules/thumbhash/thumbhash.js node_modules/thumbhash/package.json $(@D)/
@@ -54,31 +56,29 @@ $(VENDOR)/thumbhash/thumbhash.js: package.json package-lock.json
 
 gallery-assets: $(VENDOR)/thumbhash/thumbhash.js
 
-install: $(VENV)/.base.stamp gallery-assets
-install-dev: $(VENV)/.dev.stamp gallery-assets
+install: $(VENV)/.base.stamp
+install-dev: $(VENV)/.dev.stamp
 
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
-run: install migrate
+run: install gallery-assets migrate
 	$(BIN)/gunicorn config.wsgi --config deploy/gunicorn.conf.py --bind $(HOST):$(PORT)
 
 # The browser tests (tests/e2e) drive Debian's Chromium through Playwright; Playwright's own browser
 # download does not work on our machines, so the system package is installed when it is missing (or set
 # CHROMIUM to another Chromium or Chrome binary).
-SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 browser:
 	@[ -n "$$CHROMIUM" ] || command -v chromium >/dev/null || { $(SUDO) apt-get update -qq \
-	  && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	       chromium fonts-dejavu-core; }
+	  && $(APT_INSTALL) chromium fonts-dejavu-core; }
 
 # The suite runs twice: files on the local filesystem, then the tests that use the app again with files on
 # S3 (IMAGERY_TEST_STORAGE=s3), against moto's S3 server that the tests start on a free local port.
-test: install-dev browser
+test: install-dev gallery-assets browser
 	$(BIN)/python -m pytest
 	IMAGERY_TEST_STORAGE=s3 $(BIN)/python -m pytest
 
-test-s3: install-dev
+test-s3: install-dev gallery-assets
 	IMAGERY_TEST_STORAGE=s3 $(BIN)/python -m pytest
 
 # `make test` on PostgreSQL: the local server's `test` database unless DATABASE_URL names another.
@@ -86,7 +86,7 @@ test-postgres: export DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test
 test-postgres: test
 
 # Start `make run` on a fresh data folder and run the README's curl examples against it.
-smoke: install
+smoke: install gallery-assets
 	.ci/readme-examples
 
 lint: install-dev
@@ -130,15 +130,20 @@ $(VENV)/.deploy-tools.stamp: Makefile | $(BIN)/python
 	@touch $@
 
 # What CI can check of the deployment without a Docker engine: see .ci/deploy-check.
-deploy-check: install $(VENV)/.deploy-tools.stamp
+deploy-check: install gallery-assets $(VENV)/.deploy-tools.stamp
 	.ci/deploy-check
 
 # Three replicas behind nginx on a private PostgreSQL, Redis and S3 server, under load, with faults on a
 # timeline (README, "Faults under load"). Prints a table and its checks; writes bench/out/chaos/chaos-*.json
 # and .png. Exits non-zero when a check fails. Everything listens on 127.0.0.1.
 CHAOS_ARGS ?=
-chaos: install-dev $(VENV)/.deploy-tools.stamp
+# The rig runs its own PostgreSQL cluster (Debian's initdb/pg_ctl) and redis-server.
+chaos-services:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null \
+	  || { $(SUDO) apt-get update -qq && $(APT_INSTALL) postgresql redis-server; }
+
+chaos: install-dev chaos-services $(VENV)/.deploy-tools.stamp
 	$(BIN)/python -m bench.chaos --seconds 60 $(CHAOS_ARGS)
 
-chaos-short: install-dev $(VENV)/.deploy-tools.stamp
+chaos-short: install-dev chaos-services $(VENV)/.deploy-tools.stamp
 	$(BIN)/python -m bench.chaos --seconds 20 --faults s3,replica $(CHAOS_ARGS)

@@ -103,7 +103,7 @@ class AppServer:
             env=self.env,
             check=True,
         )
-        self.api_key = self._create_api_key()
+        self.api_key = self.create_api_key()
         with self.log_path.open("ab") as log:
             self._process = subprocess.Popen(
                 [
@@ -133,7 +133,7 @@ class AppServer:
                 self._process.kill()
                 self._process.wait()
 
-    def _create_api_key(self) -> str:
+    def create_api_key(self) -> str:
         """A fresh API key from `manage.py apikey create`."""
         done = subprocess.run(
             [sys.executable, "manage.py", "apikey", "create", f"bench-{secrets.token_hex(4)}"],

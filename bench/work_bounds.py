@@ -17,8 +17,8 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import random
-import re
 import subprocess
 import sys
 import time
@@ -30,6 +30,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
 from PIL import Image  # noqa: E402
+from server import memory_kib  # noqa: E402
 
 # As the app does at start (ImagesConfig.ready): our own limits are checked from the header.
 Image.MAX_IMAGE_PIXELS = None
@@ -129,9 +130,8 @@ def input_path(name: str) -> Path:
 
 
 def vm_hwm() -> int:
-    match = re.search(r"^VmHWM:\s+(\d+) kB", Path("/proc/self/status").read_text(), re.MULTILINE)
-    assert match is not None
-    return int(match.group(1)) * 1024
+    """This process's peak resident memory, in bytes."""
+    return memory_kib(os.getpid())["VmHWM"] * 1024
 
 
 def child(path: str, params: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import (
@@ -171,7 +169,7 @@ class ImageDetailApi(GenericAPIView):
         parameters=[IF_MATCH],
     )
     def patch(self, request: Request, image_id: int) -> Response:
-        params = ImageUpdateInputSerializer(data=_form_values(request.data))
+        params = ImageUpdateInputSerializer(data=last_values(request.data))
         params.is_valid(raise_exception=True)
         self.check_object_permissions(request, image_get(image_id=image_id))
         if_match = request.headers.get("If-Match", "").strip() or None  # an empty one names nothing
@@ -206,9 +204,3 @@ class ImageDetailApi(GenericAPIView):
         self.check_object_permissions(request, image)
         image_delete(image=image)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-def _form_values(data: Any) -> Any:
-    """A form's or a JSON object's fields as `last_values` gives them; any other JSON as it came (the
-    serializer says what is wrong with it)."""
-    return last_values(data) if hasattr(data, "keys") else data

@@ -16,7 +16,7 @@ from api.pagination import PageInputSerializer
 from api.schema import CLOSED
 from images.models import Image
 from images.processing import Fit, OutputFormat
-from images.renditions import preset_urls, srcset
+from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
 from images.titles import TITLE_MAX_LENGTH
 
 # Python's whitespace, which trimming removes (JSON Schema's `\\s` differs), as a regex class's body.
@@ -277,3 +277,60 @@ class ImageListInputSerializer(PageInputSerializer):
             "characters, without NUL; trimmed. Empty (or only whitespace) keeps every image."
         ),
     )
+
+
+class RenditionInputSerializer(serializers.Serializer):
+    width = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.IMAGE_MAX_DIMENSION,
+        help_text=(
+            "Scale to this width, keeping the aspect ratio. Rounded up to the next step of the ladder "
+            f"({LADDER[0]}, {LADDER[1]}, {LADDER[2]}, … {LADDER[-1]}, about 15 % apart), never larger than "
+            "the stored image (asking more gives its stored width). Not with `height` or `preset`."
+        ),
+    )
+    height = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=settings.IMAGE_MAX_DIMENSION,
+        help_text="As `width`, for the height. Not with `width` or `preset`.",
+    )
+    preset = serializers.CharField(
+        required=False,
+        max_length=32,
+        help_text=(
+            "A named variant from the server's `IMAGE_PRESETS` (defaults: `thumb` 200x200 cropped to "
+            "fill, `small` 480 wide, `large` 1600 wide), never larger than the stored image; the only way "
+            "to ask for a crop. The image object's `presets` lists them. Not with `width` or `height`."
+        ),
+    )
+    format = serializers.ChoiceField(
+        choices=[f.value for f in RenditionFormat],
+        required=False,
+        help_text=(
+            "`auto` (the default, with any other parameter) picks by the `Accept` header: AVIF when it "
+            "names `image/avif` (stored JPEG and AVIF images, renditions up to "
+            "IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS), else WebP when it "
+            "names `image/webp`, else JPEG for a JPEG and PNG (GIF for a GIF) where transparency or an "
+            "animation may be; the answer then has `Vary: Accept`. An animation stays animated in WebP "
+            "and PNG (APNG) and is its first frame in JPEG and AVIF."
+        ),
+    )
+
+    def validate_preset(self, value: str) -> str:
+        if value not in configured_presets():
+            known = ", ".join(sorted(configured_presets())) or "none"
+            raise serializers.ValidationError(f"No preset named {value!r} (this server has: {known}).")
+        return value
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "width" in attrs and "height" in attrs:
+            raise serializers.ValidationError(
+                {"height": "Give width or height, not both: the other follows the aspect ratio."}
+            )
+        if "preset" in attrs and ("width" in attrs or "height" in attrs):
+            raise serializers.ValidationError(
+                {"preset": "A preset sets the size itself: not with width or height."}
+            )
+        return attrs

@@ -50,12 +50,12 @@ def image_create(
     created = False
     try:
         # The slow part, outside any lock and transaction: the bytes go to storage under their content name.
-        created = storage.store(data, extension, media_type=media_type).created
+        created = storage.store_as(name, data, media_type=media_type)
         with locks.file_name_lock(name):
             # Under the lock no cleanup can remove the file until this row is committed. One may have run
             # since `store` looked (a concurrent upload of the same bytes failed and removed the file it
             # had stored): then this stores it again, so the row never points at nothing.
-            created = storage.store(data, extension, media_type=media_type).created or created
+            created = storage.store_as(name, data, media_type=media_type) or created
             # The only write transaction: no storage call while it holds SQLite's write lock.
             with transaction.atomic():
                 image = Image.objects.create(
@@ -97,19 +97,23 @@ def image_delete(*, image: Image) -> None:
     row was already gone.
     """
     name = image.file.name
+    file_deleted = False
     with locks.file_name_lock(name):
         with transaction.atomic():
             deleted, _ = Image.objects.filter(pk=image.pk).delete()
         if not deleted:
             raise Image.DoesNotExist
         try:
-            if Image.objects.filter(file=name).exists():
-                return
-            storage.delete(name)  # False, and logged, when the store failed: the file is an orphan
-            renditions.delete_renditions(storage.digest_of(name))  # likewise; reconcile finds the rest
+            if not Image.objects.filter(file=name).exists():
+                # False, and logged, when the store failed: the file is an orphan.
+                file_deleted = storage.delete(name)
         except Exception:
             logger.exception("image %s deleted; could not check or delete %s, now an orphan", image.pk, name)
-    logger.info("image deleted id=%s", image.pk)
+    if file_deleted:
+        # After the lock: renditions are made again on demand, so deleting them needs no lock (a listing
+        # and a delete per rendition on S3). A failure leaves orphans for reconcile_storage --fix.
+        renditions.delete_renditions(storage.digest_of(name))
+    logger.info("image deleted id=%s%s", image.pk, f", and its file {name}" if file_deleted else "")
 
 
 def image_update(*, image_id: int, title: str, precondition: Callable[[Image], bool] | None = None) -> Image:

@@ -43,12 +43,6 @@ PARTIAL_SUFFIX = ".partial"
 PARTIAL_MAX_AGE_SECONDS = 10 * 60
 
 
-@dataclass(frozen=True)
-class StoredFile:
-    name: str
-    created: bool  # False when identical content was already stored
-
-
 def content_name(data: bytes, extension: str) -> str:
     """`images/ab/cd/<sha256>.<ext>`: two levels of fan-out keep directories and listings small."""
     digest = hashlib.sha256(data).hexdigest()
@@ -60,25 +54,15 @@ def digest_of(name: str) -> str:
     return name.rsplit("/", 1)[-1].split(".", 1)[0]
 
 
-def store(data: bytes, extension: str, *, media_type: str) -> StoredFile:
-    """Save `data` under its content name, unless the same bytes are stored already.
+def store_as(name: str, data: bytes, *, media_type: str) -> bool:
+    """Save `data` under `name` (a name that says what its bytes are: `content_name`, a rendition's
+    parameters), unless a whole file is stored there already; True when this call wrote it.
 
     A file already under that name is reused only when it is whole (its size is `len(data)`); a truncated
     or otherwise broken one is written again. `media_type` becomes the object's Content-Type where the
     backend keeps one (S3). Raises StorageUnavailable when the store fails (down, timed out, denied, full);
     a failed write leaves nothing under the name (local files: the temporary file is removed; S3: an
     object appears only once it is complete).
-    """
-    name = content_name(data, extension)
-    return StoredFile(name=name, created=store_as(name, data, media_type=media_type))
-
-
-def store_as(name: str, data: bytes, *, media_type: str) -> bool:
-    """Save `data` under `name` (a name that says what its bytes are: a content hash, a rendition's
-    parameters), unless a whole file is stored there already; True when this call wrote it.
-
-    What `store` does for content names, for any name: a whole file (`len(data)` bytes) is reused, a
-    broken one written again; StorageUnavailable when the store fails, and nothing left under the name.
     """
     try:
         size = _size_or_none(name)

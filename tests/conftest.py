@@ -337,6 +337,18 @@ def served(api: Client) -> Callable[[str], PILImage.Image]:
 
 
 @pytest.fixture
+def posted(upload: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
+    """Upload `content` (bytes, or a Pillow image) with form fields; the object it answered (201 or fail)."""
+
+    def _posted(content: bytes | PILImage.Image, **fields: Any) -> dict[str, Any]:
+        response = upload(content, **fields)
+        assert response.status_code == 201, response.content
+        return response.json()
+
+    return _posted
+
+
+@pytest.fixture
 def create(upload: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
     """Upload a tiny image through the API and return the object it answered."""
 

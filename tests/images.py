@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import io
+import random
 import struct
 import zlib
 
-from PIL import Image
+import thumbhash
+from PIL import Image, ImageDraw, ImageFilter
 
 RED, GREEN, BLUE, WHITE, BLACK = (255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (0, 0, 0)
 
@@ -78,3 +81,43 @@ def gif_with_frames(
 
 def gif_animation(frames: list[Image.Image], **params: object) -> bytes:
     return encode(frames[0], "GIF", save_all=True, append_images=frames[1:], **params)
+
+
+def decoded(placeholder: str) -> Image.Image:
+    """The picture a client draws from the placeholder, by the thumbhash package's own decoder."""
+    width, height, rgba = thumbhash.thumb_hash_to_rgba(base64.b64decode(placeholder, validate=True))
+    return Image.frombytes("RGBA", (width, height), rgba)
+
+
+def rgb_of(color: str) -> tuple[int, int, int]:
+    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
+
+
+def halves(size: tuple[int, int], left: tuple[int, int, int], right: tuple[int, int, int]) -> Image.Image:
+    im = Image.new("RGB", size, left)
+    im.paste(right, (size[0] // 2, 0, size[0], size[1]))
+    return im
+
+
+def meadow(size: tuple[int, int] = (640, 480)) -> Image.Image:
+    """A mostly green photo: grass of many greens, a strip of sky, brown trunks, blurred like a lens."""
+    rng = random.Random(17)
+    w, h = size
+    im = Image.new("RGB", size, (70, 140, 50))
+    draw = ImageDraw.Draw(im)
+    draw.rectangle((0, 0, w, h // 5), fill=(150, 190, 230))
+    for _ in range(600):
+        x, y = rng.randrange(w), rng.randrange(h // 5, h)
+        green = (rng.randrange(30, 110), rng.randrange(110, 190), rng.randrange(10, 80))
+        draw.ellipse((x, y, x + w // 30, y + h // 35), fill=green)
+    for _ in range(6):
+        x = rng.randrange(w)
+        draw.rectangle((x, h // 3, x + w // 40, h), fill=(100, 70, 40))
+    return im.filter(ImageFilter.GaussianBlur(1.5))
+
+
+def png_upload() -> dict[str, io.BytesIO]:
+    """An upload form of a small PNG (the `image` field), for a client's post()."""
+    file = io.BytesIO(encode(quadrants((40, 20)), "PNG"))
+    file.name = "k.png"
+    return {"image": file}

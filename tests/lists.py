@@ -6,6 +6,22 @@ from typing import Any
 
 from django.test import Client
 
+# The fields of an image object, as every operation answers it.
+IMAGE_FIELDS = {
+    "id",
+    "url",
+    "title",
+    "width",
+    "height",
+    "format",
+    "size",
+    "created_at",
+    "srcset",
+    "presets",
+    "placeholder",
+    "color",
+}
+
 
 def get_list(api: Client, **params: Any) -> Any:
     return api.get("/images", params)

@@ -12,14 +12,8 @@ from rest_framework_api_key.models import APIKey
 
 from images.models import Image
 from tests.conftest import assert_nothing_stored
-from tests.images import encode, quadrants
+from tests.images import png_upload
 from tests.problems import assert_problem
-
-
-def png_upload() -> dict[str, io.BytesIO]:
-    file = io.BytesIO(encode(quadrants((40, 20)), "PNG"))
-    file.name = "k.png"
-    return {"image": file}
 
 
 def create_key(name: str = "ci") -> str:

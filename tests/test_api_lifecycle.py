@@ -20,10 +20,10 @@ from images.models import Image
 from images.reconciliation import reconcile
 from images.services import image_create, image_delete
 from tests.conftest import assert_rows_match_stored_files, name_of, stored_names
-from tests.images import encode, quadrants
+from tests.images import encode, png_upload, quadrants
 from tests.lists import get_list, ids, local, walk
 from tests.problems import assert_problem
-from tests.test_storage_faults import lock_waiters, until
+from tests.races import lock_waiters, until
 
 JSON = "application/json"
 
@@ -229,7 +229,7 @@ def test_only_the_uploading_key_or_an_admin_key_may_change_an_image(
 ):
     settings.IMAGERY_AUTH = mode
     owner = {"Authorization": f"Bearer {keys['owner']}"}
-    image_id = api.post("/images", {"image": png()}, headers=owner).json()["id"]
+    image_id = api.post("/images", {**png_upload(), "title": "original"}, headers=owner).json()["id"]
     send, done = CHANGES[change]
     headers = {"Authorization": f"Bearer {keys[who]}"} if who else {}
     response = send(api, image_id, **headers)
@@ -237,7 +237,10 @@ def test_only_the_uploading_key_or_an_admin_key_may_change_an_image(
         assert response.status_code == done, response.content
     else:
         assert_problem(response, status)
-        assert api.get(f"/images/{image_id}", headers=owner).json()["title"] != "changed"
+        kept = api.get(f"/images/{image_id}", headers=owner)
+        assert kept.status_code == 200  # not deleted
+        assert kept.json()["title"] != "changed"
+        assert kept.json()["title"] == "original"
 
 
 @pytest.mark.parametrize("change", sorted(CHANGES))
@@ -253,12 +256,6 @@ def test_the_apikey_command_makes_and_lists_admin_keys(db):
     call_command("apikey", "list", stdout=listing)
     roles = dict(line.split("\t")[::4] for line in listing.getvalue().splitlines())
     assert roles == {"root": "admin", "app": "uploader"}
-
-
-def png() -> io.BytesIO:
-    file = io.BytesIO(encode(quadrants((40, 20)), "PNG"))
-    file.name = "k.png"
-    return file
 
 
 # --- Races ------------------------------------------------------------------------------------------
@@ -288,7 +285,7 @@ def test_a_delete_never_removes_the_file_of_a_concurrent_identical_upload(monkey
         finally:
             connection.close()
 
-    stored = threading.Event()
+    stored, held = threading.Event(), threading.Event()
     real_lock = locks.file_name_lock
 
     @contextmanager
@@ -296,6 +293,8 @@ def test_a_delete_never_removes_the_file_of_a_concurrent_identical_upload(monkey
         if threading.current_thread().name == "upload":
             stored.set()  # the upload's `store` has seen the file there
         with real_lock(name):
+            if threading.current_thread().name == "delete":
+                held.set()
             yield
 
     monkeypatch.setattr(locks, "file_name_lock", lock)
@@ -304,11 +303,10 @@ def test_a_delete_never_removes_the_file_of_a_concurrent_identical_upload(monkey
         target=run, args=("upload", lambda: image_create(upload=io.BytesIO(raw), title="new")), name="upload"
     )
     # The delete takes the lock first; the upload then finds the file stored and waits for the lock.
-    with real_lock(old.file.name):
-        deleter.start()
-        assert until(lambda: lock_waiters(connection) > 0)
-        uploader.start()
-        assert stored.wait(10)
+    deleter.start()
+    assert held.wait(10)
+    uploader.start()
+    assert stored.wait(10)
     deleter.join(20)
     uploader.join(20)
     assert results["upload_waited"]

@@ -14,24 +14,8 @@ from images.models import Image
 from images.titles import TITLE_MAX_LENGTH
 from tests.conftest import files_url
 from tests.images import quadrants
-from tests.lists import get_list, ids, walk
+from tests.lists import IMAGE_FIELDS, get_list, ids, walk
 from tests.problems import assert_problem
-
-IMAGE_FIELDS = {
-    "srcset",
-    "presets",
-    "id",
-    "url",
-    "title",
-    "width",
-    "height",
-    "format",
-    "size",
-    "created_at",
-    "placeholder",
-    "color",
-}
-
 
 # --- shape ----------------------------------------------------------------------------------------
 

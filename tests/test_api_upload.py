@@ -21,6 +21,7 @@ from tests.images import (
     png_with_declared_size,
     quadrants,
 )
+from tests.lists import IMAGE_FIELDS
 from tests.problems import assert_problem
 
 # --- The answer ------------------------------------------------------------------------------
@@ -31,20 +32,7 @@ def test_upload_answers_201_with_location_and_the_stored_files_facts(upload, ser
     assert response.status_code == 201
     body = response.json()
     assert response["Location"] == f"/images/{body['id']}"
-    assert set(body) == {
-        "id",
-        "url",
-        "title",
-        "width",
-        "height",
-        "format",
-        "size",
-        "created_at",
-        "srcset",
-        "presets",
-        "placeholder",
-        "color",
-    }
+    assert set(body) == IMAGE_FIELDS
     assert body["url"].startswith(f"{files_url()}images/")
     assert (body["title"], body["width"], body["height"], body["format"]) == (
         "Beach",

@@ -11,26 +11,14 @@ from unittest import mock
 import pytest
 from django.core.management import CommandError, call_command
 from django.test import Client
-from PIL import Image as PILImage
 
 from images import backfill, storage
 from images.models import Image
 from tests.conftest import name_of, put_stored_file, remove_stored_file
-from tests.images import BLUE, GREEN, RED, close
-from tests.test_placeholders import decoded, halves, meadow, rgb_of
+from tests.images import BLUE, GREEN, RED, close, decoded, halves, meadow, rgb_of
 
 # A placeholder and colour no computation makes: rows holding them must keep them.
 SENTINEL = ("AAAAAAAAAAAAAAAAAAAAAAAAAAAA", "#123456")
-
-
-@pytest.fixture
-def posted(upload: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
-    def _posted(content: bytes | PILImage.Image, **fields: Any) -> dict[str, Any]:
-        response = upload(content, **fields)
-        assert response.status_code == 201, response.content
-        return response.json()
-
-    return _posted
 
 
 def older(*bodies: dict[str, Any]) -> None:

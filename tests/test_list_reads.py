@@ -142,13 +142,16 @@ def test_unfiltered_count_is_the_counters_whatever_the_base_list_filters(
     from images import apis, selectors
 
     plain = selectors.image_list
+    calls: list[str | None] = []
 
     def with_a_default_filter(*, title: str | None = None) -> Any:
+        calls.append(title)
         return plain(title=title).filter(size__gte=0)
 
     monkeypatch.setattr(selectors, "image_list", with_a_default_filter)
     monkeypatch.setattr(apis, "image_list", with_a_default_filter)
     body = get_list(api, page_size=2).json()
+    assert calls  # the page was read from the filtered base list
     assert body["count"] == 7
     assert "count_exact" not in body
 

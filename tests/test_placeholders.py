@@ -7,72 +7,25 @@ gallery's npm package is), and their pixels checked: halves, aspect ratio, trans
 
 from __future__ import annotations
 
-import base64
 import colorsys
-import random
 import re
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-import thumbhash
 from django.test import Client
 from PIL import Image as PILImage
-from PIL import ImageDraw, ImageFilter
 
 from images import placeholders, processing
 from images.models import Image
-from tests.images import BLUE, RED, close, encode
+from tests.images import BLUE, RED, close, decoded, encode, halves, meadow, rgb_of
 
 COLOR = re.compile(r"^#[0-9a-f]{6}$")
-
-
-def decoded(placeholder: str) -> PILImage.Image:
-    """The picture a client draws from the placeholder, by the thumbhash package's own decoder."""
-    width, height, rgba = thumbhash.thumb_hash_to_rgba(base64.b64decode(placeholder, validate=True))
-    return PILImage.frombytes("RGBA", (width, height), rgba)
-
-
-def rgb_of(color: str) -> tuple[int, int, int]:
-    return int(color[1:3], 16), int(color[3:5], 16), int(color[5:7], 16)
-
-
-def halves(size: tuple[int, int], left: tuple[int, int, int], right: tuple[int, int, int]) -> PILImage.Image:
-    im = PILImage.new("RGB", size, left)
-    im.paste(right, (size[0] // 2, 0, size[0], size[1]))
-    return im
-
-
-def meadow(size: tuple[int, int] = (640, 480)) -> PILImage.Image:
-    """A mostly green photo: grass of many greens, a strip of sky, brown trunks, blurred like a lens."""
-    rng = random.Random(17)
-    w, h = size
-    im = PILImage.new("RGB", size, (70, 140, 50))
-    draw = ImageDraw.Draw(im)
-    draw.rectangle((0, 0, w, h // 5), fill=(150, 190, 230))
-    for _ in range(600):
-        x, y = rng.randrange(w), rng.randrange(h // 5, h)
-        green = (rng.randrange(30, 110), rng.randrange(110, 190), rng.randrange(10, 80))
-        draw.ellipse((x, y, x + w // 30, y + h // 35), fill=green)
-    for _ in range(6):
-        x = rng.randrange(w)
-        draw.rectangle((x, h // 3, x + w // 40, h), fill=(100, 70, 40))
-    return im.filter(ImageFilter.GaussianBlur(1.5))
 
 
 def hue_degrees(color: str) -> float:
     r, g, b = (v / 255 for v in rgb_of(color))
     return colorsys.rgb_to_hsv(r, g, b)[0] * 360
-
-
-@pytest.fixture
-def posted(upload: Callable[..., Any]) -> Callable[..., dict[str, Any]]:
-    def _posted(content: bytes | PILImage.Image, **fields: Any) -> dict[str, Any]:
-        response = upload(content, **fields)
-        assert response.status_code == 201, response.content
-        return response.json()
-
-    return _posted
 
 
 # --- the object ---------------------------------------------------------------------------------------

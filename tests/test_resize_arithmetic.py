@@ -15,7 +15,7 @@ from PIL import Image
 
 from images.exceptions import ImageTooLarge
 from images.processing import Fit, Limits, OutputFormat, plan, render, source_box
-from tests.images import close, corners, encode, quadrants
+from tests.images import close, corners, encode, gif_animation, quadrants
 
 PRIMES = [2, 3, 5, 7, 251, 257, 1009, 2017, 4099, 9643, 10_007, 65_521, 99_991]
 sides = st.one_of(st.integers(1, 120_000), st.sampled_from(PRIMES), st.sampled_from([10_328, 9_643]))
@@ -70,7 +70,7 @@ def test_a_jpeg_of_any_size_renders_at_any_smaller_size(size, width, height, fit
 
 def animation(frames: int, side: int) -> bytes:
     images = [Image.new("RGB", (side, side), (40 * i % 256, 255 - 40 * i % 256, 90)) for i in range(frames)]
-    return encode(images[0], "GIF", save_all=True, append_images=images[1:], duration=40)
+    return gif_animation(images, duration=40)
 
 
 TIGHT = Limits(
@@ -98,6 +98,16 @@ def test_an_output_never_exceeds_the_budget(frames, side, width, height, fit, ou
             limits=TIGHT,
         )
     except ImageTooLarge:
+        # Refused only for an output the limits forbid, from what was asked (no frame is decoded first).
+        p = plan((side, side), width=width, height=height, fit=fit, max_dimension=TIGHT.max_dimension)
+        pixels = p.size[0] * p.size[1]
+        total = frames * pixels
+        enlarged = pixels > p.region[0] * p.region[1]
+        assert (
+            pixels > TIGHT.max_pixels
+            or total > TIGHT.max_animation_pixels
+            or (enlarged and total > TIGHT.max_enlarged_pixels)
+        ), (p, frames)
         return
     out = Image.open(io.BytesIO(rendered.data))
     count = getattr(out, "n_frames", 1)

@@ -262,17 +262,17 @@ def test_s3_server_stopped_between_the_file_and_the_row_leaves_no_row(
     # reach the server either, so the file may stay as an orphan (a crash here would leave the same), which
     # reconcile_storage reports and --fix removes. Never a row without its file.
     use_storage_environment(settings, s3_server.storage_environment(s3_bucket, **IMPATIENT))
-    real_store = storage.store
+    real_store = storage.store_as
     stored: list[str] = []
 
-    def store_then_stop(data: bytes, extension: str, *, media_type: str) -> storage.StoredFile:
-        result = real_store(data, extension, media_type=media_type)
-        stored.append(result.name)
+    def store_then_stop(name: str, data: bytes, *, media_type: str) -> bool:
+        created = real_store(name, data, media_type=media_type)
+        stored.append(name)
         s3_server.pause()  # the server stops right after the file was stored
-        return result
+        return created
 
     with monkeypatch.context() as patch:
-        patch.setattr(storage, "store", store_then_stop)
+        patch.setattr(storage, "store_as", store_then_stop)
         try:
             response = upload(quadrants())
         finally:

@@ -70,3 +70,14 @@ def test_seed_zero_adds_nothing(db: None) -> None:
 def test_seed_rejects_bad_numbers(db: None, args: Any) -> None:
     with pytest.raises(CommandError):
         seed(*args)
+
+
+def test_seeded_rows_have_their_files_placeholder_and_colour(api: Client) -> None:
+    seed("--count", "40")
+    answered = api.get("/images", {"page_size": 100}).json()["results"]
+    assert len(answered) == 40
+    by_file = {}
+    for item in answered:
+        assert item["placeholder"] and item["color"]
+        by_file.setdefault(item["url"], set()).add((item["placeholder"], item["color"]))
+    assert all(len(values) == 1 for values in by_file.values())  # one file, one placeholder and colour

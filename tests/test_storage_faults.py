@@ -47,6 +47,7 @@ from tests.conftest import (
 )
 from tests.images import encode, quadrants
 from tests.problems import assert_problem
+from tests.races import lock_waiters, until
 
 INSERT_IMAGE = re.compile(r'^\s*INSERT INTO "images_image"\s', re.IGNORECASE)
 SAVEPOINTS = ("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")
@@ -168,17 +169,17 @@ def test_file_removed_by_a_concurrent_failed_upload_is_stored_again(
     # Request A stored the file and then failed to save its row; its cleanup removed the file just after
     # this request (B) found it stored. B checks again under the lock before saving its row, and stores
     # the file again: B's row never points at nothing.
-    real_store = storage.store
-    calls: list[storage.StoredFile] = []
+    real_store = storage.store_as
+    calls: list[str] = []
 
-    def store_then_lose_it(data: bytes, extension: str, *, media_type: str) -> storage.StoredFile:
-        stored = real_store(data, extension, media_type=media_type)
+    def store_then_lose_it(name: str, data: bytes, *, media_type: str) -> bool:
+        created = real_store(name, data, media_type=media_type)
         if not calls:
-            remove_stored_file(stored.name)  # A's cleanup, between B's store and B's row
-        calls.append(stored)
-        return stored
+            remove_stored_file(name)  # A's cleanup, between B's store and B's row
+        calls.append(name)
+        return created
 
-    monkeypatch.setattr(storage, "store", store_then_lose_it)
+    monkeypatch.setattr(storage, "store_as", store_then_lose_it)
     response = upload(quadrants())
     assert response.status_code == 201
     assert len(calls) == 2  # stored, then checked (and stored again) under the lock
@@ -252,31 +253,6 @@ def test_failed_upload_waits_for_a_concurrent_identical_upload_and_keeps_its_fil
     assert isinstance(results["b"], Image)
     assert stored_names() == [results["b"].file.name]
     assert_rows_match_stored_files()
-
-
-def lock_waiters(database: Any) -> int:
-    """Sessions of this test database waiting for an advisory lock (PostgreSQL), or threads of this process
-    waiting for a `flock` (SQLite; Linux lists waiters in /proc/locks with an arrow)."""
-    if database.vendor != "postgresql":
-        pid = str(os.getpid())
-        lines = Path("/proc/locks").read_text().splitlines()
-        return sum(1 for line in lines if "-> FLOCK" in line and line.split()[5] == pid)
-    with database.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
-            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
-        )
-        return cursor.fetchone()[0]
-
-
-def until(condition: Callable[[], bool], timeout: float = 10) -> bool:
-    """Whether `condition` came true within `timeout` seconds (asked every 10 ms)."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        threading.Event().wait(0.01)
-    return True
 
 
 # --- Local files are whole or absent --------------------------------------------------------------

@@ -1,7 +1,7 @@
 """`python -m bench.chaos`: start the stack, check the shared rate limit, run the load with faults on a
 timeline, check what must hold, print the summary and write the JSON report and the PNG timeline.
 
-    python -m bench.chaos                                  # make chaos: 60 s, all four faults
+    python -m bench.chaos                                  # make chaos: 60 s, all five faults
     python -m bench.chaos --seconds 20 --faults s3,replica # CI's short run (make chaos-short)
 
 Exits 1 when a check fails (the run's folder, with every service's log, is then kept and printed).
@@ -148,7 +148,8 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     created += [r for r in after_redis if r.get("status") == 201]
     results = [
         checks.uploads_listed(stack, created),
-        checks.files_serve(stack, created),
+        checks.files_serve(created),
+        checks.renditions_serve(stack, created),
         checks.rows_have_files(stack),
         checks.orphans_explained(stack, faults, records + no_redis_probe + in_flight.records),
         checks.errors_during_faults(faults, records),

@@ -24,8 +24,6 @@ import json
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,31 +80,12 @@ class UploadsInFlight:
         self.threads: list[threading.Thread] = []
 
     def _one(self, n: int) -> None:
-        from bench.chaos.load import multipart
+        from bench.chaos.load import post_upload
 
         title = f"in flight {n}"
-        body = multipart({"title": title, "width": "1600"}, "big.jpg", self.bodies[n])
-        request = urllib.request.Request(  # noqa: S310  # the rig's own loopback address
-            f"{self.url}/images",
-            data=body.data,
-            headers={"Content-Type": body.content_type, "Authorization": f"Bearer {self.key}"},
-            method="POST",
+        self.records.append(
+            post_upload(self.url, self.key, "in-flight", title, "big.jpg", self.bodies[n], width="1600")
         )
-        started = time.time()
-        record: dict[str, object] = {"t": started, "kind": "in-flight", "method": "POST", "path": "/images"}
-        record["title"] = title
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # loopback
-                created = json.loads(response.read())
-                record.update(
-                    status=response.status, id=created["id"], url=created["url"], size=created["size"]
-                )
-        except urllib.error.HTTPError as error:
-            record.update(status=error.code)
-        except OSError as error:
-            record.update(status=None, error=repr(error))
-        record["ms"] = round((time.time() - started) * 1000, 1)
-        self.records.append(record)
 
     def send(self) -> None:
         """Start them all, and return while they are in flight (some decoding, some storing)."""

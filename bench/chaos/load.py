@@ -23,9 +23,12 @@ import secrets
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlsplit
 
 from PIL import Image, ImageDraw
@@ -67,6 +70,32 @@ def multipart(fields: dict[str, str], filename: str, data: bytes) -> Body:
     """An upload's body (the file as `image`), built once and posted as often as needed."""
     body, content_type = server.multipart(fields, "image", filename, data)
     return Body(body, content_type)
+
+
+def post_upload(
+    base: str, key: str, kind: str, title: str, filename: str, data: bytes, **fields: str
+) -> dict:
+    """POST /images on `base` with `key`, outside the steady load (probes, in-flight uploads): the record
+    of it, as the load logs its own (status None when no answer came)."""
+    body = multipart({"title": title, **fields}, filename, data)
+    request = urllib.request.Request(  # noqa: S310  # the rig's own loopback addresses
+        f"{base}/images",
+        data=body.data,
+        headers={"Content-Type": body.content_type, "Authorization": f"Bearer {key}"},
+        method="POST",
+    )
+    started = time.time()
+    record: dict[str, Any] = {"t": started, "kind": kind, "method": "POST", "path": "/images", "title": title}
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310  # loopback
+            created = json.loads(response.read())
+            record.update(status=response.status, id=created["id"], url=created["url"], size=created["size"])
+    except urllib.error.HTTPError as error:
+        record.update(status=error.code, retry_after=error.headers.get("Retry-After"))
+    except OSError as error:
+        record.update(status=None, error=repr(error))
+    record["ms"] = round((time.time() - started) * 1000, 1)
+    return record
 
 
 def upload_bodies(count: int, rng: random.Random) -> list[tuple[Body, str]]:

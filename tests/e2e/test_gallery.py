@@ -498,10 +498,9 @@ def test_the_grid_shows_renditions_near_the_tiles_width_and_the_detail_a_large_o
         stored_bytes += image["size"]
     open_gallery(page)
     expect(card_titles(page)).to_have_count(24)
-    # Scroll through the page so that every lazy thumbnail loads, then back.
-    for _ in range(6):
-        page.mouse.wheel(0, 600)
-        page.wait_for_timeout(150)
+    # Bring every lazy thumbnail into view, so that each loads.
+    for thumbnail in page.locator("#grid img").all():
+        thumbnail.scroll_into_view_if_needed()
     page.wait_for_function(
         """() => [...document.querySelectorAll("#grid img")]
             .every((img) => img.complete && img.naturalWidth > 0)"""

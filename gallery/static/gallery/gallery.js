@@ -165,7 +165,12 @@ function focusIfStill(moves, element) {
   if (focusMoves === moves) element.focus();
 }
 
+// A message for the next view only (what was just deleted); any later view clears it.
+let notice = "";
+
 function render({ focus = false } = {}) {
+  $("list-notice").textContent = notice;
+  notice = "";
   shownSearch = location.search;
   pending?.abort();
   pending = new AbortController();
@@ -415,6 +420,7 @@ $("title-form").addEventListener("submit", async (event) => {
     document.title = `${data.title} – Imagery`;
     $("edit-title-status").textContent = "Title saved.";
   } catch (error) {
+    if (shownImage !== image) return; // another view is shown by now: this answer is not about it
     if (error.status === 401) askForKey(error.message);
     const field = error.problem?.errors?.find((item) => item.field === "title");
     showEditError(
@@ -431,6 +437,8 @@ $("delete-button").addEventListener("click", () => {
   $("delete-error").hidden = true;
   $("delete-dialog-text").textContent =
     `“${shownImage.title}” will be deleted for good. Copies that browsers or a CDN already keep may still show for a while.`;
+  // Escape closes the dialog without setting a return value: clear the last one, or it would count again.
+  $("delete-dialog").returnValue = "";
   $("delete-dialog").showModal();
 });
 
@@ -449,7 +457,7 @@ $("delete-dialog").addEventListener("close", async () => {
     }
     // Already gone: the list it goes back to is right either way.
   }
-  $("list-notice").textContent = `Deleted “${image.title}”.`;
+  notice = `Deleted “${image.title}”.`;
   navigate(image.back);
 });
 

@@ -82,14 +82,26 @@ def _upload_sample(rng: random.Random, index: int, width: int, height: int, fmt:
 
 
 # The columns a seeded row sets; the others take their defaults.
-COLUMNS = ("title", "title_folded", "file", "width", "height", "format", "size", "created_at")
+COLUMNS = (
+    "title",
+    "title_folded",
+    "file",
+    "width",
+    "height",
+    "format",
+    "size",
+    "placeholder",
+    "color",
+    "created_at",
+)
 
 
 def _rows(rng: random.Random, samples: list[Image], count: int) -> Iterator[tuple[Any, ...]]:
     """`count` rows (values of COLUMNS), oldest first, ending about now."""
     if not samples:
         return
-    files = [(s.file.name, s.width, s.height, s.format, s.size) for s in samples]
+    # A seeded row shares its sample's file, and so its placeholder and colour.
+    files = [(s.file.name, s.width, s.height, s.format, s.size, s.placeholder, s.color) for s in samples]
     moment = timezone.now() - dt.timedelta(seconds=MEAN_GAP_SECONDS * count)
     for _ in range(count):
         title = _title(rng)
