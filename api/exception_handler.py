@@ -22,7 +22,7 @@ from django.http import Http404
 from rest_framework import exceptions
 from rest_framework.response import Response
 
-from api.exceptions import ProblemError
+from api.exceptions import ProblemError, registered_status
 from api.problems import PROBLEM_CONTENT_TYPE, problem
 
 logger = logging.getLogger(__name__)
@@ -33,7 +33,10 @@ RETRY_AFTER_SECONDS = 5
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ProblemError):
-        return _own_problem(exc)
+        return _own_problem(exc, exc.status)
+    status = registered_status(exc)
+    if status is not None:
+        return _own_problem(exc, status)
     if isinstance(exc, OperationalError | InterfaceError):
         logger.exception("database unavailable")
         return _respond(
@@ -66,12 +69,13 @@ def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Respon
     return None
 
 
-def _own_problem(exc: ProblemError) -> Response:
-    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
+def _own_problem(exc: Any, status: int) -> Response:
+    """A ProblemError, or a registered error of the same shape (`message`, `code`, `field`)."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if status == 503 else None
     errors = None
     if exc.field is not None:
         errors = [{"field": exc.field, "code": exc.code, "message": exc.message}]
-    return _respond(exc.status, exc.message, code=exc.code, errors=errors, headers=headers)
+    return _respond(status, exc.message, code=exc.code, errors=errors, headers=headers)
 
 
 def _respond(

@@ -29,3 +29,22 @@ class UploadTooLarge(ProblemError):
 
     status = 413
     code = "request_too_large"
+
+
+# Errors of pure code below the web layer that cannot subclass ProblemError (a package that must not import
+# api/): their status, registered by the app that owns them. Each has `message`, `code` and `field`.
+_REGISTERED_STATUSES: dict[type[Exception], int] = {}
+
+
+def register_statuses(statuses: dict[type[Exception], int]) -> None:
+    """Answer each of these error types (and its subclasses) with this status, as a ProblemError would."""
+    _REGISTERED_STATUSES.update(statuses)
+
+
+def registered_status(exc: Exception) -> int | None:
+    """The status registered for this error's type or its nearest registered base, if any."""
+    for cls in type(exc).__mro__:
+        status = _REGISTERED_STATUSES.get(cls)
+        if status is not None:
+            return status
+    return None

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, ImageChops, ImageOps, ImageSequence, ImageStat
 
-from images.processing import EncodeOptions, OutputFormat
+from images.pixels.processing import EncodeOptions, OutputFormat
 
 
 def naive_render(path: Path, size: tuple[int, int], output: OutputFormat, options: EncodeOptions) -> bytes:

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from baseline import naive_render
 
-from images.processing import EncodeOptions, OutputFormat, render
+from images.pixels.processing import EncodeOptions, OutputFormat, render
 
 
 def vm_hwm_kib() -> int:

@@ -1,4 +1,5 @@
-"""Pipeline benchmark (issue 3): our `images.processing.render` against the naive Pillow way, then over HTTP.
+"""Pipeline benchmark (issue 3): our `images.pixels.processing.render` against the naive Pillow way, then
+over HTTP.
 
 Run with `make bench` (or `.venv/bin/python bench/pipeline.py --help`). It generates its inputs into
 bench/out/inputs/ (git-ignored) on first use: a photo-like 4000x3000 JPEG, a 4000x3000 RGBA PNG, a
@@ -50,8 +51,8 @@ from baseline import first_frame_rgb, naive_render, psnr, reference  # noqa: E40
 from PIL import Image, features  # noqa: E402
 from server import AppServer, cpu_model, load_average, memory_kib, multipart  # noqa: E402
 
-from images.placeholders import describe, small_version  # noqa: E402
-from images.processing import EncodeOptions, OutputFormat, Rendered, render  # noqa: E402
+from images.pixels.placeholders import describe, small_version  # noqa: E402
+from images.pixels.processing import EncodeOptions, OutputFormat, Rendered, render  # noqa: E402
 
 # The issue's targets.
 MIN_SPEEDUP = 3.5
@@ -359,7 +360,7 @@ def print_table(results: list[CaseResult]) -> None:
     print(
         "ms: median wall time; (cpu): the speed-up on median CPU time, which descheduling does not inflate.\n"
         "RSS: peak of a fresh process doing one render; idle (interpreter + Pillow + pillow-heif + "
-        f"images.processing imported): {mib(idle)}."
+        f"images.pixels.processing imported): {mib(idle)}."
     )
 
 

@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 import inputs  # noqa: E402
 from server import HOST, AppServer, load_average, multipart  # noqa: E402
 
-from images.processing import EncodeOptions, OutputFormat, render  # noqa: E402
+from images.pixels.processing import EncodeOptions, OutputFormat, render  # noqa: E402
 
 MAX_FIRST_RATIO = 1.3
 MAX_STORED_RATIO = 1.5

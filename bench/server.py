@@ -63,7 +63,7 @@ class AppServer:
         self._process: subprocess.Popen[bytes] | None = None
         self.api_key: str | None = None
         # Imported here: the read benchmark's client processes import this module and need none of it.
-        from images.processing import EncodeOptions, Limits
+        from images.pixels.processing import EncodeOptions, Limits
 
         defaults_enc, defaults_lim = EncodeOptions(), Limits()
         self.env = {

@@ -1,7 +1,7 @@
 """What the worst request of each kind costs at the default limits: CPU time and peak memory.
 
 Run with `make bench` (after bench/pipeline.py) or `.venv/bin/python bench/work_bounds.py`. Each case runs
-`images.processing.render` once in a fresh process, at the edge of what the default `Limits()` let
+`images.pixels.processing.render` once in a fresh process, at the edge of what the default `Limits()` let
 through, and is printed with the README's memory formula beside it:
 
     peak <= 8 B x canvas pixels + 12 B x output pixels of all frames (36 B for AVIF) + 32 MiB
@@ -35,8 +35,8 @@ from server import memory_kib  # noqa: E402
 # As the app does at start (ImagesConfig.ready): our own limits are checked from the header.
 Image.MAX_IMAGE_PIXELS = None
 
-from images.exceptions import ImageryError  # noqa: E402
-from images.processing import Fit, Limits, OutputFormat, render  # noqa: E402
+from images.pixels.errors import PixelError  # noqa: E402
+from images.pixels.processing import Fit, Limits, OutputFormat, render  # noqa: E402
 
 INPUTS = BENCH / "out" / "inputs"
 LIMITS = Limits()
@@ -147,7 +147,7 @@ def child(path: str, params: str) -> None:
         rendered = render(io.BytesIO(data), **kwargs)
         frames = getattr(Image.open(io.BytesIO(rendered.data)), "n_frames", 1)
         result = {"size": [rendered.width, rendered.height], "frames": frames, "error": None}
-    except ImageryError as exc:
+    except PixelError as exc:
         result = {"error": exc.message}
     result |= {"cpu": time.process_time() - started, "peak": vm_hwm() - idle}
     print(json.dumps(result))

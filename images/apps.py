@@ -20,9 +20,13 @@ class ImagesConfig(AppConfig):
 
     def ready(self) -> None:
         self.decode_slots = threading.BoundedSemaphore(settings.IMAGE_DECODE_CONCURRENCY)
-        # Our own pixel limits are checked from the header before anything is decoded (images/decoding.py);
-        # Pillow's global bomb check would only repeat them with another number, and warn about images
-        # we accept.
+        from api.exceptions import register_statuses
+        from images.exceptions import PIXEL_ERROR_STATUSES
+
+        register_statuses(PIXEL_ERROR_STATUSES)
+        # Our own pixel limits are checked from the header before anything is decoded
+        # (images/pixels/decoding.py); Pillow's global bomb check would only repeat them with another
+        # number, and warn about images we accept.
         Image.MAX_IMAGE_PIXELS = None
         from images.renditions import configured_presets  # needs the models, loaded by now
 

@@ -2,7 +2,7 @@
 
 Walks the rows that lack a placeholder or a colour in id order, a batch at a time: reads each batch's
 stored files (each file once, however many rows share it), computes both values from a small version of
-the stored pixels (images.placeholders), then writes them in one short transaction per batch, only to
+the stored pixels (images.pixels.placeholders), then writes them in one short transaction per batch, only to
 rows that still lack them. So it is:
 - resumable: an interrupted run loses at most the batch in flight; the next run starts from the rows still
   lacking them;
@@ -24,9 +24,10 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.db.models import Q, QuerySet
 
-from images import pipeline, placeholders, processing, storage
+from images import pipeline, storage
 from images.exceptions import ImageTooLarge, InvalidImage, StorageUnavailable, UnsupportedFormat
 from images.models import Image
+from images.pixels import placeholders, processing
 
 logger = logging.getLogger(__name__)
 

@@ -1,46 +1,44 @@
 """The domain's errors: what went wrong, and the HTTP status and field each answers with.
 
-They subclass `api.exceptions.ProblemError`, so `api/exception_handler.py` turns them into problems without
-knowing any of them.
+Most subclass `api.exceptions.ProblemError`, so `api/exception_handler.py` turns them into problems without
+knowing any of them. The pixel work's errors (`images.pixels.errors`, pure Python) are re-exported here and
+given their statuses in `PIXEL_ERROR_STATUSES`, which `ImagesConfig.ready` registers with api.
 """
 
 from api.exceptions import ProblemError
+from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
+
+__all__ = [
+    "PIXEL_ERROR_STATUSES",
+    "ImageChanged",
+    "ImageTooLarge",
+    "ImageryError",
+    "InvalidImage",
+    "PixelError",
+    "RenditionTooLarge",
+    "StorageUnavailable",
+    "UnsupportedFormat",
+]
+
+# The pixel work's refusals as the client sees them.
+PIXEL_ERROR_STATUSES: dict[type[Exception], int] = {
+    InvalidImage: 400,
+    UnsupportedFormat: 415,
+    ImageTooLarge: 413,
+}
 
 
 class ImageryError(ProblemError):
-    """Base of every error Imagery raises on purpose; `code` is stable and machine-readable."""
+    """Base of every domain error above the pixel work; `code` is stable and machine-readable."""
 
     code = "imagery_error"
 
 
-class InvalidImage(ImageryError):
-    """The content claims an accepted format but does not decode (truncated, corrupt)."""
-
-    status = 400
-    code = "invalid_image"
-    field = "image"
-
-
-class UnsupportedFormat(ImageryError):
-    """The content is not an image, or not in a format we accept."""
-
-    status = 415
-    code = "unsupported_format"
-    field = "image"
-
-
-class ImageTooLarge(ImageryError):
-    """Too many bytes, pixels or frames: refused before the expensive work."""
+class RenditionTooLarge(ImageryError):
+    """A rendition asked for would cost more than the limits allow (the message names the setting)."""
 
     status = 413
     code = "image_too_large"
-    field = "image"
-
-
-class RenditionTooLarge(ImageTooLarge):
-    """A rendition asked for would cost more than the limits allow (the message names the setting)."""
-
-    field = None
 
 
 class StorageUnavailable(ImageryError):

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from images.processing import OutputFormat
+from images.pixels.processing import OutputFormat
 from images.titles import TITLE_MAX_LENGTH
 
 # How a format is written for people, where its enum name is not it.
@@ -27,11 +27,11 @@ class Image(models.Model):
     format = models.CharField(max_length=8, choices=ImageFormat.choices)
     size = models.PositiveBigIntegerField(help_text="Bytes of the stored file.")
     created_at = models.DateTimeField(default=timezone.now)
-    # What a client shows until the file arrives (images.placeholders): a ThumbHash in base64 and the
+    # What a client shows until the file arrives (images.pixels.placeholders): a ThumbHash in base64 and the
     # dominant colour as #rrggbb. NULL (not "") for images stored before they existed, until
     # `manage.py backfill_placeholders` fills them: a nullable column without a default is the one that
     # SQLite adds without rebuilding the table, which would drop the counter's triggers (migration
-    # 0002). No CHECK constraint for the same reason; only images.placeholders writes them.
+    # 0002). No CHECK constraint for the same reason; only images.pixels.placeholders writes them.
     placeholder = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     color = models.CharField(max_length=7, null=True, blank=True)  # noqa: DJ001
     # The API key that uploaded it (none when access is open); kept when the key is deleted.

@@ -8,8 +8,8 @@ from typing import BinaryIO
 from django.apps import apps
 from django.conf import settings
 
-from images import processing
-from images.processing import Fit, OutputFormat
+from images.pixels import processing
+from images.pixels.processing import Fit, OutputFormat
 
 
 def render(

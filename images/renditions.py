@@ -33,7 +33,7 @@ from images.exceptions import (
     StorageUnavailable,
     UnsupportedFormat,
 )
-from images.processing import Fit, OutputFormat
+from images.pixels.processing import Fit, OutputFormat
 
 logger = logging.getLogger(__name__)
 

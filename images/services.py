@@ -10,10 +10,11 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from django.db import transaction
 
-from images import locks, pipeline, placeholders, renditions, storage
+from images import locks, pipeline, renditions, storage
 from images.exceptions import ImageChanged
 from images.models import Image
-from images.processing import Fit, OutputFormat
+from images.pixels import placeholders
+from images.pixels.processing import Fit, OutputFormat
 from images.selectors import ANSWERED_FIELDS
 from images.titles import default_title, fold
 

@@ -16,8 +16,8 @@ import re
 import sys
 from pathlib import Path
 
-from images.exceptions import ImageryError
-from images.processing import Fit, Limits, OutputFormat, render
+from images.pixels.errors import PixelError
+from images.pixels.processing import Fit, Limits, OutputFormat, render
 
 
 def vm_hwm_bytes() -> int:
@@ -37,7 +37,7 @@ def main(path: str, limits: str, params: str) -> None:
     error = None
     try:
         render(io.BytesIO(data), limits=Limits(**json.loads(limits)), **kwargs)
-    except ImageryError as exc:
+    except PixelError as exc:
         error = type(exc).__name__
     print(json.dumps({"peak_bytes": vm_hwm_bytes() - idle, "error": error}))
 

@@ -1,5 +1,5 @@
-"""The private names of other libraries that images/compat.py relies on: each test fails loudly when an
-upgrade of Pillow or django-storages changes one, naming what to look at."""
+"""The private names of other libraries that images/pixels/compat.py and images/compat.py rely on: each
+test fails loudly when an upgrade of Pillow or django-storages changes one, naming what to look at."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import io
 from PIL import Image
 from PIL.PngImagePlugin import Blend
 
-from images import compat
+from images import compat as storages_compat
+from images.pixels import compat
 from tests.images import encode
 
 
@@ -51,6 +52,6 @@ def test_django_storages_builds_its_s3_clients_from_a_boto3_session():
     from storages.backends.s3 import S3Storage
 
     backend = S3Storage(bucket_name="b", access_key="a", secret_key="s", region_name="us-east-1")
-    session = compat.s3_session(backend)
+    session = storages_compat.s3_session(backend)
     assert isinstance(session, boto3.session.Session), "S3Storage._create_session changed"
     assert session.get_credentials().access_key == "a"

@@ -16,8 +16,8 @@ import pytest
 from django.test import Client
 from PIL import Image as PILImage
 
-from images import placeholders, processing
 from images.models import Image
+from images.pixels import placeholders, processing
 from tests.images import BLUE, RED, close, decoded, encode, halves, meadow, rgb_of
 
 COLOR = re.compile(r"^#[0-9a-f]{6}$")

@@ -7,9 +7,9 @@ import io
 import pytest
 from PIL import Image
 
-from images.decoding import sniff
-from images.exceptions import ImageTooLarge, InvalidImage, UnsupportedFormat
-from images.processing import Fit, Limits, OutputFormat, plan, render
+from images.pixels.decoding import sniff
+from images.pixels.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
+from images.pixels.processing import Fit, Limits, OutputFormat, plan, render
 from tests.images import RED, encode, quadrants
 
 

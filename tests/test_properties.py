@@ -12,9 +12,9 @@ from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from images.exceptions import ImageryError
 from images.models import Image
-from images.processing import Fit, Limits, OutputFormat, plan, render
+from images.pixels.errors import PixelError
+from images.pixels.processing import Fit, Limits, OutputFormat, plan, render
 from tests.images import encode, quadrants
 from tests.problems import assert_problem
 
@@ -54,7 +54,7 @@ def mutated_images(draw: st.DrawFn) -> bytes:
 def render_or_domain_error(raw: bytes, **kwargs: object) -> None:
     try:
         rendered = render(io.BytesIO(raw), limits=SMALL, **kwargs)
-    except ImageryError:
+    except PixelError:
         return
     assert rendered.data
     assert 1 <= rendered.width <= SMALL.max_dimension and 1 <= rendered.height <= SMALL.max_dimension

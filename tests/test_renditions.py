@@ -22,7 +22,8 @@ from PIL import Image as PILImage
 from PIL import ImageSequence
 from rest_framework_api_key.models import APIKey
 
-from images import processing, renditions, storage
+from images import renditions, storage
+from images.pixels import processing
 from images.renditions import LADDER, RenditionFormat, Source, ladder_step, resolve
 from tests.conftest import Client, name_of, put_stored_file, stored_names
 from tests.images import BLUE, GREEN, RED, WHITE, close, corners, gif_animation, quadrants
@@ -362,7 +363,7 @@ def test_a_stored_rendition_costs_one_query_and_no_render(
 ) -> None:
     image = stored()
     get(api, image, "width=320&format=webp")
-    monkeypatch.setattr("images.processing.render", None)  # any render now fails loudly
+    monkeypatch.setattr("images.pixels.processing.render", None)  # any render now fails loudly
     with django_assert_num_queries(1):
         assert get(api, image, "width=320&format=webp").status_code == 200
 
@@ -386,7 +387,7 @@ def test_a_320_rendition_of_a_big_jpeg_decodes_at_a_reduced_dct_scale(
         real_decode(im, frame)
         decoded.append(im.size)
 
-    monkeypatch.setattr("images.processing.decode", spy)
+    monkeypatch.setattr("images.pixels.processing.decode", spy)
     assert pixels(get(api, image, "width=320&format=jpeg")).size == (320, 240)
     assert decoded == [(600, 450)]  # a quarter of 2400x1800, still 1.25x the output or more
 

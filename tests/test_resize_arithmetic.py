@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from images.exceptions import ImageTooLarge
-from images.processing import Fit, Limits, OutputFormat, plan, render, source_box
+from images.pixels.errors import ImageTooLarge
+from images.pixels.processing import Fit, Limits, OutputFormat, plan, render, source_box
 from tests.images import close, corners, encode, gif_animation, quadrants
 
 PRIMES = [2, 3, 5, 7, 251, 257, 1009, 2017, 4099, 9643, 10_007, 65_521, 99_991]

@@ -23,7 +23,7 @@ import pytest
 from django.conf import settings as django_settings
 from PIL import Image
 
-from images.processing import Limits
+from images.pixels.processing import Limits
 from tests.images import encode, gif_animation, gif_with_frames
 
 M = 1_000_000

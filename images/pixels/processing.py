@@ -27,12 +27,18 @@ from typing import BinaryIO
 
 from PIL import Image, ImageCms
 
-from images.animation import ANIMATED_INPUTS, ANIMATED_OUTPUTS, render_animation
-from images.decoding import TRANSPOSE_FOR_ORIENTATION, decode, frame_count, open_image, read_orientation
-from images.encoding import EncodeOptions, OutputFormat, Rendered, encode, has_transparency
-from images.exceptions import ImageTooLarge
-from images.limits import Limits
-from images.placeholders import PREVIEW_MAX, small_version
+from images.pixels.animation import ANIMATED_INPUTS, ANIMATED_OUTPUTS, render_animation
+from images.pixels.decoding import (
+    TRANSPOSE_FOR_ORIENTATION,
+    decode,
+    frame_count,
+    open_image,
+    read_orientation,
+)
+from images.pixels.encoding import EncodeOptions, OutputFormat, Rendered, encode, has_transparency
+from images.pixels.errors import ImageTooLarge
+from images.pixels.limits import Limits
+from images.pixels.placeholders import PREVIEW_MAX, small_version
 
 __all__ = [
     "EncodeOptions",

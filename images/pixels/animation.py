@@ -12,9 +12,9 @@ from typing import Any
 from PIL import Image, ImageChops
 from PIL.PngImagePlugin import Blend, Disposal
 
-from images import compat
-from images.decoding import broken_data_is_invalid, decode
-from images.encoding import (
+from images.pixels import compat
+from images.pixels.decoding import broken_data_is_invalid, decode
+from images.pixels.encoding import (
     EncodeOptions,
     OutputFormat,
     Rendered,
@@ -24,7 +24,7 @@ from images.encoding import (
     save,
     with_webp_alpha_flag,
 )
-from images.exceptions import InvalidImage
+from images.pixels.errors import InvalidImage
 
 # Output formats that can hold an animation (PNG as APNG); an animated source stored in another keeps its
 # first frame.

@@ -45,7 +45,7 @@ class Rendered:
     format: OutputFormat
     width: int
     height: int
-    # With `render(..., preview=True)`: the first frame at most 64x64, as stored (images.placeholders).
+    # With `render(..., preview=True)`: the first frame at most 64x64, as stored (images.pixels.placeholders).
     preview: Image.Image | None = field(default=None, compare=False, repr=False)
 
 

@@ -15,9 +15,9 @@ from typing import BinaryIO
 import pillow_heif
 from PIL import Image
 
-from images import compat
-from images.exceptions import ImageTooLarge, InvalidImage, UnsupportedFormat
-from images.limits import Limits
+from images.pixels import compat
+from images.pixels.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
+from images.pixels.limits import Limits
 
 # HEIC/HEIF files open through Pillow once pillow-heif's opener is registered.
 pillow_heif.register_heif_opener()
