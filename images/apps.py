@@ -7,7 +7,6 @@ import threading
 from django.apps import AppConfig
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from PIL import Image
 
 
 class ImagesConfig(AppConfig):
@@ -24,10 +23,12 @@ class ImagesConfig(AppConfig):
         from images.exceptions import PIXEL_ERROR_STATUSES
 
         register_statuses(PIXEL_ERROR_STATUSES)
-        # Our own pixel limits are checked from the header before anything is decoded
-        # (images/pixels/decoding.py); Pillow's global bomb check would only repeat them with another
-        # number, and warn about images we accept.
-        Image.MAX_IMAGE_PIXELS = None
+        from images.pixels.decoding import bound_pillow
+
+        # Our own pixel limits are checked from the header before anything is decoded, and again after
+        # every seek (images/pixels/decoding.py); Pillow's own check, at the same number, is the line
+        # behind them, inside the decoder: never off.
+        bound_pillow(settings.IMAGE_MAX_PIXELS)
         from images.renditions import configured_presets  # needs the models, loaded by now
 
         try:

@@ -13,7 +13,7 @@ from PIL import Image, ImageChops
 from PIL.PngImagePlugin import Blend, Disposal
 
 from images.pixels import compat
-from images.pixels.decoding import broken_data_is_invalid, decode
+from images.pixels.decoding import broken_data_is_invalid, check_frame, decode
 from images.pixels.encoding import (
     EncodeOptions,
     OutputFormat,
@@ -25,6 +25,7 @@ from images.pixels.encoding import (
     with_webp_alpha_flag,
 )
 from images.pixels.errors import InvalidImage
+from images.pixels.limits import Limits
 
 # Output formats that can hold an animation (PNG as APNG); an animated source stored in another keeps its
 # first frame.
@@ -48,6 +49,7 @@ def render_animation(
     step: Callable[[Image.Image], Image.Image],
     output: OutputFormat,
     options: EncodeOptions,
+    limits: Limits,
 ) -> Rendered:
     """Composite every frame, pass it through `step` (resize, orient, colour), encode them all as `output`;
     keep durations, the loop count and (GIF) disposal.
@@ -59,7 +61,7 @@ def render_animation(
     copies as many again, which IMAGE_MAX_ANIMATION_PIXELS bounds.
     """
     loop = im.info.get("loop")
-    canvases = _apng_canvases(im, frames) if im.format == "PNG" else _canvases(im, frames)
+    canvases = _apng_canvases(im, frames, limits) if im.format == "PNG" else _canvases(im, frames, limits)
     timeline: list[_Frame] = []
     for canvas in canvases:
         # Whole composited canvases; RGBA keeps each one's transparency through resizing.
@@ -125,14 +127,15 @@ def _loop_count(loop: int | None, *, source: str | None, output: OutputFormat) -
     return loop + 1 if loop else 0
 
 
-def _canvases(im: Image.Image, frames: int) -> Iterator[Image.Image]:
-    """Every frame of a GIF, WebP or AVIF animation, as Pillow composites it onto the canvas, in RGBA."""
+def _canvases(im: Image.Image, frames: int, limits: Limits) -> Iterator[Image.Image]:
+    """Every frame of a GIF, WebP or AVIF animation, as Pillow composites it onto the canvas, in RGBA;
+    the canvas checked after every seek (`decode`)."""
     for index in range(frames):
-        decode(im, frame=index)
+        decode(im, limits, frame=index)
         yield im.convert("RGBA")
 
 
-def _apng_canvases(im: Image.Image, frames: int) -> Iterator[Image.Image]:
+def _apng_canvases(im: Image.Image, frames: int, limits: Limits) -> Iterator[Image.Image]:
     """Every frame of an APNG composited onto its canvas as browsers do, in RGBA.
 
     Pillow blends a frame "over" the canvas with `paste(mask=alpha)`, which is not the over operator:
@@ -148,6 +151,7 @@ def _apng_canvases(im: Image.Image, frames: int) -> Iterator[Image.Image]:
         with broken_data_is_invalid("The PNG animation could not be decoded."):
             if index:
                 im.seek(index)
+            check_frame(im, limits)  # before the load, as for every other format
             box = tuple(int(v) for v in im.info.get("bbox", (0, 0, *im.size)))
             blend, disposal = im.info.get("blend"), im.info.get("disposal")
             compat.load_apng_frame_unblended(im)

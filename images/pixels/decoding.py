@@ -1,15 +1,16 @@
-"""Opening an upload safely: sniff its format, read its size and frames from the header, check the input
-limits before a pixel is decoded, and decode frames. What a decoder raises on broken data becomes
-InvalidImage; anything else is a bug of ours and is not caught. Pure Pillow; no Django."""
+"""Opening an upload safely: sniff its format, read its size and frames from the header (a GIF's every
+frame: gif_blocks), check the input limits before a pixel is decoded, and decode frames, the canvas
+checked again after every seek. What a decoder raises on broken data becomes InvalidImage, its size
+refusals and a MemoryError ImageTooLarge; anything else is a bug of ours and is not caught. Pure
+Pillow; no Django."""
 
 from __future__ import annotations
 
-import io
 import struct
+import warnings
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import BinaryIO
 
 import pillow_heif
@@ -17,7 +18,8 @@ from PIL import Image
 
 from images.pixels import compat
 from images.pixels.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
-from images.pixels.limits import Limits
+from images.pixels.gif_blocks import gif_canvas
+from images.pixels.limits import Canvas, Limits, check_canvas
 
 # HEIC/HEIF files open through Pillow once pillow-heif's opener is registered.
 pillow_heif.register_heif_opener()
@@ -98,7 +100,8 @@ def open_image(src: BinaryIO, limits: Limits) -> Image.Image:
             "(JPEG, PNG, GIF, WebP, BMP, TIFF, HEIC/HEIF, AVIF)."
         )
     if fmt == "GIF":
-        # Pillow grows a GIF's canvas to fit any frame that reaches past it, allocating as it goes.
+        # Pillow grows a GIF's canvas to fit any frame that reaches past it, allocating as it goes:
+        # every frame's extent is read first, walking the blocks as its reader does (gif_blocks).
         check_canvas(gif_canvas(src), limits)
     with broken_data_is_invalid(f"The file looks like {fmt} but its header is unreadable."):
         im = Image.open(src, formats=[fmt])
@@ -119,76 +122,6 @@ def open_image(src: BinaryIO, limits: Limits) -> Image.Image:
     return im
 
 
-@dataclass(frozen=True)
-class Canvas:
-    """The canvas an image is decoded on, and how many frames are drawn on it."""
-
-    width: int
-    height: int
-    frames: int
-
-
-def check_canvas(canvas: Canvas, limits: Limits) -> None:
-    pixels = canvas.width * canvas.height
-    if pixels > limits.max_pixels:
-        raise ImageTooLarge(
-            f"The image has {canvas.width}x{canvas.height} = {pixels} pixels, over the limit of "
-            f"{limits.max_pixels} (IMAGE_MAX_PIXELS)."
-        )
-    if canvas.frames > 1 and canvas.frames * pixels > limits.max_animation_pixels:
-        raise ImageTooLarge(
-            f"The animation has {canvas.frames} frames of {canvas.width}x{canvas.height}, over the limit "
-            f"of {limits.max_animation_pixels} pixels in all (IMAGE_MAX_ANIMATION_PIXELS)."
-        )
-
-
-def gif_canvas(src: BinaryIO) -> Canvas:
-    """Walk a GIF's blocks without decoding: the canvas its frames need, and how many there are.
-
-    The logical screen is only a claim: a frame may reach past it (up to 65535 pixels each way), and
-    the decoder then enlarges the canvas, and what it disposes, to match. Every frame's extent is read
-    here so that the limits can be checked before any of that is allocated. Reading stops at the
-    trailer or at the first thing that is not a block, as the decoder's does.
-    """
-    start = src.tell()
-    try:
-        header = src.read(13)
-        if len(header) < 13:
-            return Canvas(0, 0, frames=0)
-        width, height = int.from_bytes(header[6:8], "little"), int.from_bytes(header[8:10], "little")
-        _skip_color_table(src, header[10])
-        frames = 0
-        while (introducer := src.read(1)) not in (b"", b";"):
-            if introducer == b"!":
-                src.read(1)  # the extension's label; its data blocks follow
-            elif introducer == b",":
-                descriptor = src.read(9)
-                if len(descriptor) < 9:
-                    break
-                left, top, w, h = (int.from_bytes(descriptor[i : i + 2], "little") for i in range(0, 8, 2))
-                width, height = max(width, left + w), max(height, top + h)
-                frames += 1
-                _skip_color_table(src, descriptor[8])
-                src.read(1)  # LZW minimum code size; the image data blocks follow
-            else:
-                break
-            _skip_data_blocks(src)
-        return Canvas(width, height, frames=frames)
-    finally:
-        src.seek(start)
-
-
-def _skip_color_table(src: BinaryIO, flags: int) -> None:
-    if flags & 0x80:
-        src.seek(3 << ((flags & 0x07) + 1), io.SEEK_CUR)
-
-
-def _skip_data_blocks(src: BinaryIO) -> None:
-    """Skip a chain of data sub-blocks (a length byte, then that many bytes) up to its empty block."""
-    while (length := src.read(1)) and length[0]:
-        src.seek(length[0], io.SEEK_CUR)
-
-
 def frame_count(im: Image.Image, limits: Limits) -> int:
     """Frames of an animation, counted from the file's structure without decoding, and checked."""
     with broken_data_is_invalid(f"The {im.format} animation is corrupt."):
@@ -205,27 +138,66 @@ def frame_count(im: Image.Image, limits: Limits) -> int:
     return frames
 
 
-def decode(im: Image.Image, frame: int = 0) -> None:
-    """Decode one frame."""
+def decode(im: Image.Image, limits: Limits, frame: int = 0) -> None:
+    """Decode one frame, the canvas checked against `limits` after every move to another frame and
+    before the pixels are loaded.
+
+    The header checks come first (`open_image`); this one is the second line, for whatever a decoder
+    finds that they did not: a GIF's reader grows its canvas as it meets frames, and allocates it on
+    `load()`. Frames are stepped through one at a time, since Pillow's `seek(n)` loads every frame on
+    the way.
+    """
     with broken_data_is_invalid(f"The {im.format} image could not be decoded."):
-        if frame:
-            im.seek(frame)
+        while im.tell() < frame:
+            im.seek(im.tell() + 1)
+            check_frame(im, limits)
+        if frame < im.tell():
+            im.seek(frame)  # backwards: rewinds, and reaches no canvas it has not reached already
+        check_frame(im, limits)
         im.load()
+
+
+def check_frame(im: Image.Image, limits: Limits) -> None:
+    """The canvas the decoder is on now, checked: after a `seek()`, before a `load()`."""
+    check_canvas(Canvas(im.width, im.height, frames=1), limits)
+
+
+def bound_pillow(max_pixels: int) -> None:
+    """Make Pillow's own decompression-bomb check refuse what our pixel limit refuses, process-wide.
+
+    Pillow checks every size it is about to allocate against `Image.MAX_IMAGE_PIXELS`, but only warns
+    between that and twice that, and raises past it. With the warning turned into an error (here, for
+    this one category), Pillow refuses at our limit exactly, inside its own code (a GIF frame's canvas
+    or disposal area is allocated during `seek()`, before our own check can run); `broken_data_is_invalid`
+    makes either an ImageTooLarge. Never off: this is the line behind every check of ours.
+
+    The warning filter is process state that a `warnings.catch_warnings()` block around the call undoes
+    on leaving (pytest's, around Django's start-up): then Pillow refuses past twice the limit, and our
+    own checks at the limit, right after its warning.
+    """
+    Image.MAX_IMAGE_PIXELS = max_pixels
+    warnings.filterwarnings("error", category=Image.DecompressionBombWarning)
 
 
 @contextmanager
 def broken_data_is_invalid(message: str) -> Iterator[None]:
-    """Turn what Pillow's decoders raise on broken data into InvalidImage.
+    """Turn what Pillow's decoders raise on broken data into InvalidImage, and its refusals of size
+    (and running out of memory while decoding) into ImageTooLarge.
 
-    They raise a zoo, all meaning the upload does not decode. Anything else (a TypeError, an
-    AttributeError, running out of memory) is a bug of ours or of the machine: it is not caught, so it is
-    a 500 in the log rather than a 400 blaming the user.
+    Decoders raise a zoo on broken data, all meaning the upload does not decode. A MemoryError while
+    decoding means the image needs more than this server has: the client hears so (413), never a 500.
+    Anything else (a TypeError, an AttributeError) is a bug of ours: it is not caught, so it is a 500 in
+    the log rather than a 400 blaming the user.
     """
     try:
         yield
-    except Image.DecompressionBombError as exc:
-        # Only with Pillow's own limit set (the app turns it off and checks its own from the header).
-        raise ImageTooLarge(str(exc)) from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        # Pillow's own limit (bound_pillow), checked inside the decoder.
+        raise ImageTooLarge(
+            f"The image has more pixels than the limit allows (IMAGE_MAX_PIXELS): {exc}"
+        ) from exc
+    except MemoryError as exc:
+        raise ImageTooLarge("Decoding the image needs more memory than this server has.") from exc
     except _DECODER_ERRORS as exc:
         raise InvalidImage(f"{message} ({exc})") from exc
 

@@ -204,10 +204,10 @@ def render(
                     first.append(small_version(pixels))
                 return pixels
 
-            animation = render_animation(im, frames, apply, output, options)
+            animation = render_animation(im, frames, apply, output, options, limits)
             return dataclasses.replace(animation, preview=first[0]) if first else animation
         _draft(im, step.out_size, step.region)
-        decode(im)
+        decode(im, limits)
         pixels = step.apply(im)
         if output is None:
             output = OutputFormat.PNG if has_transparency(pixels) else OutputFormat.JPEG
@@ -215,6 +215,10 @@ def render(
         small = small_version(pixels, on_white=output is OutputFormat.JPEG) if preview else None
         data = encode(pixels, output, options)
         return Rendered(data=data, format=output, width=pixels.width, height=pixels.height, preview=small)
+    except MemoryError as exc:
+        # Within every limit, and still more than this server has: the image is too large for it here,
+        # which the client should hear (413) rather than a 500.
+        raise ImageTooLarge("Processing the image needs more memory than this server has.") from exc
     finally:
         im.close()
 
@@ -229,7 +233,7 @@ def stored_preview(src: BinaryIO, limits: Limits = Limits()) -> Image.Image:
     try:
         scale = min(PREVIEW_MAX / im.width, PREVIEW_MAX / im.height, 1.0)
         _draft(im, (math.ceil(im.width * scale), math.ceil(im.height * scale)), (im.width, im.height))
-        decode(im)
+        decode(im, limits)
         return small_version(_resampleable(im))
     finally:
         im.close()
