@@ -342,3 +342,13 @@ def test_running_out_of_memory_while_decoding_is_a_413(upload, monkeypatch) -> N
     monkeypatch.setattr(ImageFile.ImageFile, "load", out_of_memory)
     assert_problem(upload(encode(Image.new("RGB", (40, 30)), "PNG")), 413, code="image_too_large")
     assert_nothing_stored()
+
+
+def test_running_out_of_memory_after_decoding_is_a_413_too(upload, monkeypatch) -> None:
+    def out_of_memory(self: Any, *args: Any, **kwargs: Any) -> None:
+        raise MemoryError
+
+    monkeypatch.setattr(Image.Image, "resize", out_of_memory)
+    response = upload(encode(Image.new("RGB", (40, 30)), "PNG"), width=20)
+    assert_problem(response, 413, code="image_too_large")
+    assert_nothing_stored()
