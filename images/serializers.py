@@ -312,9 +312,10 @@ class RenditionInputSerializer(serializers.Serializer):
         max_value=settings.IMAGE_MAX_DIMENSION,
         help_text="As `width`, for the height. Not with `width` or `preset`.",
     )
-    preset = serializers.CharField(
+    # Its choices are the configured presets, read again for every request and schema (`get_fields`).
+    preset = serializers.ChoiceField(
+        choices=[],
         required=False,
-        max_length=32,
         help_text=(
             "A named variant from the server's `IMAGE_PRESETS` (defaults: `thumb` 200x200 cropped to "
             "fill, `small` 480 wide, `large` 1600 wide), never larger than the stored image; the only way "
@@ -334,13 +335,25 @@ class RenditionInputSerializer(serializers.Serializer):
         ),
     )
 
-    def validate_preset(self, value: str) -> str:
-        if value not in configured_presets():
-            known = ", ".join(sorted(configured_presets())) or "none"
-            raise serializers.ValidationError(f"No preset named {value!r} (this server has: {known}).")
-        return value
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # The schema's enum and the check are the presets of IMAGE_PRESETS as they are now.
+        names = sorted(configured_presets())
+        if not names:
+            # No preset to name: no parameter in the schema (an empty enum is no valid schema), and
+            # `validate` refuses one.
+            del fields["preset"]
+            return fields
+        preset = fields["preset"]
+        assert isinstance(preset, serializers.ChoiceField)
+        preset.choices = names
+        known = ", ".join(names) or "none"
+        preset.error_messages["invalid_choice"] = f"No preset named {{input!r}} (this server has: {known})."
+        return fields
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "preset" not in self.fields and "preset" in getattr(self, "initial_data", {}):
+            raise serializers.ValidationError({"preset": "No preset named that (this server has none)."})
         if "width" in attrs and "height" in attrs:
             raise serializers.ValidationError(
                 {"height": "Give width or height, not both: the other follows the aspect ratio."}

@@ -788,6 +788,28 @@ def test_schema_documents_the_file_endpoint_and_every_parameter(api: Client) -> 
     assert image["srcset"]["type"] == "string" and image["presets"]["type"] == "object"
 
 
+def preset_parameter(api: Client) -> dict[str, Any] | None:
+    schema = api.get("/api/schema/", {"format": "json"}).json()
+    parameters = schema["paths"]["/images/{image_id}/file"]["get"]["parameters"]
+    return next((p for p in parameters if p["in"] == "query" and p["name"] == "preset"), None)
+
+
+def test_schema_names_the_configured_presets(api: Client, settings: Any) -> None:
+    parameter = preset_parameter(api)
+    assert parameter is not None and parameter["schema"]["enum"] == ["large", "small", "thumb"]
+    settings.IMAGE_PRESETS = {"card": {"width": 300}, "banner": {"width": 900, "height": 200, "fit": "cover"}}
+    parameter = preset_parameter(api)
+    assert parameter is not None and parameter["schema"]["enum"] == ["banner", "card"]
+
+
+def test_without_presets_the_schema_has_no_preset_and_one_is_refused(
+    api: Client, stored: Callable, settings: Any
+) -> None:
+    settings.IMAGE_PRESETS = {}
+    assert preset_parameter(api) is None
+    assert_problem(get(api, stored(), "preset=thumb"), 400, field="preset")
+
+
 @pytest.mark.parametrize(
     "raw",
     [
