@@ -40,7 +40,7 @@ from images.exceptions import (
     StorageUnavailable,
     UnsupportedFormat,
 )
-from images.pixels.processing import Fit, OutputFormat
+from images.pixels.processing import EncodeOptions, Fit, OutputFormat
 
 logger = logging.getLogger(__name__)
 
@@ -174,14 +174,21 @@ def recipe_of(
     pipeline is asked for, and the encoder settings that shape `output`'s bytes (`IMAGE_JPEG_QUALITY` for
     JPEG, `IMAGE_AVIF_QUALITY` and `IMAGE_AVIF_SPEED` for AVIF…). The limits are left out: they refuse
     work, they never change what is made."""
-    shaping = tuple(sorted(pipeline.encode_options().shaping(output).items()))
-    return _recipe_digest(width, height, fit.value, size, output.value, shaping)
+    return _recipe_digest(width, height, fit, size, output, pipeline.encode_options())
 
 
 @functools.lru_cache(maxsize=4096)
-def _recipe_digest(*facts: Any) -> str:
-    # Every request for a rendition asks: cached, as a stored rendition's answer takes well under 1 ms.
-    text = json.dumps([RECIPE_VERSION, *facts], separators=(",", ":"))
+def _recipe_digest(
+    width: int | None,
+    height: int | None,
+    fit: Fit,
+    size: tuple[int, int],
+    output: OutputFormat,
+    options: EncodeOptions,
+) -> str:
+    # Every request for a rendition asks: cached, as a stored rendition's whole answer takes about 1 ms.
+    facts = [RECIPE_VERSION, width, height, fit.value, size, output.value, options.shaping(output)]
+    text = json.dumps(facts, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:RECIPE_LENGTH]
 
 
