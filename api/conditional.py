@@ -18,9 +18,12 @@ def etag_of(data: object) -> str:
     return '"' + hashlib.blake2b(repr(data).encode(), digest_size=16).hexdigest() + '"'
 
 
-def conditional(request: Request, response: Response) -> Response | HttpResponseNotModified:
-    """Tag `response`, or answer 304 when the request's `If-None-Match` names that tag."""
-    etag = etag_of(response.data)
+def conditional(
+    request: Request, response: Response, *, etag: str | None = None
+) -> Response | HttpResponseNotModified:
+    """Tag `response` (with `etag`, by default a hash of its data), or answer 304 when the request's
+    `If-None-Match` names that tag."""
+    etag = etag if etag is not None else etag_of(response.data)
     if if_none_match_matches(request.headers.get("If-None-Match", ""), etag):
         not_modified = HttpResponseNotModified()
         not_modified["ETag"] = etag

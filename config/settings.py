@@ -261,7 +261,7 @@ CACHES = {"default": default_cache_from_env()}
 
 # Browsers on these origins may call the API (e.g. https://app.example.com), comma-separated.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
-CORS_ALLOW_HEADERS = ["authorization", "content-type", "if-none-match"]
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "if-none-match", "if-match"]
 CORS_EXPOSE_HEADERS = ["Location", "Retry-After", "ETag"]
 # Not the image files (GET /images/{id}/file): an <img> loads them from any origin without CORS, and the
 # `Vary: Origin` that CORS adds would split a CDN's one cached copy per URL into one per site.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
 from django.urls import reverse
 from drf_spectacular.utils import (
@@ -16,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.auth import ImageryAccess
-from api.conditional import conditional, etag_of, if_match_matches
+from api.conditional import conditional, if_match_matches
 from api.pagination import (
     cursor_page,
     cursor_position,
@@ -34,6 +36,7 @@ from images.serializers import (
     ImageListInputSerializer,
     ImageOutputSerializer,
     ImageUpdateInputSerializer,
+    image_etag,
 )
 from images.services import image_create, image_delete, image_update
 
@@ -42,10 +45,19 @@ IF_MATCH = OpenApiParameter(
     str,
     OpenApiParameter.HEADER,
     description=(
-        "The `ETag` of the version you edit: if the image has changed since, nothing is changed and the "
-        "answer is `412 Precondition Failed`."
+        "The `ETag` of the version you change (or `*`: any): if the image has changed since, nothing is "
+        "changed and the answer is `412 Precondition Failed`. A weak tag (`W/…`) never matches."
     ),
 )
+
+
+def if_match_precondition(request: Request) -> Callable[[Image], bool] | None:
+    """What the request's `If-Match` asks of the image as it is when changed; None without one."""
+    if_match = request.headers.get("If-Match", "").strip() or None  # an empty one names nothing
+    if if_match is None:
+        return None
+    return lambda image: if_match_matches(if_match, image_etag(image))
+
 
 IF_NONE_MATCH = OpenApiParameter(
     "If-None-Match",
@@ -149,7 +161,7 @@ class ImageDetailApi(GenericAPIView):
     )
     def get(self, request: Request, image_id: int) -> Response:
         image = image_get(image_id=image_id)
-        return conditional(request, Response(self.get_serializer(image).data))
+        return conditional(request, Response(self.get_serializer(image).data), etag=image_etag(image))
 
     @extend_schema(
         operation_id="images_update",
@@ -172,18 +184,12 @@ class ImageDetailApi(GenericAPIView):
         params = ImageUpdateInputSerializer(data=last_values(request.data))
         params.is_valid(raise_exception=True)
         self.check_object_permissions(request, image_get(image_id=image_id))
-        if_match = request.headers.get("If-Match", "").strip() or None  # an empty one names nothing
-
-        def unchanged(image: Image) -> bool:
-            return if_match_matches(if_match, etag_of(self.get_serializer(image).data))
-
         image = image_update(
             image_id=image_id,
             title=params.validated_data["title"],
-            precondition=unchanged if if_match is not None else None,
+            precondition=if_match_precondition(request),
         )
-        data = self.get_serializer(image).data
-        return Response(data, headers={"ETag": etag_of(data)})
+        return Response(self.get_serializer(image).data, headers={"ETag": image_etag(image)})
 
     @extend_schema(
         operation_id="images_destroy",
@@ -191,16 +197,18 @@ class ImageDetailApi(GenericAPIView):
         description=(
             "Deletes the image; its stored file goes too unless an identical upload still uses it. Its "
             "URLs may still be served from caches (a CDN, a browser) until they expire: they are cached "
-            "as immutable for a year. With `IMAGERY_AUTH=write` or `all`, only the API key that uploaded "
-            "the image or an admin key may."
+            "as immutable for a year. Send the image's `ETag` in `If-Match` to delete it only if nobody "
+            "has changed it since (`412` otherwise). With `IMAGERY_AUTH=write` or `all`, only the API key "
+            "that uploaded the image or an admin key may."
         ),
         responses={
             204: OpenApiResponse(description="Deleted."),
-            **problem_responses(401, 403, 404, 429, 503),
+            **problem_responses(401, 403, 404, 412, 429, 503),
         },
+        parameters=[IF_MATCH],
     )
     def delete(self, request: Request, image_id: int) -> Response:
         image = image_get(image_id=image_id)
         self.check_object_permissions(request, image)
-        image_delete(image=image)
+        image_delete(image=image, precondition=if_match_precondition(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

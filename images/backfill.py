@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from images import pipeline, storage
 from images.exceptions import ImageTooLarge, InvalidImage, StorageUnavailable, UnsupportedFormat
@@ -86,7 +86,8 @@ def backfill_placeholders(*, batch: int = 500, done: Callable[[int], None] = lam
                 result.filled += (
                     lacking()
                     .filter(pk__in=ids)
-                    .update(placeholder=described.thumbhash, color=described.color)
+                    # A change of what the object answers: a new version, and so a new ETag.
+                    .update(placeholder=described.thumbhash, color=described.color, version=F("version") + 1)
                 )
         done(len(rows))
 

@@ -34,6 +34,9 @@ class Image(models.Model):
     # 0002). No CHECK constraint for the same reason; only images.pixels.placeholders writes them.
     placeholder = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     color = models.CharField(max_length=7, null=True, blank=True)  # noqa: DJ001
+    # Raised by one with every change of the row (a title, a placeholder): the object's ETag is made from it
+    # and the answered fields (images.serializers.image_etag), never from the host the request named.
+    version = models.PositiveIntegerField(default=1, editable=False)
     # The API key that uploaded it (none when access is open); kept when the key is deleted.
     api_key = models.ForeignKey(
         "rest_framework_api_key.APIKey",
@@ -52,6 +55,7 @@ class Image(models.Model):
             models.CheckConstraint(condition=Q(size__gt=0), name="image_size_positive"),
             models.CheckConstraint(condition=~Q(title=""), name="image_title_not_empty"),
             models.CheckConstraint(condition=Q(format__in=ImageFormat.values), name="image_format_known"),
+            models.CheckConstraint(condition=Q(version__gt=0), name="image_version_positive"),
         ]
 
     def __str__(self) -> str:

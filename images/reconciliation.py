@@ -1,10 +1,13 @@
 """Rows and stored files compared both ways: orphans (files without a row), losses (rows without a file),
 corrupt files (bytes that do not match their name) and partial files left by a killed write; and
-renditions (`renditions/<sha256>/…`) whose source file no row uses, orphans too.
+renditions (`renditions/<sha256>/…`) whose source file no row uses, orphans too, and stale renditions:
+of a file a row uses, but not under any name a request gets now (made before a preset, a quality or the
+AVIF speed changed: `renditions.is_current`).
 
-`manage.py reconcile_storage` prints the result and, with `--fix`, removes the orphans and the left-over
-partial files. A failed upload can leave an orphan when the store or the database failed while cleaning up
-(harmless, only space); a loss, or a row whose file is corrupt, means data is gone and needs a person.
+`manage.py reconcile_storage` prints the result and, with `--fix`, removes the orphans, the stale
+renditions and the left-over partial files. A failed upload can leave an orphan when the store or the
+database failed while cleaning up (harmless, only space); a loss, or a row whose file is corrupt, means
+data is gone and needs a person.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import TypeVar
 
 from images import storage
 from images.models import Image
-from images.renditions import digest_of_rendition
+from images.renditions import Source, configured_presets, digest_of_rendition, is_current
 from images.services import image_file_discard_unreferenced
 
 T = TypeVar("T")
@@ -40,6 +43,9 @@ class Reconciliation:
     renditions: int = 0  # files under renditions/
     # Renditions of a stored file that no row uses (its digest is no row's file's): derived, so removable.
     rendition_orphans: list[str] = field(default_factory=list)
+    # Renditions of a file a row uses, under a name no request gets with the current settings (made
+    # before a preset, a quality or the AVIF speed changed): never served again, so removable.
+    rendition_stale: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
@@ -49,6 +55,7 @@ class Reconciliation:
             and not self.corrupt
             and not self.partials
             and not self.rendition_orphans
+            and not self.rendition_stale
         )
 
 
@@ -96,6 +103,8 @@ def reconcile(
     result.orphans = sorted(stored.keys() - sizes.keys())
     sources = {storage.digest_of(name) for name in sizes}
     result.rendition_orphans = sorted(name for name in renditions if digest_of_rendition(name) not in sources)
+    if renditions:
+        result.rendition_stale = _stale_renditions(sorted(set(renditions) - set(result.rendition_orphans)))
     lost = {name for name in sizes.keys() - stored.keys() if not storage.exists(name)}
     corrupt = {name for name, size in stored.items() if name in sizes and size != sizes[name]}
     if verify:
@@ -119,7 +128,33 @@ def reconcile(
         ):
             if storage.delete(name):
                 result.removed.append(name)
+        # Stale renditions: a server still running the old settings (during a rolling change) would
+        # render one again when asked, a cost and never data.
+        for name in progress(
+            result.rendition_stale, "removing stale renditions", len(result.rendition_stale)
+        ):
+            if storage.delete(name):
+                result.removed.append(name)
     return result
+
+
+def _stale_renditions(names: list[str]) -> list[str]:
+    """The renditions among `names` (each of a file some row uses) that are not current (`is_current`)."""
+    digests = {digest_of_rendition(name) for name in names}
+    sources: dict[str, Source] = {}
+    # Rows that share a file share its size and format: one of them describes the source.
+    facts = Image.objects.order_by().values_list("file", "width", "height", "format").distinct()
+    for file, width, height, fmt in facts.iterator(chunk_size=2000):
+        digest = storage.digest_of(file)
+        if digest in digests:
+            sources[digest] = Source(name=file, width=width, height=height, format=fmt)
+    presets = configured_presets()
+    return [
+        name
+        for name in names
+        if (source := sources.get(digest_of_rendition(name))) is None
+        or not is_current(source, name, presets=presets)
+    ]
 
 
 def _matches_its_name(name: str) -> bool:

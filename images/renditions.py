@@ -2,9 +2,14 @@
 
 A request (`width`, `height` or `preset`, and `format`) is resolved against the image's row alone, with no
 storage call, into a `Spec`: the concrete size and output format and the rendition's canonical name,
-`renditions/<sha256 of the stored file>/<key>.<ext>` (`w320.webp`, `h240.jpg`, `thumb.avif`). Sizes are
-rounded up to a fixed ladder and never exceed the stored image, so an image has a few dozen possible
-renditions, not millions; identical files share them, and every rendition of a file is one prefix.
+`renditions/<sha256 of the stored file>/<key>.<recipe>.<ext>` (`w320.1f0c9a2b7d.webp`,
+`thumb.8e41d07c2a.avif`).
+Sizes are rounded up to a fixed ladder and never exceed the stored image, so an image has a few dozen
+possible renditions, not millions; identical files share them, and every rendition of a file is one prefix.
+The recipe is a short digest of what made the file besides its source (the resolved size and fit, so a
+preset's definition; the output format and the encoder settings that shape its bytes): a changed setting
+gives new names and ETags instead of serving the old file for a year, and `reconcile_storage` finds the
+files no current name points at (`is_current`).
 
 The first request renders it with `processing.render` (the upload's limits, encoder settings and decode
 slot) and stores it; later requests stream the stored file. A rendition file is whole or absent (the
@@ -15,6 +20,8 @@ identical.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -33,12 +40,17 @@ from images.exceptions import (
     StorageUnavailable,
     UnsupportedFormat,
 )
-from images.pixels.processing import Fit, OutputFormat
+from images.pixels.processing import EncodeOptions, Fit, OutputFormat
 
 logger = logging.getLogger(__name__)
 
 # Every rendition lives under this prefix, then a folder per stored source file (its SHA-256).
 PREFIX = storage.RENDITIONS_PREFIX
+# Part of every recipe: raise it when a change of the code changes the pixels or bytes a rendition gets
+# (a new resampling filter, say), so that stored renditions are made again under new names.
+RECIPE_VERSION = 1
+# Hex digits of the recipe's SHA-256 in a name: 40 bits, against the handful of recipes one key ever has.
+RECIPE_LENGTH = 10
 
 
 def _ladder() -> tuple[int, ...]:
@@ -141,17 +153,43 @@ class Spec:
     size: tuple[int, int]  # the rendition's size (as planned; the pipeline rounds the same way)
     negotiated: bool  # the format came from Accept: the answer varies with it
     original: bool  # the stored file itself answers (same size and format)
+    recipe: str = ""  # what made the file besides its source (`recipe_of`); empty for the original
 
     def name(self, source: Source) -> str:
         if self.original:
             return source.name
-        return f"{PREFIX}{source.digest}/{self.key}.{self.output.extension}"
+        return f"{PREFIX}{source.digest}/{self.key}.{self.recipe}.{self.output.extension}"
 
     def etag(self, source: Source) -> str:
         """Strong, from the name: a rendition's name says what it is, as a stored file's hash does."""
         if self.original:
             return f'"{source.digest}"'
-        return f'"{source.digest}.{self.key}.{self.output.extension}"'
+        return f'"{source.digest}.{self.key}.{self.recipe}.{self.output.extension}"'
+
+
+def recipe_of(
+    *, width: int | None, height: int | None, fit: Fit, size: tuple[int, int], output: OutputFormat
+) -> str:
+    """A short digest of how a rendition is made from its source under the current settings: what the
+    pipeline is asked for, and the encoder settings that shape `output`'s bytes (`IMAGE_JPEG_QUALITY` for
+    JPEG, `IMAGE_AVIF_QUALITY` and `IMAGE_AVIF_SPEED` for AVIF…). The limits are left out: they refuse
+    work, they never change what is made."""
+    return _recipe_digest(width, height, fit, size, output, pipeline.encode_options())
+
+
+@functools.lru_cache(maxsize=4096)
+def _recipe_digest(
+    width: int | None,
+    height: int | None,
+    fit: Fit,
+    size: tuple[int, int],
+    output: OutputFormat,
+    options: EncodeOptions,
+) -> str:
+    # Every request for a rendition asks: cached, as a stored rendition's whole answer takes about 1 ms.
+    facts = [RECIPE_VERSION, width, height, fit.value, size, output.value, options.shaping(output)]
+    text = json.dumps(facts, separators=(",", ":"), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:RECIPE_LENGTH]
 
 
 def ladder_step(asked: int, stored: int) -> int:
@@ -182,6 +220,22 @@ def resolve(
         key = f"w{sw}"
         stored = OutputFormat(source.format)
         return Spec(key, None, None, Fit.CONTAIN, stored, (sw, sh), negotiated=False, original=True)
+    key, fit, ask_w, ask_h, size = _sized(source, width=width, height=height, preset=preset, presets=presets)
+    asked = output_format or RenditionFormat.AUTO
+    output, negotiated = negotiate(asked, accept, stored_format=source.format, size=size)
+    return _spec(source, key, fit, ask_w, ask_h, size, output, negotiated=negotiated)
+
+
+def _sized(
+    source: Source,
+    *,
+    width: int | None,
+    height: int | None,
+    preset: str | None,
+    presets: Mapping[str, Preset] | None,
+) -> tuple[str, Fit, int | None, int | None, tuple[int, int]]:
+    """The key, fit, what to ask the pipeline for and the output size, for a size request."""
+    sw, sh = source.width, source.height
     fit, ask_w, ask_h = Fit.CONTAIN, None, None
     if preset is not None:
         p = (presets if presets is not None else configured_presets())[preset]
@@ -198,10 +252,59 @@ def resolve(
     if size == (sw, sh):
         # Full size, whatever was asked: one name for it, and no resize.
         key, fit, ask_w, ask_h = (key if preset is not None else f"w{sw}"), Fit.CONTAIN, None, None
-    asked = output_format or RenditionFormat.AUTO
-    output, negotiated = negotiate(asked, accept, stored_format=source.format, size=size)
-    original = size == (sw, sh) and output.value == source.format
-    return Spec(key, ask_w, ask_h, fit, output, size, negotiated, original)
+    return key, fit, ask_w, ask_h, size
+
+
+def _spec(
+    source: Source,
+    key: str,
+    fit: Fit,
+    ask_w: int | None,
+    ask_h: int | None,
+    size: tuple[int, int],
+    output: OutputFormat,
+    *,
+    negotiated: bool,
+) -> Spec:
+    if size == (source.width, source.height) and output.value == source.format:
+        return Spec(key, None, None, Fit.CONTAIN, output, size, negotiated, original=True)
+    recipe = recipe_of(width=ask_w, height=ask_h, fit=fit, size=size, output=output)
+    return Spec(key, ask_w, ask_h, fit, output, size, negotiated, original=False, recipe=recipe)
+
+
+# A rendition's file name: its key, its recipe and its extension.
+_RENDITION_FILE = re.compile(r"(?P<key>[a-z][a-z0-9_-]*)\.(?P<recipe>[0-9a-f]+)\.(?P<ext>[a-z]+)")
+_BY_EXTENSION = {output.extension: output for output in OutputFormat}
+_LADDER_KEY = re.compile(r"(?P<side>[wh])(?P<pixels>[1-9][0-9]{0,5})")
+
+
+def is_current(source: Source, name: str, *, presets: Mapping[str, Preset] | None = None) -> bool:
+    """Whether `name` (`renditions/<digest>/<key>.<recipe>.<ext>`) is the name a request for a rendition
+    of `source` gets under the current settings; False for a rendition made under other settings (a
+    preset changed or gone, another quality, another AVIF speed), of another file, or named before
+    recipes were: nothing will ask for it again."""
+    folder, _, filename = name.removeprefix(PREFIX).partition("/")
+    parsed = _RENDITION_FILE.fullmatch(filename)
+    if folder != source.digest or parsed is None or parsed["ext"] not in _BY_EXTENSION:
+        return False
+    key = parsed["key"]
+    presets = presets if presets is not None else configured_presets()
+    if (ladder := _LADDER_KEY.fullmatch(key)) is not None:
+        side = "width" if ladder["side"] == "w" else "height"
+        asked: dict[str, Any] = {side: int(ladder["pixels"])}
+    elif key in presets:
+        asked = {"preset": key}
+    else:
+        return False
+    sized = _sized(
+        source,
+        width=asked.get("width"),
+        height=asked.get("height"),
+        preset=asked.get("preset"),
+        presets=presets,
+    )
+    spec = _spec(source, *sized, _BY_EXTENSION[parsed["ext"]], negotiated=False)
+    return spec.name(source) == name
 
 
 def _preset_size(p: Preset, stored: tuple[int, int]) -> tuple[int | None, int | None, tuple[int, int]]:

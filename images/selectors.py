@@ -23,6 +23,7 @@ ANSWERED_FIELDS = (
     "created_at",
     "placeholder",
     "color",
+    "version",
 )
 
 

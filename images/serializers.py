@@ -12,6 +12,7 @@ from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
+from api.conditional import etag_of
 from api.pagination import PageInputSerializer
 from api.schema import CLOSED
 from images.models import Image
@@ -230,7 +231,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, image: Image) -> str:
-        return self.context["request"].build_absolute_uri(image.file.url)
+        return self._absolute(image.file.url)
 
     def get_srcset(self, image: Image) -> str:
         return srcset(self._file_url(image), image.width)
@@ -243,9 +244,14 @@ class ImageOutputSerializer(serializers.ModelSerializer):
         """`…/images/{id}/file`, built from the row: the absolute prefix once per serializer."""
         prefix = getattr(self, "_files_prefix", None)
         if prefix is None:
-            prefix = self.context["request"].build_absolute_uri(reverse("image-collection"))
+            prefix = self._absolute(reverse("image-collection"))
             self._files_prefix = prefix
         return f"{prefix}/{image.pk}/file"
+
+    def _absolute(self, url: str) -> str:
+        """`url` made absolute for the request being answered; as it is without one (`image_etag`)."""
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
 
     def to_representation(self, image: Image) -> dict[str, Any]:
         # The same answer as ModelSerializer's field-by-field one (a test compares them), at a fifth of
@@ -267,6 +273,16 @@ class ImageOutputSerializer(serializers.ModelSerializer):
 
 
 _DATETIME = serializers.DateTimeField()
+
+
+def image_etag(image: Image) -> str:
+    """The image object's ETag: its row's version and what it answers with URLs left as paths (no host).
+
+    The same through every host name the server answers to (a PATCH through another one is no 412), new
+    with every change of the row (its version, so a title changed and changed back is still a change), and
+    new when what the object answers changes with the settings (its presets). `image` needs `version`.
+    """
+    return etag_of([image.version, ImageOutputSerializer(image).data])
 
 
 class ImageListInputSerializer(PageInputSerializer):
@@ -296,9 +312,10 @@ class RenditionInputSerializer(serializers.Serializer):
         max_value=settings.IMAGE_MAX_DIMENSION,
         help_text="As `width`, for the height. Not with `width` or `preset`.",
     )
-    preset = serializers.CharField(
+    # Its choices are the configured presets, read again for every request and schema (`get_fields`).
+    preset = serializers.ChoiceField(
+        choices=[],
         required=False,
-        max_length=32,
         help_text=(
             "A named variant from the server's `IMAGE_PRESETS` (defaults: `thumb` 200x200 cropped to "
             "fill, `small` 480 wide, `large` 1600 wide), never larger than the stored image; the only way "
@@ -318,13 +335,25 @@ class RenditionInputSerializer(serializers.Serializer):
         ),
     )
 
-    def validate_preset(self, value: str) -> str:
-        if value not in configured_presets():
-            known = ", ".join(sorted(configured_presets())) or "none"
-            raise serializers.ValidationError(f"No preset named {value!r} (this server has: {known}).")
-        return value
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        # The schema's enum and the check are the presets of IMAGE_PRESETS as they are now.
+        names = sorted(configured_presets())
+        if not names:
+            # No preset to name: no parameter in the schema (an empty enum is no valid schema), and
+            # `validate` refuses one.
+            del fields["preset"]
+            return fields
+        preset = fields["preset"]
+        assert isinstance(preset, serializers.ChoiceField)
+        preset.choices = names
+        known = ", ".join(names) or "none"
+        preset.error_messages["invalid_choice"] = f"No preset named {{input!r}} (this server has: {known})."
+        return fields
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "preset" not in self.fields and "preset" in getattr(self, "initial_data", {}):
+            raise serializers.ValidationError({"preset": "No preset named that (this server has none)."})
         if "width" in attrs and "height" in attrs:
             raise serializers.ValidationError(
                 {"height": "Give width or height, not both: the other follows the aspect ratio."}

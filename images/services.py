@@ -87,8 +87,11 @@ def image_create(
     return image
 
 
-def image_delete(*, image: Image) -> None:
+def image_delete(*, image: Image, precondition: Callable[[Image], bool] | None = None) -> None:
     """Delete an image's row; then its file, unless another row uses it (identical uploads share one).
+
+    `precondition`, when given, is asked with the row as it is now, locked in the delete's transaction;
+    False raises ImageChanged and nothing is deleted (the client's `If-Match` no longer matches).
 
     The row goes in a transaction of its own under the per-name lock that uploads take, and the file is
     deleted after that commit, still under the lock: an identical upload either saved its row first (the
@@ -101,6 +104,12 @@ def image_delete(*, image: Image) -> None:
     file_deleted = False
     with locks.file_name_lock(name):
         with transaction.atomic():
+            if precondition is not None:
+                # Read and deleted in one transaction, the row locked (SQLite: the write lock, taken at
+                # BEGIN): no change can come between the check and the delete.
+                current = Image.objects.select_for_update().only(*ANSWERED_FIELDS).filter(pk=image.pk).first()
+                if current is not None and not precondition(current):
+                    raise ImageChanged(_CHANGED)
             deleted, _ = Image.objects.filter(pk=image.pk).delete()
         if not deleted:
             raise Image.DoesNotExist
@@ -126,10 +135,15 @@ def image_update(*, image_id: int, title: str, precondition: Callable[[Image], b
     with transaction.atomic():
         image = Image.objects.select_for_update().only(*ANSWERED_FIELDS).get(pk=image_id)
         if precondition is not None and not precondition(image):
-            raise ImageChanged("The image has changed since the version your If-Match names; get it again.")
+            raise ImageChanged(_CHANGED)
         image.title, image.title_folded = title, fold(title)
-        image.save(update_fields=["title", "title_folded"])
+        # Every change raises the version, which the object's ETag is made from (under the row's lock).
+        image.version += 1
+        image.save(update_fields=["title", "title_folded", "version"])
     return image
+
+
+_CHANGED = "The image has changed since the version your If-Match names; get it again."
 
 
 def image_file_discard_unreferenced(*, name: str) -> bool:

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 PREFIX = "images/"
 # Renditions of stored images (images/renditions.py): `renditions/<sha256 of the image file>/<key>.<ext>`.
 RENDITIONS_PREFIX = "renditions/"
+# S3's DeleteObjects removes at most this many keys a request: a prefix is deleted in batches of it.
+S3_DELETE_BATCH = 1000
 # A readiness probe answers within this many seconds, even when the store hangs.
 PROBE_TIMEOUT_SECONDS = 2.0
 # A local file is written under `.<name>.<random>.partial` in its folder, then renamed into place.
@@ -145,12 +147,18 @@ def list_files(prefixes: tuple[str, ...] = (PREFIX, RENDITIONS_PREFIX)) -> Itera
 
 def delete_prefix(prefix: str) -> bool:
     """Remove every file under `prefix` (a folder: it ends in `/`), and on the filesystem the emptied
-    folder; False (logged, never raised) when the store failed and some remain."""
+    folder; False (logged, never raised) when the store failed and some remain.
+
+    S3: one listing request and one DeleteObjects request per S3_DELETE_BATCH files, not one request per
+    file (an image's few hundred renditions are one or two requests)."""
     try:
         names = [listed.name for listed in list_files((prefix,)) if not listed.partial]
     except StorageUnavailable:
         logger.error("listing %s failed; its files remain", prefix)
         return False
+    backend = storages["default"]
+    if names and _is_s3(backend):
+        return _s3_delete_all(backend, names)
     removed = all([delete(name) for name in names])
     if removed and is_local():
         with contextlib.suppress(OSError):  # not empty (a write in progress) or already gone
@@ -224,6 +232,33 @@ def _s3_files(backend: Any, prefix: str) -> Iterator[Listed]:
         for entry in page.get("Contents", ()):
             name = entry["Key"].removeprefix(backend.location).lstrip("/")
             yield Listed(name=name, size=entry["Size"], modified=entry["LastModified"].timestamp())
+
+
+def _s3_delete_all(backend: Any, names: list[str]) -> bool:
+    """Delete `names` with DeleteObjects, S3_DELETE_BATCH keys a request; False (logged) when a request
+    failed or refused some keys, which stay behind as orphans for `reconcile_storage --fix`."""
+    client = backend.connection.meta.client
+    keys = [posixpath.join(backend.location, name) if backend.location else name for name in names]
+    removed = True
+    for start in range(0, len(keys), S3_DELETE_BATCH):
+        batch = keys[start : start + S3_DELETE_BATCH]
+        try:
+            answer = client.delete_objects(
+                Bucket=backend.bucket_name,
+                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},  # Quiet: only the errors
+            )
+        except Exception:
+            logger.exception(
+                "deleting %s files (from %s on) failed; they are now orphans", len(batch), batch[0]
+            )
+            removed = False
+            continue
+        for error in answer.get("Errors", ()):
+            logger.error(
+                "deleting %s failed (%s); it is now an orphan", error.get("Key"), error.get("Code", "unknown")
+            )
+            removed = False
+    return removed
 
 
 def _listdir_files(backend: Storage, folder: str) -> Iterator[Listed]:

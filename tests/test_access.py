@@ -231,6 +231,22 @@ def test_api_responses_carry_security_headers(api):
     assert response["Referrer-Policy"] == "same-origin"
 
 
+def test_cors_preflight_allows_the_conditional_headers(api, settings):
+    settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
+    for method in ("PATCH", "DELETE"):
+        response = api.options(
+            "/images/1",
+            headers={
+                "Origin": "https://app.example.com",
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": "if-match",
+            },
+        )
+        assert response.status_code == 200
+        allowed = {name.strip() for name in response["Access-Control-Allow-Headers"].split(",")}
+        assert {"if-match", "if-none-match", "content-type", "authorization"} <= allowed
+
+
 def test_cors_allows_only_configured_origins(api, settings):
     settings.CORS_ALLOWED_ORIGINS = ["https://app.example.com"]
     allowed = api.get("/images", HTTP_ORIGIN="https://app.example.com")

@@ -18,7 +18,7 @@ from django.test.client import BOUNDARY, MULTIPART_CONTENT, encode_multipart
 from images import locks, storage
 from images.models import Image
 from images.reconciliation import reconcile
-from images.services import image_create, image_delete
+from images.services import image_create, image_delete, image_update
 from tests.conftest import assert_rows_match_stored_files, name_of, stored_names
 from tests.images import encode, png_upload, quadrants
 from tests.lists import get_list, ids, local, walk
@@ -199,6 +199,92 @@ def test_if_match_star_matches_and_a_weak_tag_never_does(api, create, if_match, 
     etag = api.get(f"/images/{image['id']}")["ETag"]
     response = patch(api, image["id"], {"title": "new"}, **{"If-Match": if_match.format(etag=etag)})
     assert response.status_code == status
+
+
+def test_the_etag_is_the_same_through_every_host_name_and_a_patch_through_another_is_no_412(
+    api, create, settings
+):
+    settings.ALLOWED_HOSTS = ["testserver", "images.example.com"]
+    image = create(title="v1")
+    here = api.get(f"/images/{image['id']}")
+    there = api.get(f"/images/{image['id']}", headers={"Host": "images.example.com"})
+    assert there.json()["srcset"] != here.json()["srcset"]  # other absolute URLs, the same object
+    assert there["ETag"] == here["ETag"]
+    assert (
+        api.get(
+            f"/images/{image['id']}", headers={"Host": "images.example.com", "If-None-Match": here["ETag"]}
+        ).status_code
+        == 304
+    )
+    changed = patch(
+        api, image["id"], {"title": "v2"}, **{"Host": "images.example.com", "If-Match": here["ETag"]}
+    )
+    assert changed.status_code == 200, changed.content
+    assert changed["ETag"] == api.get(f"/images/{image['id']}")["ETag"] != here["ETag"]
+
+
+def test_a_title_changed_and_changed_back_has_a_new_etag(api, create):
+    image = create(title="v1")
+    etag = api.get(f"/images/{image['id']}")["ETag"]
+    assert patch(api, image["id"], {"title": "v2"}).status_code == 200
+    assert patch(api, image["id"], {"title": "v1"}).status_code == 200
+    assert api.get(f"/images/{image['id']}")["ETag"] != etag  # someone changed it meanwhile
+    assert_problem(
+        patch(api, image["id"], {"title": "v3"}, **{"If-Match": etag}), 412, code="precondition_failed"
+    )
+    assert api.get(f"/images/{image['id']}").json()["title"] == "v1"
+
+
+@pytest.mark.parametrize(
+    ("if_match", "status"),
+    [("{etag}", 204), ("*", 204), ('"nope", {etag}', 204), ("W/{etag}", 412), ('"nope"', 412)],
+)
+def test_delete_honours_if_match_star_matches_and_a_weak_tag_never_does(api, create, if_match, status):
+    image = create()
+    etag = api.get(f"/images/{image['id']}")["ETag"]
+    response = api.delete(f"/images/{image['id']}", headers={"If-Match": if_match.format(etag=etag)})
+    assert response.status_code == status
+    if status == 412:
+        assert_problem(response, 412, code="precondition_failed")
+        assert api.get(f"/images/{image['id']}").status_code == 200
+        assert stored_names() == [name_of(image)]
+    else:
+        assert_problem(api.get(f"/images/{image['id']}"), 404)
+        assert stored_names() == []
+
+
+def test_delete_with_a_stale_etag_is_412_and_deletes_nothing(api, create):
+    image = create(title="v1")
+    etag = api.get(f"/images/{image['id']}")["ETag"]
+    assert patch(api, image["id"], {"title": "v2"}).status_code == 200
+    assert_problem(
+        api.delete(f"/images/{image['id']}", headers={"If-Match": etag}), 412, code="precondition_failed"
+    )
+    assert api.get(f"/images/{image['id']}").json()["title"] == "v2"
+    assert stored_names() == [name_of(image)]
+    fresh = api.get(f"/images/{image['id']}")["ETag"]
+    assert api.delete(f"/images/{image['id']}", headers={"If-Match": fresh}).status_code == 204
+
+
+def test_a_delete_checks_if_match_against_the_row_it_deletes(api, create, monkeypatch):
+    # Another client's change commits after the DELETE's view has read the row, before the row is deleted:
+    # the If-Match that named the row as it was read no longer matches, so nothing is deleted.
+    image = create(title="as read")
+    etag = api.get(f"/images/{image['id']}")["ETag"]
+    real_lock = locks.file_name_lock
+
+    @contextmanager
+    def lock(name: str) -> Iterator[None]:
+        with real_lock(name):
+            image_update(image_id=image["id"], title="changed meanwhile")
+            yield
+
+    monkeypatch.setattr(locks, "file_name_lock", lock)
+    response = api.delete(f"/images/{image['id']}", headers={"If-Match": etag})
+    monkeypatch.undo()
+    assert_problem(response, 412, code="precondition_failed")
+    assert api.get(f"/images/{image['id']}").json()["title"] == "changed meanwhile"
+    assert stored_names() == [name_of(image)]
 
 
 # --- Who may ----------------------------------------------------------------------------------------

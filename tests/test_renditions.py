@@ -22,13 +22,15 @@ from PIL import Image as PILImage
 from PIL import ImageSequence
 from rest_framework_api_key.models import APIKey
 
-from images import renditions, storage
+from images import pipeline, renditions, storage
 from images.pixels import processing
 from images.renditions import LADDER, RenditionFormat, Source, ladder_step, resolve
 from tests.conftest import Client, name_of, put_stored_file, stored_names
-from tests.images import BLUE, GREEN, RED, WHITE, close, corners, gif_animation, quadrants
+from tests.images import BLUE, GREEN, RED, WHITE, close, corners, gif_animation, meadow, quadrants
 from tests.problems import assert_problem
 
+# The encoder settings the suite runs with (config/settings.py's defaults).
+DEFAULT_ENCODING = {"jpeg_quality": 85, "webp_quality": 80, "avif_quality": 65, "avif_speed": 8}
 CACHE_FOREVER = "public, max-age=31536000, immutable"
 AVIF_AND_WEBP = "image/avif,image/webp,image/apng,image/*,*/*;q=0.8"  # what Chromium sends for <img>
 WEBP_ONLY = "image/webp,*/*"
@@ -263,8 +265,12 @@ def test_rendition_names_follow_the_convention(api: Client, stored: Callable) ->
     get(api, image, "width=300", accept=WEBP_ONLY)
     get(api, image, "height=100&format=avif")
     get(api, image, "preset=thumb", accept="*/*")
-    prefix = f"renditions/{digest(image)}/"
-    assert renditions_stored() == sorted([f"{prefix}w320.webp", f"{prefix}h106.avif", f"{prefix}thumb.jpg"])
+    prefix = re.escape(f"renditions/{digest(image)}/")
+    # <key>.<recipe>.<ext>: the recipe is a digest of what made the file (see the section on settings).
+    expected = [rf"{prefix}h106\.[0-9a-f]{{10}}\.avif", rf"{prefix}thumb\.[0-9a-f]{{10}}\.jpg"]
+    expected.append(rf"{prefix}w320\.[0-9a-f]{{10}}\.webp")
+    names = renditions_stored()
+    assert len(names) == 3 and all(re.fullmatch(p, n) for p, n in zip(expected, names, strict=True)), names
 
 
 # --- Animation --------------------------------------------------------------------------------------
@@ -307,7 +313,7 @@ def test_file_headers(api: Client, stored: Callable, query: str) -> None:
     assert response["X-Content-Type-Options"] == "nosniff"
     assert response["Content-Security-Policy"] == "default-src 'none'; sandbox"
     assert int(response["Content-Length"]) == len(body_of(response))
-    assert re.fullmatch(r'"[0-9a-f]{64}(\.[a-z0-9_-]+\.[a-z]+)?"', response["ETag"])
+    assert re.fullmatch(r'"[0-9a-f]{64}(\.[a-z0-9_-]+\.[0-9a-f]{10}\.[a-z]+)?"', response["ETag"])
 
 
 @pytest.mark.parametrize("rendered_first", [True, False], ids=["stored", "not yet rendered"])
@@ -604,6 +610,111 @@ def test_object_lists_srcset_up_to_its_width_and_its_presets(api: Client, stored
         ).width == int(width.removesuffix("w"))
 
 
+# --- Settings that change what is made ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "setting", "value", "options"),
+    [
+        ("width=320&format=jpeg", "IMAGE_JPEG_QUALITY", 20, {"jpeg_quality": 20}),
+        ("width=320&format=webp", "IMAGE_WEBP_QUALITY", 20, {"webp_quality": 20}),
+        ("width=160&format=avif", "IMAGE_AVIF_QUALITY", 20, {"avif_quality": 20}),
+        ("width=160&format=avif", "IMAGE_AVIF_SPEED", 10, {"avif_speed": 10}),
+    ],
+)
+def test_a_changed_encoder_setting_makes_a_new_rendition_and_reconcile_removes_the_old_one(
+    api: Client,
+    stored: Callable,
+    served: Callable,
+    settings: Any,
+    query: str,
+    setting: str,
+    value: int,
+    options: dict,
+) -> None:
+    image = stored(meadow(), fmt="JPEG", filename="meadow.jpg")
+    original = served(image["url"]).served_bytes
+    before = get(api, image, query)
+    old_names = renditions_stored()
+
+    setattr(settings, setting, value)
+    after = get(api, image, query)
+    assert after.status_code == 200
+    assert after["ETag"] != before["ETag"]
+    # What a browser or CDN holding the old copy asks: it is no longer current.
+    assert get(api, image, query, **{"If-None-Match": before["ETag"]}).status_code == 200
+    # The bytes the pipeline makes with the new setting, not the file stored under the old one.
+    width = int(query.split("&")[0].removeprefix("width="))
+    output = processing.OutputFormat(query.rsplit("=", 1)[1])
+    expected = processing.render(
+        io.BytesIO(original),
+        width=width,
+        output_format=output,
+        options=pipeline.encode_options(),
+        limits=pipeline.limits(),
+    )
+    assert pipeline.encode_options() == processing.EncodeOptions(**{**DEFAULT_ENCODING, **options})
+    assert body_of(after) == expected.data != body_of(before)
+
+    stale = reconcile_storage()
+    for name in old_names:
+        assert f"stale rendition {name} (made with presets or encoder settings since changed)" in stale
+    assert "2 renditions: 0 orphans (0 removed), 1 stale (0 removed)." in stale
+    fixed = reconcile_storage("--fix")
+    assert all(f"removed stale rendition {name}" in fixed for name in old_names)
+    assert len(renditions_stored()) == 1 and not set(old_names) & set(renditions_stored())
+    assert body_of(get(api, image, query)) == expected.data  # the current one stays and is served
+
+
+def test_a_changed_preset_makes_a_new_rendition_and_reconcile_removes_the_old_one(
+    api: Client, stored: Callable, settings: Any
+) -> None:
+    settings.IMAGE_PRESETS = {"card": {"width": 200, "height": 100, "fit": "cover"}}
+    image = stored()
+    before = get(api, image, "preset=card&format=png")
+    assert pixels(before).size == (200, 100)
+    old_names = renditions_stored()
+
+    settings.IMAGE_PRESETS = {"card": {"width": 120, "height": 120, "fit": "cover"}}
+    after = get(api, image, "preset=card&format=png")
+    assert pixels(after).size == (120, 120)
+    assert after["ETag"] != before["ETag"]
+    assert get(api, image, "preset=card&format=png", **{"If-None-Match": before["ETag"]}).status_code == 200
+
+    assert f"stale rendition {old_names[0]}" in reconcile_storage()
+    assert f"removed stale rendition {old_names[0]}" in reconcile_storage("--fix")
+    assert len(renditions_stored()) == 1 and renditions_stored() != old_names
+
+
+def test_an_unchanged_setting_keeps_the_name_and_etag(api: Client, stored: Callable, settings: Any) -> None:
+    image = stored()
+    first = get(api, image, "width=320&format=jpeg")
+    settings.IMAGE_WEBP_QUALITY = 20  # not a JPEG setting
+    settings.IMAGE_PRESETS = {**settings.IMAGE_PRESETS, "banner": {"width": 400}}
+    assert get(api, image, "width=320&format=jpeg", **{"If-None-Match": first["ETag"]}).status_code == 304
+    assert "0 stale" in reconcile_storage()
+
+
+def test_reconcile_calls_renditions_of_a_gone_preset_or_an_old_name_stale(
+    api: Client, stored: Callable, settings: Any
+) -> None:
+    image = stored()
+    get(api, image, "preset=small&format=webp")
+    get(api, image, "width=320&format=webp")
+    before_recipes = f"renditions/{digest(image)}/w320.webp"  # named before names carried a recipe
+    off_ladder = f"renditions/{digest(image)}/w321.0123456789.webp"  # no request gets this key
+    for name in (before_recipes, off_ladder):
+        put_stored_file(name, b"old")
+    settings.IMAGE_PRESETS = {"large": {"width": 1600}}  # `small` is gone
+    small = [name for name in renditions_stored() if "/small." in name]
+    report = reconcile_storage()
+    for name in (*small, before_recipes, off_ladder):
+        assert f"stale rendition {name}" in report
+    assert "4 renditions: 0 orphans (0 removed), 3 stale (0 removed)." in report
+    reconcile_storage("--fix")
+    assert [name.rsplit("/", 1)[1].split(".")[0] for name in renditions_stored()] == ["w320"]
+
+
 # --- Reconciliation and deletion --------------------------------------------------------------------
 
 
@@ -618,16 +729,17 @@ def test_reconcile_finds_renditions_whose_source_no_row_uses_and_fix_removes_the
 ) -> None:
     image = stored()
     get(api, image, "width=320&format=webp")
-    orphan = "renditions/" + "ab" * 32 + "/w320.webp"
+    kept = renditions_stored()
+    orphan = "renditions/" + "ab" * 32 + "/w320.0123456789.webp"
     put_stored_file(orphan, b"a rendition of a deleted image")
     report = reconcile_storage()
     assert f"orphan rendition {orphan} (no row uses its source)" in report
-    assert "2 renditions: 1 orphans (0 removed)." in report
+    assert "2 renditions: 1 orphans (0 removed), 0 stale (0 removed)." in report
     assert "0 orphans (0 removed), 0 lost files." in report  # the images themselves match
 
     report = reconcile_storage("--fix")
     assert f"removed orphan rendition {orphan}" in report
-    assert renditions_stored() == [f"renditions/{digest(image)}/w320.webp"]
+    assert renditions_stored() == kept
     assert "1 renditions: 0 orphans" in reconcile_storage()
 
 
@@ -648,11 +760,13 @@ def test_delete_renditions_reports_a_failing_store(
     image = stored()
     get(api, image, "width=160&format=webp")
 
-    def failing_delete(self: Any, name: str) -> None:
+    def failing_delete(*args: Any, **kwargs: Any) -> None:
         raise ConnectionError("the store does not answer")
 
     with monkeypatch.context() as patch:
         patch.setattr(type(storages["default"]), "delete", failing_delete)
+        if not storage.is_local():  # S3: a prefix goes in DeleteObjects requests (storage.delete_prefix)
+            patch.setattr(storages["default"].connection.meta.client, "delete_objects", failing_delete)
         assert renditions.delete_renditions(digest(image)) is False
     assert len(renditions_stored()) == 1
 
@@ -674,6 +788,28 @@ def test_schema_documents_the_file_endpoint_and_every_parameter(api: Client) -> 
     assert {"304", "400", "404", "429", "503"} <= operation["responses"].keys()
     image = schema["components"]["schemas"]["Image"]["properties"]
     assert image["srcset"]["type"] == "string" and image["presets"]["type"] == "object"
+
+
+def preset_parameter(api: Client) -> dict[str, Any] | None:
+    schema = api.get("/api/schema/", {"format": "json"}).json()
+    parameters = schema["paths"]["/images/{image_id}/file"]["get"]["parameters"]
+    return next((p for p in parameters if p["in"] == "query" and p["name"] == "preset"), None)
+
+
+def test_schema_names_the_configured_presets(api: Client, settings: Any) -> None:
+    parameter = preset_parameter(api)
+    assert parameter is not None and parameter["schema"]["enum"] == ["large", "small", "thumb"]
+    settings.IMAGE_PRESETS = {"card": {"width": 300}, "banner": {"width": 900, "height": 200, "fit": "cover"}}
+    parameter = preset_parameter(api)
+    assert parameter is not None and parameter["schema"]["enum"] == ["banner", "card"]
+
+
+def test_without_presets_the_schema_has_no_preset_and_one_is_refused(
+    api: Client, stored: Callable, settings: Any
+) -> None:
+    settings.IMAGE_PRESETS = {}
+    assert preset_parameter(api) is None
+    assert_problem(get(api, stored(), "preset=thumb"), 400, field="preset")
 
 
 @pytest.mark.parametrize(

@@ -336,3 +336,59 @@ def test_reconcile_storage_runs_on_s3_configured_from_the_environment(
     assert fixed.returncode == 1  # the loss stays: --fix removes orphans only
     assert f"removed orphan {ORPHAN}" in fixed.stdout
     assert s3_server.names(bucket) == []
+
+
+# --- Deleting many files ------------------------------------------------------------------------
+
+
+def s3_requests() -> dict[str, int]:
+    """The requests the storage's own S3 client sends from now on, counted by operation name."""
+    from django.core.files.storage import storages
+
+    counts: dict[str, int] = {}
+
+    def count(model: Any, **kwargs: Any) -> None:
+        counts[model.name] = counts.get(model.name, 0) + 1
+
+    # The client is this test's storage's own (s3_bucket): the counter goes with it.
+    storages["default"].connection.meta.client.meta.events.register("before-call.s3", count)
+    return counts
+
+
+def test_delete_prefix_on_s3_sends_one_request_per_batch_of_keys(
+    s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert storage.S3_DELETE_BATCH == 1000  # S3's own maximum per DeleteObjects
+    monkeypatch.setattr(storage, "S3_DELETE_BATCH", 10)  # 25 keys then take 3 requests
+    prefix = "renditions/" + "ab" * 32 + "/"
+    for i in range(25):
+        s3_server.put(s3_bucket, f"{prefix}w{i}.0123456789.webp", b"a rendition")
+    other = "renditions/" + "cd" * 32 + "/w320.0123456789.webp"
+    s3_server.put(s3_bucket, other, b"another file's rendition")
+    requests = s3_requests()
+
+    assert storage.delete_prefix(prefix) is True
+    assert requests == {"ListObjectsV2": 1, "DeleteObjects": 3}  # not 25 DeleteObject
+    assert s3_server.names(s3_bucket) == [other]
+
+
+def test_delete_prefix_on_s3_reports_keys_the_store_refused(
+    s3_server: S3Server, s3_bucket: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from django.core.files.storage import storages
+
+    prefix = "renditions/" + "ab" * 32 + "/"
+    for i in range(3):
+        s3_server.put(s3_bucket, f"{prefix}w{i}.0123456789.webp", b"a rendition")
+    client = storages["default"].connection.meta.client
+    real = client.delete_objects
+
+    def refuse_one(**kwargs: Any) -> dict[str, Any]:
+        kept, *rest = kwargs["Delete"]["Objects"]
+        answer = real(**{**kwargs, "Delete": {**kwargs["Delete"], "Objects": rest}})
+        return {**answer, "Errors": [{"Key": kept["Key"], "Code": "AccessDenied", "Message": "no"}]}
+
+    monkeypatch.setattr(client, "delete_objects", refuse_one)
+    assert storage.delete_prefix(prefix) is False
+    assert s3_server.names(s3_bucket) == [f"{prefix}w0.0123456789.webp"]
+    assert f"deleting {prefix}w0.0123456789.webp failed (AccessDenied)" in caplog.text

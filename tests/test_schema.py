@@ -233,3 +233,9 @@ def test_schema_edit_needs_a_title_and_documents_if_match(schema: dict[str, Any]
     assert "If-Match" in [p["name"] for p in operation["parameters"]]
     assert {"200", "400", "403", "404", "412"} <= operation["responses"].keys()
     assert {"204", "403", "404"} <= schema["paths"]["/images/{image_id}"]["delete"]["responses"].keys()
+
+
+def test_schema_delete_documents_if_match_and_its_412(schema: dict[str, Any]) -> None:
+    operation = schema["paths"]["/images/{image_id}"]["delete"]
+    assert "If-Match" in [p["name"] for p in operation["parameters"] if p["in"] == "header"]
+    assert "412" in operation["responses"]

@@ -129,7 +129,7 @@ def _rows_and_objects(stack: Stack) -> tuple[set[str], dict[str, float]]:
 
 def _in_use(name: str, rows: set[str]) -> bool:
     """Whether a row uses this stored object: its own file, or a rendition of a file a row uses
-    (`renditions/<sha256 of the file>/<key>.<ext>`)."""
+    (`renditions/<sha256 of the file>/<key>.<recipe>.<ext>`)."""
     if name.startswith("renditions/"):
         return name.split("/")[1] in {row.rsplit("/", 1)[-1].split(".")[0] for row in rows}
     return name in rows

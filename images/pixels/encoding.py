@@ -36,6 +36,17 @@ class EncodeOptions:
     # image on our bench; 8 takes under half of that for 4-12 % more bytes (README, "Renditions").
     avif_speed: int = 8
 
+    def shaping(self, output: OutputFormat) -> dict[str, int]:
+        """The settings that change the bytes of `output` (what a stored rendition's name must carry, so
+        that a changed setting makes new files): none for PNG and GIF, which are lossless here."""
+        if output is OutputFormat.JPEG:
+            return {"jpeg_quality": self.jpeg_quality}
+        if output is OutputFormat.WEBP:
+            return {"webp_quality": self.webp_quality}
+        if output is OutputFormat.AVIF:
+            return {"avif_quality": self.avif_quality, "avif_speed": self.avif_speed}
+        return {}
+
 
 @dataclass(frozen=True)
 class Rendered:

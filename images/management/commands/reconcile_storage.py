@@ -2,8 +2,10 @@
 
 Prints every orphan (a stored file no row points at), every loss (a row whose file is gone), every corrupt
 file (its size differs from its rows' `size`, or with `--verify` its bytes do not hash to its name), every
-partial file a killed write left behind, and every rendition whose source no row uses; `--fix` removes the
-orphans (corrupt ones and renditions included) and the partial files, never a file a row uses. Exits 1
+partial file a killed write left behind, every rendition whose source no row uses, and every stale
+rendition (not under a name any request gets with the current presets and encoder settings); `--fix`
+removes the orphans (corrupt ones and renditions included), the stale renditions and the partial files,
+never a file a row uses. Exits 1
 when a row has lost its file or its file is corrupt (that needs a person), 2 when the storage cannot be
 listed or read, 0 otherwise. Progress goes to stderr: a bar on a terminal, a plain line every so often
 elsewhere.
@@ -28,12 +30,13 @@ LINE_EVERY = 10_000
 class Command(BaseCommand):
     help = (
         "Compare image rows with stored files: report orphans (files without rows), losses (rows without "
-        "files), corrupt files and partial files left by killed writes; --fix removes the orphans and the "
-        "partial files. Exits 1 if a row lost its file or its file is corrupt."
+        "files), corrupt files, partial files left by killed writes and stale renditions; --fix removes "
+        "the orphans, the stale renditions and the partial files. Exits 1 if a row lost its file or its "
+        "file is corrupt."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--fix", action="store_true", help="Remove orphaned and partial files.")
+        parser.add_argument("--fix", action="store_true", help="Remove orphaned, stale and partial files.")
         parser.add_argument(
             "--verify", action="store_true", help="Also hash every stored file against its name (reads all)."
         )
@@ -63,6 +66,13 @@ class Command(BaseCommand):
                 self.stdout.write(f"removed orphan rendition {name}")
             else:
                 self.stdout.write(f"orphan rendition {name} (no row uses its source)")
+        for name in result.rendition_stale:
+            if name in removed:
+                self.stdout.write(f"removed stale rendition {name}")
+            else:
+                self.stdout.write(
+                    f"stale rendition {name} (made with presets or encoder settings since changed)"
+                )
         for name in result.partials:
             if name in removed:
                 self.stdout.write(f"removed partial file {name}")
@@ -81,10 +91,13 @@ class Command(BaseCommand):
         if result.renditions:
             self.stdout.write(
                 f"{result.renditions} renditions: {len(result.rendition_orphans)} orphans "
-                f"({len(removed & set(result.rendition_orphans))} removed)."
+                f"({len(removed & set(result.rendition_orphans))} removed), "
+                f"{len(result.rendition_stale)} stale ({len(removed & set(result.rendition_stale))} removed)."
             )
-        if (result.orphans or result.partials or result.rendition_orphans) and not fix:
-            self.stdout.write("Run with --fix to remove the orphans and partial files.")
+        if (
+            result.orphans or result.partials or result.rendition_orphans or result.rendition_stale
+        ) and not fix:
+            self.stdout.write("Run with --fix to remove the orphans, stale renditions and partial files.")
         if result.losses or damaged:
             rows = sum(len(ids) for ids in [*result.losses.values(), *damaged.values()])
             raise CommandError(f"{rows} rows have lost their file or their file is corrupt.", returncode=1)
