@@ -258,6 +258,10 @@ METRICS_ALLOWED_NETWORKS = parse_networks(
 # Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set, each call
 # bounded by REDIS_TIMEOUT seconds (config/caches.py).
 CACHES = {"default": default_cache_from_env()}
+# Where rate limits count (api/rate_store.py): the cache when it is Redis (shared by every server), else a
+# SQLite file in DATA_DIR that every process of this server shares (the cache would be each process's own).
+RATE_LIMIT_STORE = "cache" if env.str("REDIS_URL", default="") else "sqlite"
+RATE_LIMIT_DATABASE = DATA_DIR / "rate-limits.sqlite3"
 
 # Browsers on these origins may call the API (e.g. https://app.example.com), comma-separated.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
