@@ -21,9 +21,13 @@ a thread run the app, which reads the body from that buffer. Bounds, as nginx's:
   would get a broken pipe instead of the answer, which nginx turns into a 502.
 
 Connections waiting in the event loop count against gunicorn's `worker_connections` (1000 per worker), so
-their number is bounded too. Plain HTTP/1.x only, as deploy/gunicorn.conf.py serves it (no TLS, no HTTP/2:
-TLS ends at the proxy). A thread's reads past the buffer and its writes wait at most
-THREAD_IO_TIMEOUT_SECONDS each.
+their number is bounded too; and one address may hold at most `connections_per_address` of a worker's
+connections (GUNICORN_CONNECTIONS_PER_ADDRESS), so one client cannot take all of them: a connection over
+it is closed at once. Behind a proxy every connection comes from the proxy's address, and the proxy
+bounds its own clients: deploy/gunicorn.conf.py turns the bound off when NUM_PROXIES says one is in front.
+
+Plain HTTP/1.x only, as deploy/gunicorn.conf.py serves it (no TLS, no HTTP/2: TLS ends at the proxy). A
+thread's reads past the buffer and its writes wait at most THREAD_IO_TIMEOUT_SECONDS each.
 
 This module builds on gunicorn's gthread internals (its connection object, parser and event loop, and one
 private name, `Request._expected_100_continue`); gunicorn is pinned, and tests/test_slow_clients.py and
@@ -39,6 +43,7 @@ import selectors
 import socket
 import tempfile
 import time
+from collections import Counter
 from typing import IO, Any
 
 from gunicorn.http.parser import RequestParser
@@ -75,7 +80,7 @@ class _Incoming:
         self.body_received = 0
         # Until its first byte, a kept-alive connection waits as long as gunicorn's keepalive says.
         self.started = bool(seed)
-        self.deadline = time.monotonic() + first_wait
+        self.deadline = time.monotonic() + (HEAD_TIMEOUT_SECONDS if seed else first_wait)
         self.expects_continue = False
         # True: hand over at the end of the head, without reading a body.
         self.head_only = False
@@ -98,6 +103,8 @@ class _BufferedSocket:
             if data:
                 return data
             self.buffered.pop(0).close()
+        # gthread made the socket blocking, without a timeout, before the parser reads the head.
+        self.sock.settimeout(THREAD_IO_TIMEOUT_SECONDS)
         return self.sock.recv(size)
 
     def rest(self) -> bytes:
@@ -117,8 +124,9 @@ class _BufferedSocket:
 class BufferingWorker(ThreadWorker):
     """gthread, with each request read whole by the event loop before a thread runs it (module docstring)."""
 
-    # Set from deploy/gunicorn.conf.py (the upload limit plus the form's room).
+    # Set from deploy/gunicorn.conf.py: the upload limit plus the form's room; 0: no bound per address.
     body_max_bytes = 50 * 1024 * 1024 + 64 * 1024
+    connections_per_address = 0
 
     @classmethod
     def check_config(cls, cfg: Any, log: Any) -> None:
@@ -129,6 +137,8 @@ class BufferingWorker(ThreadWorker):
     def init_process(self) -> None:
         # Connections in the event loop: reading a request (_Incoming) or lingering before their close.
         self.waiting: dict[TConn, float] = {}
+        # Open connections per client address, from accept to close.
+        self.per_address: Counter[str] = Counter()
         super().init_process()
 
     # --- connections in -------------------------------------------------------------------------
@@ -140,6 +150,14 @@ class BufferingWorker(ThreadWorker):
             if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
                 raise
             return
+        address = _address(client_addr)
+        if self.connections_per_address and self.per_address[address] >= self.connections_per_address:
+            self.log.debug(
+                "Closing a connection from %s: it holds %s already", address, self.per_address[address]
+            )
+            client_sock.close()
+            return
+        self.per_address[address] += 1
         self.nr_conns += 1
         conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())  # non-blocking
         self._read_request(conn, b"", first_wait=HEAD_TIMEOUT_SECONDS)
@@ -306,7 +324,6 @@ class BufferingWorker(ThreadWorker):
             try:
                 data = conn.sock.recv(READ_BYTES)
             except (BlockingIOError, InterruptedError):
-                self.waiting[conn] = min(conn.linger_until, time.monotonic() + LINGER_IDLE_SECONDS)
                 return
             except OSError:
                 data = b""
@@ -314,6 +331,7 @@ class BufferingWorker(ThreadWorker):
             if not data or conn.lingered > 2 * self.body_max_bytes:
                 self._drop(conn)
                 return
+            self.waiting[conn] = min(conn.linger_until, time.monotonic() + LINGER_IDLE_SECONDS)
 
     def _drop(self, conn: TConn, registered: bool = True) -> None:
         if registered:
@@ -328,6 +346,10 @@ class BufferingWorker(ThreadWorker):
 
     def _close(self, conn: TConn) -> None:
         self.nr_conns -= 1
+        address = _address(conn.client)
+        self.per_address[address] -= 1
+        if self.per_address[address] <= 0:
+            del self.per_address[address]
         conn.close()
 
     # --- time -----------------------------------------------------------------------------------
@@ -344,3 +366,8 @@ class BufferingWorker(ThreadWorker):
         if force:
             for conn in list(self.waiting):
                 self._drop(conn)
+
+
+def _address(client: Any) -> str:
+    """The client's IP address (a Unix socket's peer has none: all count as one)."""
+    return str(client[0]) if isinstance(client, tuple) and client else ""

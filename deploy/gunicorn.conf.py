@@ -20,6 +20,11 @@ threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 worker_class = "api.slow_clients.BufferingWorker"
 # The upload limit (settings.py's default) and room for the form (api/uploads.py's FORM_OVERHEAD_BYTES).
 BufferingWorker.body_max_bytes = env.int("IMAGE_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024) + 64 * 1024
+# Connections one client address may hold in a worker. Behind proxies (NUM_PROXIES > 0) every connection
+# comes from a proxy, which bounds its own clients: no bound by default.
+BufferingWorker.connections_per_address = env.int(
+    "GUNICORN_CONNECTIONS_PER_ADDRESS", default=0 if env.int("NUM_PROXIES", default=0) else 64
+)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5

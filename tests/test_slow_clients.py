@@ -51,10 +51,12 @@ def normal_request_status(port: int) -> int:
     return status_of(exchange(port, b"GET /images HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"))
 
 
-def open_slow_clients(stack: ExitStack, port: int, start: bytes) -> list[socket.socket]:
-    """SLOW_CLIENTS connections that send `start` and then nothing more (they stay open)."""
+def open_slow_clients(
+    stack: ExitStack, port: int, start: bytes, count: int = SLOW_CLIENTS
+) -> list[socket.socket]:
+    """`count` connections that send `start` and then nothing more (they stay open)."""
     clients = []
-    for _ in range(SLOW_CLIENTS):
+    for _ in range(count):
         conn = stack.enter_context(socket.create_connection((HOST, port), timeout=ANSWER_TIMEOUT_SECONDS))
         conn.sendall(start)
         clients.append(conn)
@@ -68,6 +70,8 @@ def still_open(conn: socket.socket) -> bool:
         conn.recv(1)
     except BlockingIOError:
         return True
+    except ConnectionError:  # reset
+        return False
     finally:
         conn.setblocking(True)
     return False
@@ -164,3 +168,32 @@ def test_a_chunked_body_is_answered_not_waited_for(server):
         conn.sendall(request)
         answer = conn.recv(65536)
     assert 400 <= status_of(answer) < 500, answer[:300]
+
+
+PER_ADDRESS = 8
+
+
+@pytest.fixture(scope="module")
+def small_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppServer]:
+    """One worker of 20 connections, of which one address may hold PER_ADDRESS."""
+    env = {
+        "WEB_CONCURRENCY": "1",
+        "GUNICORN_THREADS": "2",
+        "GUNICORN_CONNECTIONS_PER_ADDRESS": str(PER_ADDRESS),
+        "GUNICORN_CMD_ARGS": "--worker-connections 20",
+    }
+    with AppServer(tmp_path_factory.mktemp("slow-clients-per-address"), env=env) as app:
+        yield app
+
+
+def test_one_address_cannot_take_every_connection(small_server):
+    # 30 slow uploads from 127.0.0.1: more than the worker's 20 connections. Another address is answered.
+    with ExitStack() as stack:
+        slow = open_slow_clients(stack, small_server.port, SLOW_STARTS["upload-body"], count=30)
+        other = socket.create_connection(
+            (HOST, small_server.port), timeout=ANSWER_TIMEOUT_SECONDS, source_address=("127.0.0.2", 0)
+        )
+        with other:
+            other.sendall(b"GET /images HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            assert status_of(other.recv(65536)) == 200
+        assert sum(still_open(conn) for conn in slow) == PER_ADDRESS
