@@ -4,11 +4,12 @@ Uploads and reads are limited by every view (REST_FRAMEWORK's DEFAULT_THROTTLE_C
 done for a read, such as making an image's rendition for the first time) is limited only where a view
 asks for it: `check_render_throttles`.
 
-Counts live in the Django cache (local memory by default, Redis when REDIS_URL is set, which several app
-processes must share). A rate is a setting like "60/minute"; empty turns that limit off. When the cache
-itself fails, requests are let through: an outage of the limiter must not become an outage of the API. After
-a failure, the process leaves the cache alone for `CACHE_RETRY_SECONDS` (`cache_breaker`): a Redis that hangs
-costs one request its timeout (REDIS_TIMEOUT), not every request, which would tie up every thread.
+Counts live in api.rate_store: a SQLite file every process of the server shares by default, Redis (the
+Django cache) when REDIS_URL is set, which several servers share. A rate is a setting like "60/minute";
+empty turns that limit off. When the store itself fails, requests are let through: an outage of the limiter
+must not become an outage of the API. After a failure, the process leaves the store alone for
+`CACHE_RETRY_SECONDS` (`cache_breaker`): a Redis that hangs costs one request its timeout (REDIS_TIMEOUT),
+not every request, which would tie up every thread.
 """
 
 from __future__ import annotations
@@ -25,14 +26,16 @@ from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
 from rest_framework.throttling import SimpleRateThrottle
 
+from api import rate_store
+
 logger = logging.getLogger(__name__)
 
-# How long a process lets requests through without asking the cache, after the cache failed.
+# How long a process lets requests through without asking the store, after the store failed.
 CACHE_RETRY_SECONDS = 2.0
 
 
 class CacheBreaker:
-    """Open (the cache is not asked) for CACHE_RETRY_SECONDS after a failure; then the next request tries."""
+    """Open (the store is not asked) for CACHE_RETRY_SECONDS after a failure; then the next request tries."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
@@ -63,6 +66,7 @@ class _ImageryThrottle(SimpleRateThrottle):
         # SimpleRateThrottle reads its rate at construction; ours come from settings, read per request.
         self.rate = self.get_rate()
         self.num_requests, self.duration = self.parse_rate(self.rate)
+        self._wait: float | None = None
 
     def get_rate(self) -> str | None:
         return getattr(settings, self.setting) or None
@@ -79,10 +83,13 @@ class _ImageryThrottle(SimpleRateThrottle):
         return f"throttle:{self.setting}:{ident}"
 
     def allow_request(self, request: Request, view: Any) -> bool:
-        if cache_breaker.is_open():
+        if self.rate is None:
+            return True
+        key = self.get_cache_key(request, view)
+        if key is None or cache_breaker.is_open():
             return True
         try:
-            return super().allow_request(request, view)
+            taken = rate_store.take(key, limit=self.num_requests, window=self.duration)
         except Exception:
             logger.exception(
                 "rate limiter unavailable; letting requests through for %s s without asking it",
@@ -90,6 +97,12 @@ class _ImageryThrottle(SimpleRateThrottle):
             )
             cache_breaker.trip()
             return True
+        if not taken.allowed:
+            self._wait = taken.retry_after
+        return taken.allowed
+
+    def wait(self) -> float | None:
+        return self._wait
 
 
 class UploadsPerKey(_ImageryThrottle):

@@ -1,5 +1,5 @@
-"""The Django cache, from the environment: Redis when `REDIS_URL` is set (rate-limit counts shared by every
-app process), else this process's memory.
+"""The Django cache, from the environment: Redis when `REDIS_URL` is set (where rate limits then count, shared
+by every app server), else this process's memory (rate limits then count in api/rate_store.py's SQLite file).
 
 `settings.py` builds `CACHES["default"]` with `default_cache_from_env()`; the tests call it too, pointed at a
 Redis that hangs. Every Redis call is bounded by `REDIS_TIMEOUT` (connecting and each answer): the rate

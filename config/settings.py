@@ -67,8 +67,6 @@ MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # The request id, for every line logged below; then the probes, ahead of host checks and redirects.
     "api.request_log.RequestLogMiddleware",
-    # Reads the rest of a body that an early answer (401, 429, 503) left unread, before that answer goes out.
-    "api.uploads.ReadWholeBodyMiddleware",
     "api.health.ProbeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -148,9 +146,6 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = env.int("FILE_UPLOAD_MAX_MEMORY_SIZE", default=10 
 
 # --- Images -------------------------------------------------------------------------------------
 IMAGE_MAX_UPLOAD_BYTES = env.int("IMAGE_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024)
-# api.uploads.ReadWholeBodyMiddleware reads the rest of a body up to this long before an early answer (the
-# proxy's own limit, client_max_body_size, is above the upload limit: its bodies must get the app's 413).
-READ_WHOLE_BODY_UP_TO_BYTES = 2 * (IMAGE_MAX_UPLOAD_BYTES + 64 * 1024)
 IMAGE_MAX_PIXELS = env.int("IMAGE_MAX_PIXELS", default=120_000_000)
 IMAGE_MAX_DIMENSION = env.int("IMAGE_MAX_DIMENSION", default=10_000)
 IMAGE_JPEG_QUALITY = env.int("IMAGE_JPEG_QUALITY", default=85)
@@ -258,6 +253,10 @@ METRICS_ALLOWED_NETWORKS = parse_networks(
 # Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set, each call
 # bounded by REDIS_TIMEOUT seconds (config/caches.py).
 CACHES = {"default": default_cache_from_env()}
+# Where rate limits count (api/rate_store.py): the cache when it is Redis (shared by every server), else a
+# SQLite file in DATA_DIR that every process of this server shares (the cache would be each process's own).
+RATE_LIMIT_STORE = "cache" if env.str("REDIS_URL", default="") else "sqlite"
+RATE_LIMIT_DATABASE = DATA_DIR / "rate-limits.sqlite3"
 
 # Browsers on these origins may call the API (e.g. https://app.example.com), comma-separated.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])

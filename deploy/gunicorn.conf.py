@@ -3,17 +3,28 @@
 import multiprocessing
 import os
 
+from api.slow_clients import BufferingWorker
+from config.env import env
 from config.logs import gunicorn_logconfig
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # One process per core, plus one to cover a worker blocked on I/O. Each runs GUNICORN_THREADS threads
-# (gthread): a thread waiting on the database or a slow client leaves the core to the others, and, unlike
+# (gthread): a thread waiting on the database or storage leaves the core to the others, and, unlike
 # sync workers, connections are kept alive between requests (a new TCP connection per request is a
 # measurable part of a 2 ms read). Image work releases the GIL in Pillow's C code for the most part.
-# GUNICORN_THREADS=1 gives classic sync workers.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
 threads = int(os.environ.get("GUNICORN_THREADS", "2"))
-worker_class = "gthread" if threads > 1 else "sync"
+# gthread, except that a request reaches a thread only once its head and body have arrived, and closing
+# connections are drained by the event loop: slow clients hold no thread (api/slow_clients.py). Bodies
+# declared longer than an upload may be are not read (the app refuses them by their declared length).
+worker_class = "api.slow_clients.BufferingWorker"
+# The upload limit (settings.py's default) and room for the form (api/uploads.py's FORM_OVERHEAD_BYTES).
+BufferingWorker.body_max_bytes = env.int("IMAGE_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024) + 64 * 1024
+# Connections one client address may hold in a worker. Behind proxies (NUM_PROXIES > 0) every connection
+# comes from a proxy, which bounds its own clients: no bound by default.
+BufferingWorker.connections_per_address = env.int(
+    "GUNICORN_CONNECTIONS_PER_ADDRESS", default=0 if env.int("NUM_PROXIES", default=0) else 64
+)
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
 keepalive = 5

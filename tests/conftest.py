@@ -243,9 +243,10 @@ _ROW_DELETES = re.compile(r'^\s*(DELETE\s+FROM|TRUNCATE)\s+"?images_image"?(\s|$
 
 
 @pytest.fixture(autouse=True)
-def open_access(settings: Any) -> None:
+def open_access(settings: Any, tmp_path: Path) -> None:
     """Tests talk to an open API with fresh rate-limit counters; auth and limits have their own tests."""
     settings.IMAGERY_AUTH = "off"
+    settings.RATE_LIMIT_DATABASE = tmp_path / "rate-limits.sqlite3"
     cache.clear()
 
 

@@ -212,11 +212,19 @@ def test_an_empty_rate_turns_the_limit_off(api, settings):
 
 def test_a_broken_rate_limit_store_lets_requests_through(api, settings, monkeypatch):
     settings.THROTTLE_READS_PER_ADDRESS = "1/minute"
+    settings.RATE_LIMIT_STORE = "cache"
 
     def unavailable(*args, **kwargs):
         raise ConnectionError("cache down")
 
     monkeypatch.setattr("django.core.cache.cache.get", unavailable)
+    assert api.get("/images").status_code == 200
+    assert api.get("/images").status_code == 200
+
+
+def test_an_unusable_rate_limit_file_lets_requests_through(api, settings, tmp_path):
+    settings.THROTTLE_READS_PER_ADDRESS = "1/minute"
+    settings.RATE_LIMIT_DATABASE = tmp_path  # a folder: SQLite cannot open it
     assert api.get("/images").status_code == 200
     assert api.get("/images").status_code == 200
 

@@ -1,5 +1,6 @@
 """An answer given before the body is read (401, 429, 503, 413) reaches a client that sends the whole body
-first, as nginx does: the app reads the rest of the body before answering.
+first, as nginx does: gunicorn's worker reads a body before the app runs, or drains the connection after
+an answer to a body too long to read (api/slow_clients.py), so the connection is never reset under it.
 
 Found by the chaos rig (bench/chaos): with PostgreSQL stopped, an upload's API key could not be checked and
 the app answered 503 at once; gunicorn closed the connection with most of the body unread, the kernel reset

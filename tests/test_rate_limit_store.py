@@ -18,7 +18,7 @@ from unittest import mock
 import pytest
 from django.core.cache import caches
 
-from api import throttling
+from api import rate_store, throttling
 from config.caches import default_cache_from_env
 
 
@@ -37,8 +37,10 @@ def hung_redis() -> Iterator[str]:
 
 
 def use_cache(settings, environment: dict[str, str]) -> None:
+    """Count in Redis, as settings.py does when REDIS_URL is set."""
     with mock.patch.dict(os.environ, environment):
         settings.CACHES = {"default": default_cache_from_env()}
+    settings.RATE_LIMIT_STORE = "cache"
     caches["default"].close()
 
 
@@ -86,7 +88,7 @@ def test_after_a_failure_the_limiter_leaves_the_cache_alone_for_a_while(api, set
         calls.append(args)
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr("django.core.cache.cache.get", unavailable)
+    monkeypatch.setattr(rate_store.SQLiteStore, "take", unavailable)
     for _ in range(3):
         assert api.get("/images").status_code == 200
     assert len(calls) == 1
