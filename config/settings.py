@@ -254,6 +254,11 @@ THROTTLE_RENDERS_PER_ADDRESS = env.str("THROTTLE_RENDERS_PER_ADDRESS", default="
 METRICS_ALLOWED_NETWORKS = parse_networks(
     "METRICS_ALLOWED_NETWORKS", env.str("METRICS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128")
 )
+# Likewise for /readyz, which costs a database query and a storage request: for the deployment's own load
+# balancer or orchestrator (api/health.py).
+READINESS_ALLOWED_NETWORKS = parse_networks(
+    "READINESS_ALLOWED_NETWORKS", env.str("READINESS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128")
+)
 
 # Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set, each call
 # bounded by REDIS_TIMEOUT seconds (config/caches.py).
