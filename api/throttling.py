@@ -3,6 +3,8 @@
 Uploads and reads are limited by every view (REST_FRAMEWORK's DEFAULT_THROTTLE_CLASSES). A render (work
 done for a read, such as making an image's rendition for the first time) is limited only where a view
 asks for it: `check_render_throttles`.
+Failed API-key checks are counted per address (`AuthFailuresPerAddress`, used by api/auth.py): past the
+limit, an address's requests that carry a key are refused before the key is looked at.
 
 Counts live in the Django cache (local memory by default, Redis when REDIS_URL is set, which several app
 processes must share). A rate is a setting like "60/minute"; empty turns that limit off. When the cache
@@ -129,3 +131,39 @@ def check_render_throttles(request: Request, view: Any) -> None:
     if waits:
         durations = [wait for wait in waits if wait is not None]
         raise Throttled(wait=max(durations, default=None))
+
+
+class AuthFailuresPerAddress(_ImageryThrottle):
+    """Failed API-key checks per client address (THROTTLE_AUTH_FAILURES_PER_ADDRESS).
+
+    Unlike the others it counts only what `record` is told (a failure), and `exhausted` only looks: a client
+    past the limit is refused whatever key it sends, a right one included, so guessing learns nothing
+    until the window has room again. The count is DRF's own sliding window, in the same cache.
+    """
+
+    setting, for_reads, per_key = "THROTTLE_AUTH_FAILURES_PER_ADDRESS", None, False
+
+    def exhausted(self, request: Request) -> bool:
+        """Whether this address has used up its failures; `wait()` then says for how long."""
+        self.key = self.get_cache_key(request, None)
+        if self.rate is None or self.key is None or cache_breaker.is_open():
+            return False
+        try:
+            self.history = self.cache.get(self.key, [])
+        except Exception:
+            logger.exception("rate limiter unavailable; not counting failed authentications")
+            cache_breaker.trip()
+            return False
+        self.now = self.timer()
+        self.history = [moment for moment in self.history if moment > self.now - self.duration]
+        return len(self.history) >= self.num_requests
+
+    def record(self, request: Request) -> None:
+        """Counts one failed check for this address (after `exhausted` said False for the same request)."""
+        if self.rate is None or self.key is None or cache_breaker.is_open():
+            return
+        try:
+            self.throttle_success()  # DRF's name for "add this moment to the window"
+        except Exception:
+            logger.exception("rate limiter unavailable; not counting failed authentications")
+            cache_breaker.trip()
