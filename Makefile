@@ -130,7 +130,7 @@ $(VENV)/.deploy-tools.stamp: Makefile | $(BIN)/python
 	@touch $@
 
 # What CI can check of the deployment without a Docker engine: see .ci/deploy-check.
-deploy-check: install gallery-assets $(VENV)/.deploy-tools.stamp
+deploy-check: install-dev gallery-assets $(VENV)/.deploy-tools.stamp
 	.ci/deploy-check
 
 # Three replicas behind nginx on a private PostgreSQL, Redis and S3 server, under load, with faults on a
