@@ -131,6 +131,7 @@ $(VENV)/.deploy-tools.stamp: Makefile | $(BIN)/python
 
 # What CI can check of the deployment without a Docker engine: see .ci/deploy-check.
 deploy-check: install-dev gallery-assets $(VENV)/.deploy-tools.stamp
+	@command -v psql >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) postgresql-client; }
 	.ci/deploy-check
 
 # Three replicas behind nginx on a private PostgreSQL, Redis and S3 server, under load, with faults on a
