@@ -1,7 +1,7 @@
 -- compose.yaml's one-shot db-init, run by psql as the bootstrap superuser (POSTGRES_USER) on the app's
 -- database: the role the app connects as, with no superuser rights, owning that database and everything
--- in its public schema, so that its own migrations (run as it, deploy/entrypoint.sh) can create and alter
--- tables. Safe to run again on every `docker compose up`: each statement sets the state, none adds to it.
+-- of ours in its public schema (tables, sequences, views, functions), so that its own migrations (run as
+-- it, deploy/entrypoint.sh) can create, alter and replace them. Safe to run again on every `docker compose up`: each statement sets the state, none adds to it.
 --   psql -v ON_ERROR_STOP=1 -v app_user=NAME -v app_password=SECRET -f app-role.sql
 \set ON_ERROR_STOP on
 
@@ -40,5 +40,18 @@ WHERE n.nspname = 'public' AND c.relkind IN ('S', 'v', 'm') AND c.relowner <> (
 ) AND NOT EXISTS (
     SELECT FROM pg_depend d
     WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype IN ('a', 'i')
+)
+\gexec
+
+-- Functions of ours (the image count's triggers): a later migration may replace them. Those of an extension
+-- (pg_trgm's, in the same schema) stay with the extension.
+SELECT format('ALTER ROUTINE %s OWNER TO %I', p.oid::regprocedure, :'app_user')
+FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace
+WHERE n.nspname = 'public' AND p.proowner <> (
+    SELECT oid FROM pg_roles WHERE rolname = :'app_user'
+) AND NOT EXISTS (
+    SELECT FROM pg_depend d
+    WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
 )
 \gexec
