@@ -1,7 +1,8 @@
 -- compose.yaml's one-shot db-init, run by psql as the bootstrap superuser (POSTGRES_USER) on the app's
 -- database: the role the app connects as, with no superuser rights, owning that database and everything
 -- of ours in its public schema (tables, sequences, views, functions), so that its own migrations (run as
--- it, deploy/entrypoint.sh) can create, alter and replace them. Safe to run again on every `docker compose up`: each statement sets the state, none adds to it.
+-- it, deploy/entrypoint.sh) can create, alter and replace them. Safe to run again on every
+-- `docker compose up`: each statement sets the state, none adds to it.
 --   psql -v ON_ERROR_STOP=1 -v app_user=NAME -v app_password=SECRET -f app-role.sql
 \set ON_ERROR_STOP on
 
