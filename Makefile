@@ -130,7 +130,8 @@ $(VENV)/.deploy-tools.stamp: Makefile | $(BIN)/python
 	@touch $@
 
 # What CI can check of the deployment without a Docker engine: see .ci/deploy-check.
-deploy-check: install gallery-assets $(VENV)/.deploy-tools.stamp
+deploy-check: install-dev gallery-assets $(VENV)/.deploy-tools.stamp
+	@command -v psql >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) postgresql-client; }
 	.ci/deploy-check
 
 # Three replicas behind nginx on a private PostgreSQL, Redis and S3 server, under load, with faults on a

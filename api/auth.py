@@ -2,6 +2,7 @@
 
 `IMAGERY_AUTH` decides what needs a key: `off` (nothing), `write` (uploads), `all` (reads too). Keys are sent
 as `Authorization: Bearer <key>` or `Authorization: Api-Key <key>`, and managed with `manage.py apikey`.
+Failed checks count against THROTTLE_AUTH_FAILURES_PER_ADDRESS (api/throttling.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework_api_key.models import APIKey
 
 from api.models import AdminKey
+from api.throttling import AuthFailuresPerAddress
 
 _KEYWORDS = ("bearer", "api-key")
 
@@ -27,19 +29,32 @@ class ApiKeyAuthentication(BaseAuthentication):
         keyword, _, key = request.META.get("HTTP_AUTHORIZATION", "").partition(" ")
         if keyword.lower() not in _KEYWORDS:
             return None
-        key = key.strip()
-        if not key:
-            raise exceptions.AuthenticationFailed("The Authorization header has no key.")
+        # An address that failed too often is refused before its key is looked at (429), so that key
+        # guessing is bounded by THROTTLE_AUTH_FAILURES_PER_ADDRESS and learns nothing past it.
+        failures = AuthFailuresPerAddress()
+        if failures.exhausted(request):
+            raise exceptions.Throttled(wait=failures.wait())
         try:
-            api_key = APIKey.objects.get_from_key(key)
-        except APIKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed("The API key is not valid.") from None
-        if api_key.revoked or api_key.has_expired:
-            raise exceptions.AuthenticationFailed("The API key is revoked or expired.")
-        return (None, api_key)
+            return (None, _valid_key(key.strip()))
+        except exceptions.AuthenticationFailed:
+            failures.record(request)
+            raise
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="imagery"'
+
+
+def _valid_key(key: str) -> APIKey:
+    """The live key `key` names; AuthenticationFailed (a 401) when there is none."""
+    if not key:
+        raise exceptions.AuthenticationFailed("The Authorization header has no key.")
+    try:
+        api_key = APIKey.objects.get_from_key(key)
+    except APIKey.DoesNotExist:
+        raise exceptions.AuthenticationFailed("The API key is not valid.") from None
+    if api_key.revoked or api_key.has_expired:
+        raise exceptions.AuthenticationFailed("The API key is revoked or expired.")
+    return api_key
 
 
 def is_admin(api_key: APIKey) -> bool:

@@ -23,6 +23,7 @@ import random
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -47,13 +48,18 @@ class Store(Protocol):
     def clear(self) -> None: ...
 
 
+# The one clock every process shares; tests set it rather than wait out a window.
+clock: Callable[[], float] = time.time
+
+
 def take(key: str, *, amount: int = 1, limit: int, window: float) -> Taken:
     """Spend `amount` of `key`'s `limit` per `window` seconds in the configured store, or refuse.
+    `amount=0` only looks: refused when what is spent is already over `limit`.
 
     Raises whatever the store raises when it cannot answer (the caller decides: api.throttling lets the
     request through and leaves the store alone for a while).
     """
-    return store().take(key, amount=amount, limit=limit, window=window, now=time.time())
+    return store().take(key, amount=amount, limit=limit, window=window, now=clock())
 
 
 def clear() -> None:
@@ -144,7 +150,7 @@ class SQLiteStore:
                 "SELECT until, amount FROM spent WHERE key = ? ORDER BY until", (key,)
             ).fetchall()
             used = sum(n for _, n in spent)
-            if used + amount <= limit:
+            if amount and used + amount <= limit:
                 until = _slot_end(now, window)
                 db.execute(
                     "INSERT INTO spent (key, until, amount, expires) VALUES (?, ?, ?, ?) "
@@ -188,6 +194,8 @@ class CacheStore:
         if used + amount > limit:
             wait = _refused(spent, amount=amount, limit=limit, window=window, now=now)
             return Taken(allowed=False, used=used, retry_after=wait)
+        if not amount:  # a look, not a spending
+            return Taken(allowed=True, used=used)
         until = _slot_end(now, window)
         if spent and spent[-1][0] == until:
             spent[-1] = (until, spent[-1][1] + amount)

@@ -3,6 +3,8 @@
 Uploads and reads are limited by every view (REST_FRAMEWORK's DEFAULT_THROTTLE_CLASSES). A render (work
 done for a read, such as making an image's rendition for the first time) is limited only where a view
 asks for it: `check_render_throttles`.
+Failed API-key checks are counted per address (`AuthFailuresPerAddress`, used by api/auth.py): past the
+limit, an address's requests that carry a key are refused before the key is looked at.
 
 Counts live in api.rate_store: a SQLite file every process of the server shares by default, Redis (the
 Django cache) when REDIS_URL is set, which several servers share. A rate is a setting like "60/minute";
@@ -142,3 +144,40 @@ def check_render_throttles(request: Request, view: Any) -> None:
     if waits:
         durations = [wait for wait in waits if wait is not None]
         raise Throttled(wait=max(durations, default=None))
+
+
+class AuthFailuresPerAddress(_ImageryThrottle):
+    """Failed API-key checks per client address (THROTTLE_AUTH_FAILURES_PER_ADDRESS).
+
+    Unlike the others it counts only what `record` is told (a failure), and `exhausted` only looks: a client
+    past the limit is refused whatever key it sends, a right one included, so guessing learns nothing
+    until the window has room again. The counts live in api.rate_store, like every other limit's.
+    """
+
+    setting, for_reads, per_key = "THROTTLE_AUTH_FAILURES_PER_ADDRESS", None, False
+
+    def exhausted(self, request: Request) -> bool:
+        """Whether this address has used up its failures; `wait()` then says for how long."""
+        self.key = self.get_cache_key(request, None)
+        if self.rate is None or self.key is None or cache_breaker.is_open():
+            return False
+        try:
+            # Taking nothing from one less than the limit: refused exactly when the limit is spent.
+            taken = rate_store.take(self.key, amount=0, limit=self.num_requests - 1, window=self.duration)
+        except Exception:
+            logger.exception("rate limiter unavailable; not counting failed authentications")
+            cache_breaker.trip()
+            return False
+        if not taken.allowed:
+            self._wait = taken.retry_after
+        return not taken.allowed
+
+    def record(self, request: Request) -> None:
+        """Counts one failed check for this address (after `exhausted` said False for the same request)."""
+        if self.rate is None or self.key is None or cache_breaker.is_open():
+            return
+        try:
+            rate_store.take(self.key, limit=self.num_requests, window=self.duration)
+        except Exception:
+            logger.exception("rate limiter unavailable; not counting failed authentications")
+            cache_breaker.trip()

@@ -243,11 +243,19 @@ THROTTLE_READS_PER_ADDRESS = env.str("THROTTLE_READS_PER_ADDRESS", default="6000
 # First renders of renditions (a stored rendition is a read, counted above only).
 THROTTLE_RENDERS_PER_KEY = env.str("THROTTLE_RENDERS_PER_KEY", default="600/minute")
 THROTTLE_RENDERS_PER_ADDRESS = env.str("THROTTLE_RENDERS_PER_ADDRESS", default="120/minute")
+# Failed API-key checks per client address: past it, every request from that address that sends a key is a 429
+# until the window has room again (a correct key too, so guessing learns nothing meanwhile).
+THROTTLE_AUTH_FAILURES_PER_ADDRESS = env.str("THROTTLE_AUTH_FAILURES_PER_ADDRESS", default="30/hour")
 
 # Socket addresses /metrics answers (the peer's, never a forwarded header), comma-separated networks; empty:
 # nobody. Others get the 404 of an unknown path. Default: this machine only.
 METRICS_ALLOWED_NETWORKS = parse_networks(
     "METRICS_ALLOWED_NETWORKS", env.str("METRICS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128")
+)
+# Likewise for /readyz, which costs a database query and a storage request: for the deployment's own load
+# balancer or orchestrator (api/health.py).
+READINESS_ALLOWED_NETWORKS = parse_networks(
+    "READINESS_ALLOWED_NETWORKS", env.str("READINESS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128")
 )
 
 # Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set, each call

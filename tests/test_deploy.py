@@ -42,6 +42,7 @@ print(json.dumps({
     "WHITENOISE_USE_FINDERS": settings.WHITENOISE_USE_FINDERS,
     "NUM_PROXIES": settings.REST_FRAMEWORK["NUM_PROXIES"],
     "METRICS_ALLOWED_NETWORKS": [str(network) for network in settings.METRICS_ALLOWED_NETWORKS],
+    "READINESS_ALLOWED_NETWORKS": [str(network) for network in settings.READINESS_ALLOWED_NETWORKS],
 }))
 """
 
@@ -154,6 +155,21 @@ def test_metrics_answer_only_this_machine_by_default(monkeypatch: pytest.MonkeyP
     result = production(SECRET_KEY="a-long-production-secret")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["METRICS_ALLOWED_NETWORKS"] == ["127.0.0.0/8", "::1/128"]
+
+
+def test_readiness_answers_only_this_machine_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    if (BASE_DIR / ".env").is_file() and "READINESS_ALLOWED_NETWORKS" in (BASE_DIR / ".env").read_text():
+        pytest.skip("a local .env sets READINESS_ALLOWED_NETWORKS")
+    monkeypatch.delenv("READINESS_ALLOWED_NETWORKS", raising=False)
+    result = production(SECRET_KEY="a-long-production-secret")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["READINESS_ALLOWED_NETWORKS"] == ["127.0.0.0/8", "::1/128"]
+
+
+def test_a_bad_readiness_network_stops_the_start() -> None:
+    result = production(SECRET_KEY="a-long-production-secret", READINESS_ALLOWED_NETWORKS="10.0.0.1/8")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured: READINESS_ALLOWED_NETWORKS: '10.0.0.1/8' is not a network" in result.stderr
 
 
 def test_metrics_networks_come_from_the_environment() -> None:
@@ -344,12 +360,67 @@ def test_an_empty_list_hides_metrics_from_everyone(api: Client, settings: Any) -
     assert_metrics_hidden(api.get("/metrics", REMOTE_ADDR="127.0.0.1"), api)
 
 
-def test_the_other_probes_answer_any_address(api: Client) -> None:
-    # Load balancers and orchestrators probe from wherever they run.
+def test_liveness_answers_any_address(api: Client) -> None:
+    # It costs nothing and says nothing: Docker's HEALTHCHECK and any load balancer may ask it from anywhere.
     assert api.get("/healthz", REMOTE_ADDR="203.0.113.9").status_code == 200
     assert (
-        api.get("/readyz", REMOTE_ADDR="203.0.113.9", HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 200
+        api.get("/healthz", REMOTE_ADDR="172.18.0.5", HTTP_X_FORWARDED_FOR="198.51.100.1").status_code == 200
     )
+
+
+@pytest.mark.parametrize("method", ["get", "head", "post"])
+@pytest.mark.parametrize("address", ["203.0.113.9", "2001:db8::9", "172.18.0.7", ""])
+def test_readiness_is_404_outside_its_networks(api: Client, method: str, address: str) -> None:
+    # Each call costs a database query and a storage request of up to 2 s: not for the internet.
+    response = getattr(api, method)("/readyz", REMOTE_ADDR=address)
+    assert response.status_code == 404
+    if method != "head":
+        assert response.content == api.get("/no-such-path").content
+
+
+def test_readiness_answers_its_networks_and_nothing_they_relay(api: Client, settings: Any) -> None:
+    settings.READINESS_ALLOWED_NETWORKS = parse_networks("READINESS_ALLOWED_NETWORKS", "172.16.0.0/12")
+    load_balancer = {"REMOTE_ADDR": "172.18.0.5"}
+    response = api.get("/readyz", **load_balancer)
+    assert response.status_code == 200
+    assert response.json()["checks"] == {"database": "ok", "storage": "ok"}
+    # compose's nginx sits in that network; what it relays comes from the internet.
+    assert api.get("/readyz", HTTP_X_FORWARDED_FOR="203.0.113.9", **load_balancer).status_code == 404
+    assert api.get("/readyz", REMOTE_ADDR="127.0.0.1").status_code == 404
+    # Its own list: /metrics' is not consulted.
+    assert api.get("/metrics", **load_balancer).status_code == 404
+
+
+# The headers SecurityMiddleware and XFrameOptionsMiddleware give every response (config/settings.py).
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+@pytest.mark.parametrize(
+    ("path", "address"),
+    [
+        ("/healthz", "127.0.0.1"),
+        ("/readyz", "127.0.0.1"),
+        ("/metrics", "127.0.0.1"),
+        ("/readyz", "203.0.113.9"),  # the hidden probe's 404
+        ("/metrics", "203.0.113.9"),
+    ],
+)
+def test_probes_carry_the_security_headers(api: Client, path: str, address: str) -> None:
+    other = api.get("/images")
+    assert {name: other.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+    response = api.get(path, REMOTE_ADDR=address)
+    assert {name: response.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+
+
+def test_probes_carry_hsts_like_every_secure_response(api: Client, settings: Any) -> None:
+    settings.SECURE_HSTS_SECONDS = 31536000
+    hsts = api.get("/images", secure=True)["Strict-Transport-Security"]
+    assert api.get("/healthz", secure=True)["Strict-Transport-Security"] == hsts
 
 
 def test_metrics_stay_out_of_the_api_schema(api: Client) -> None:

@@ -134,7 +134,11 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         if load.poll() is None:
             load.kill()
             load.wait()
-    wait_until(lambda: http_status(f"{stack.nginx.url}/readyz") == 200, timeout=30, what="the service")
+    wait_until(
+        lambda: all(http_status(f"{replica.url}/readyz") == 200 for replica in stack.replicas),
+        timeout=30,
+        what="the service",
+    )
 
     records = read_lines(load_log)
     health = read_lines(stack.folder / "health.jsonl")

@@ -185,10 +185,13 @@ class Timeline:
 
 
 class HealthWatch:
-    """`/readyz` through nginx and on each replica, four times a second, into a JSON-lines file."""
+    """`/readyz` on each replica and `/healthz` through nginx (which answers `/readyz` with 404, as it must
+    for the internet), four times a second, into a JSON-lines file."""
 
     def __init__(self, stack: Stack, out: Path) -> None:
-        self.targets = {"nginx": stack.nginx.url} | {f"replica-{r.index}": r.url for r in stack.replicas}
+        self.targets = {"nginx": f"{stack.nginx.url}/healthz"} | {
+            f"replica-{r.index}": f"{r.url}/readyz" for r in stack.replicas
+        }
         self.out = out
         self.stopping = threading.Event()
         self.threads = [
@@ -201,7 +204,7 @@ class HealthWatch:
     def _watch(self, name: str, url: str) -> None:
         while not self.stopping.is_set():
             started = time.time()
-            status = http_status(f"{url}/readyz", timeout=2.5)
+            status = http_status(url, timeout=2.5)
             with self.lock:
                 record = {"t": started, "done": time.time(), "target": name, "status": status}
                 self.file.write(json.dumps(record) + "\n")
