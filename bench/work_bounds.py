@@ -32,14 +32,14 @@ sys.path.insert(0, str(ROOT))
 from PIL import Image  # noqa: E402
 from server import memory_kib  # noqa: E402
 
-# As the app does at start (ImagesConfig.ready): our own limits are checked from the header.
-Image.MAX_IMAGE_PIXELS = None
-
+from images.pixels.decoding import bound_pillow  # noqa: E402
 from images.pixels.errors import PixelError  # noqa: E402
 from images.pixels.processing import Fit, Limits, OutputFormat, render  # noqa: E402
 
 INPUTS = BENCH / "out" / "inputs"
 LIMITS = Limits()
+# As the app does at start (ImagesConfig.ready): Pillow's own bomb check at our pixel limit.
+bound_pillow(LIMITS.max_pixels)
 MIB = 2**20
 
 
