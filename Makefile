@@ -17,7 +17,7 @@ help:
 	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files)"
 	@echo "make test       run the whole test suite (installs Chromium for the browser tests)"
 	@echo "make test-s3    the tests that use the app, with files on S3 (a local S3 server the tests start)"
-	@echo "make lint       ruff format --check + ruff check"
+	@echo "make lint       ruff format --check + ruff check + the import contracts (lint-imports)"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions)"
 	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
@@ -89,9 +89,11 @@ test-postgres: test
 smoke: install gallery-assets
 	.ci/readme-examples
 
+# The import contracts (pyproject.toml, [tool.importlinter]) are the arrows of docs/architecture.md.
 lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 format: install-dev
 	$(BIN)/ruff format .

@@ -25,9 +25,9 @@ from api.pagination import (
 )
 from api.params import last_values
 from api.schema import page_of, problem_responses
+from images.formats import Fit, OutputFormat
 from images.models import Image
 from images.permissions import MayChangeImage
-from images.pixels.processing import Fit, OutputFormat
 from images.selectors import image_get, image_list, image_list_page
 from images.serializers import (
     ImageCreateInputSerializer,

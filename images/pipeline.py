@@ -1,15 +1,39 @@
 """The pure pipeline as this deployment runs it: its limits and encoder settings from the settings, and
-one decode slot per render (uploads and first renders of renditions alike)."""
+one decode slot per render (uploads and first renders of renditions alike).
+
+The one door to `images.pixels` for work (`images.formats` carries its names only): services, renditions
+and the backfill call what is here, never the pixel modules themselves (an import contract in
+`pyproject.toml` checks it). The pixel work's refusals come through here too, for `images.exceptions`.
+"""
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from django.apps import apps
 from django.conf import settings
 
-from images.pixels import processing
-from images.pixels.processing import Fit, OutputFormat
+from images.pixels import placeholders, processing
+from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
+from images.pixels.placeholders import Placeholder
+from images.pixels.processing import Fit, OutputFormat, Rendered
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = [
+    "ImageTooLarge",
+    "InvalidImage",
+    "PixelError",
+    "Placeholder",
+    "Rendered",
+    "UnsupportedFormat",
+    "describe",
+    "encode_options",
+    "limits",
+    "render",
+    "stored_description",
+]
 
 
 def render(
@@ -20,7 +44,7 @@ def render(
     fit: Fit = Fit.CONTAIN,
     output_format: OutputFormat | None = None,
     preview: bool = False,
-) -> processing.Rendered:
+) -> Rendered:
     """`processing.render` with this deployment's limits and encoders, in a decode slot (ImagesConfig);
     `preview`: with the small version placeholders are made from."""
     with apps.get_app_config("images").decode_slots:
@@ -56,3 +80,13 @@ def encode_options() -> processing.EncodeOptions:
         avif_quality=settings.IMAGE_AVIF_QUALITY,
         avif_speed=settings.IMAGE_AVIF_SPEED,
     )
+
+
+def describe(preview: PILImage.Image) -> Placeholder:
+    """The placeholder and dominant colour of a render's small version (`Rendered.preview`)."""
+    return placeholders.describe(preview)
+
+
+def stored_description(src: BinaryIO) -> Placeholder:
+    """The placeholder and dominant colour of a stored file, read within this deployment's limits."""
+    return placeholders.describe(processing.stored_preview(src, limits()))

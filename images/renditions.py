@@ -33,7 +33,7 @@ from images.exceptions import (
     StorageUnavailable,
     UnsupportedFormat,
 )
-from images.pixels.processing import Fit, OutputFormat
+from images.formats import Fit, OutputFormat
 
 logger = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from rest_framework.exceptions import ValidationError
 
 from api.pagination import PageInputSerializer
 from api.schema import CLOSED
+from images.formats import Fit, OutputFormat
 from images.models import Image
-from images.pixels.processing import Fit, OutputFormat
 from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
 from images.titles import TITLE_MAX_LENGTH
 
