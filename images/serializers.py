@@ -227,6 +227,8 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "placeholder",
             "color",
         ]
+        # An output serializer: every field is always answered, so the schema marks each required.
+        read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, image: Image) -> str:
