@@ -23,7 +23,7 @@ from api.pagination import (
     numbered_page,
     page_offset,
 )
-from api.params import last_values
+from api.params import one_value_each
 from api.schema import page_of, problem_responses
 from images.formats import Fit, OutputFormat
 from images.models import Image
@@ -75,7 +75,7 @@ class ImageCollectionApi(GenericAPIView):
         parameters=[ImageListInputSerializer, IF_NONE_MATCH],
     )
     def get(self, request: Request) -> Response:
-        params = ImageListInputSerializer(data=last_values(request.query_params))
+        params = ImageListInputSerializer(data=one_value_each(request.query_params, ImageListInputSerializer))
         params.is_valid(raise_exception=True)
         title, size = params.validated_data.get("title") or None, params.validated_data["page_size"]
         if "cursor" in params.validated_data:
@@ -111,7 +111,7 @@ class ImageCollectionApi(GenericAPIView):
         },
     )
     def post(self, request: Request) -> Response:
-        params = ImageCreateInputSerializer(data=last_values(request.data))
+        params = ImageCreateInputSerializer(data=one_value_each(request.data, ImageCreateInputSerializer))
         params.is_valid(raise_exception=True)
         upload = params.validated_data["image"]
         image = image_create(
@@ -167,7 +167,7 @@ class ImageDetailApi(GenericAPIView):
         parameters=[IF_MATCH],
     )
     def patch(self, request: Request, image_id: int) -> Response:
-        params = ImageUpdateInputSerializer(data=last_values(request.data))
+        params = ImageUpdateInputSerializer(data=one_value_each(request.data, ImageUpdateInputSerializer))
         params.is_valid(raise_exception=True)
         self.check_object_permissions(request, image_get(image_id=image_id))
         if_match = request.headers.get("If-Match", "").strip() or None  # an empty one names nothing

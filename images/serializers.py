@@ -13,6 +13,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from api.pagination import PageInputSerializer
+from api.params import WholeNumberField
 from api.schema import CLOSED
 from images.formats import Fit, OutputFormat
 from images.models import Image
@@ -122,13 +123,13 @@ class ImageCreateInputSerializer(serializers.Serializer):
             "an empty field): the file name without its extension."
         ),
     )
-    width = serializers.IntegerField(
+    width = WholeNumberField(
         required=False,
         min_value=1,
         max_value=settings.IMAGE_MAX_DIMENSION,
         help_text="Target width in pixels. Alone, the height follows the aspect ratio.",
     )
-    height = serializers.IntegerField(
+    height = WholeNumberField(
         required=False,
         min_value=1,
         max_value=settings.IMAGE_MAX_DIMENSION,
@@ -282,7 +283,7 @@ class ImageListInputSerializer(PageInputSerializer):
 
 
 class RenditionInputSerializer(serializers.Serializer):
-    width = serializers.IntegerField(
+    width = WholeNumberField(
         required=False,
         min_value=1,
         max_value=settings.IMAGE_MAX_DIMENSION,
@@ -292,7 +293,7 @@ class RenditionInputSerializer(serializers.Serializer):
             "the stored image (asking more gives its stored width). Not with `height` or `preset`."
         ),
     )
-    height = serializers.IntegerField(
+    height = WholeNumberField(
         required=False,
         min_value=1,
         max_value=settings.IMAGE_MAX_DIMENSION,
