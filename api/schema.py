@@ -1,4 +1,6 @@
-"""OpenAPI helpers: the documented error and page shapes; trailing-slash aliases kept out of the schema."""
+"""OpenAPI helpers: the documented error and page shapes; the statuses and headers every operation answers;
+security as IMAGERY_AUTH has it; trailing-slash aliases kept out of the schema. What a client generated
+from the schema needs (`make client-check` proves it)."""
 
 from __future__ import annotations
 
