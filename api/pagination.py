@@ -32,6 +32,8 @@ from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.utils.urls import remove_query_param, replace_query_param
 
+from api.params import WholeNumberField
+
 PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 # Ids, offsets and page numbers past this are not representable in the databases' 64-bit integers.
@@ -102,17 +104,17 @@ class CursorField(serializers.Field):
 class PageInputSerializer(serializers.Serializer):
     """The query parameters of a paginated list; a list's own serializer adds its filters.
 
-    Give it `api.params.last_values(request.query_params)`: then an empty `page=` is an invalid number, not
-    an absent one, and an empty `cursor=` the first cursor page.
+    Give it `api.params.one_value_each(request.query_params, ...)`: then an empty `page=` is an invalid
+    number, not an absent one, and an empty `cursor=` the first cursor page.
     """
 
-    page = serializers.IntegerField(
+    page = WholeNumberField(
         default=1,
         min_value=1,
         max_value=MAX_BIGINT,
         help_text="Page-number mode: the page to return, from 1. A page past the last is a 404.",
     )
-    page_size = serializers.IntegerField(
+    page_size = WholeNumberField(
         default=PAGE_SIZE,
         min_value=1,
         max_value=MAX_BIGINT,

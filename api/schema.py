@@ -1,4 +1,6 @@
-"""OpenAPI helpers: the documented error and page shapes; trailing-slash aliases kept out of the schema."""
+"""OpenAPI helpers: the documented error and page shapes; the statuses and headers every operation answers;
+security as IMAGERY_AUTH has it; trailing-slash aliases kept out of the schema. What a client generated
+from the schema needs (`make client-check` proves it)."""
 
 from __future__ import annotations
 
@@ -105,7 +107,11 @@ class AutoSchema(openapi.AutoSchema):
     def get_auth(self) -> list[dict[str, list[Any]]]:
         auths = super().get_auth()
         if not key_required(self.method):
-            auths.append({})  # the key is optional here
+            # The key is optional here. OpenAPI says so with an extra `{}` requirement, but generated
+            # clients read any requirement as mandatory (openapi-python-client 0.29 makes such an
+            # operation take only an AuthenticatedClient, its issue #1372): declare none, and the
+            # scheme's description says a key is welcome everywhere.
+            return []
         return auths
 
 
@@ -120,7 +126,8 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
             "type": "http",
             "scheme": "bearer",
             "description": "An API key from `manage.py apikey create NAME`. "
-            "`Authorization: Api-Key <key>` is accepted too.",
+            "`Authorization: Api-Key <key>` is accepted too. Operations that declare this scheme need a "
+            "key; the others take one as well (it owns what it uploads and has its own rate limits).",
         }
 
 
@@ -135,4 +142,53 @@ def closed_objects(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
     for component in result.get("components", {}).get("schemas", {}).values():
         if component.pop(CLOSED, False):
             component["additionalProperties"] = False
+    return result
+
+
+# Every operation can answer these, whatever it declares: a key sent that is not valid (401), a rate limit
+# (429: every request counts against the reads or writes per address), a database or file store that
+# failed (503).
+EVERY_OPERATION = (401, 429, 503)
+
+_RETRY_AFTER = {
+    "description": "Seconds to wait before trying again.",
+    "schema": {"type": "integer", "minimum": 0},
+}
+_ETAG = {
+    "description": "The version of what is answered: send it back in `If-None-Match` (a 304 while it "
+    "is current) or `If-Match` (a change only if nobody changed it since).",
+    "schema": {"type": "string"},
+}
+_LOCATION = {"description": "The URL of what was created.", "schema": {"type": "string"}}
+
+
+def declare_every_answer(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+    """Postprocessing hook: the statuses and headers every operation answers, declared once here.
+
+    `EVERY_OPERATION` statuses as problems; `Retry-After` on 429 and 503; `Location` on a 201; `ETag` on
+    the 2xx of an operation that is conditional (it answers 304, or takes `If-Match`). A client
+    generated from the schema then gets these typed instead of raising on an undeclared status.
+    """
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            for status in EVERY_OPERATION:
+                responses.setdefault(
+                    str(status),
+                    {
+                        "description": _DESCRIPTIONS[status],
+                        "content": {
+                            PROBLEM_CONTENT_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}
+                        },
+                    },
+                )
+            for status in ("429", "503"):
+                responses[status].setdefault("headers", {})["Retry-After"] = _RETRY_AFTER
+            if "201" in responses:
+                responses["201"].setdefault("headers", {})["Location"] = _LOCATION
+            takes_if_match = any(p.get("name") == "If-Match" for p in operation.get("parameters", []))
+            if "304" in responses or takes_if_match:
+                for status, response in responses.items():
+                    if status.startswith("2") and "content" in response:
+                        response.setdefault("headers", {})["ETag"] = _ETAG
     return result

@@ -226,6 +226,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "api.schema.errors_as_problem_json",
+        "api.schema.declare_every_answer",
         "api.schema.closed_objects",
     ],
 }

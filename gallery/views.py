@@ -10,7 +10,7 @@ from django.utils.decorators import method_decorator
 from django.views.generic import TemplateView
 
 from api.problems import allow_methods
-from images.pixels.processing import Fit
+from images.formats import Fit
 
 # What each `fit` does, in the words of the upload form.
 FIT_LABELS = {

@@ -23,12 +23,9 @@ class ImagesConfig(AppConfig):
         from images.exceptions import PIXEL_ERROR_STATUSES
 
         register_statuses(PIXEL_ERROR_STATUSES)
-        from images.pixels.decoding import bound_pillow
+        from images import pipeline
 
-        # Our own pixel limits are checked from the header before anything is decoded, and again after
-        # every seek (images/pixels/decoding.py); Pillow's own check, at the same number, is the line
-        # behind them, inside the decoder: never off.
-        bound_pillow(settings.IMAGE_MAX_PIXELS)
+        pipeline.bound_pillow()
         from images.renditions import configured_presets  # needs the models, loaded by now
 
         try:

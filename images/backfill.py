@@ -27,7 +27,6 @@ from django.db.models import F, Q, QuerySet
 from images import pipeline, storage
 from images.exceptions import ImageTooLarge, InvalidImage, StorageUnavailable, UnsupportedFormat
 from images.models import Image
-from images.pixels import placeholders, processing
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ def backfill_placeholders(*, batch: int = 500, done: Callable[[int], None] = lam
     if batch < 1:
         raise ValueError("batch must be at least 1")
     result = Backfill()
-    remembered: OrderedDict[str, placeholders.Placeholder | None] = OrderedDict()
+    remembered: OrderedDict[str, pipeline.Placeholder | None] = OrderedDict()
     after = 0
     while True:
         rows = list(lacking().filter(pk__gt=after).order_by("pk").values_list("pk", "file")[:batch])
@@ -92,7 +91,7 @@ def backfill_placeholders(*, batch: int = 500, done: Callable[[int], None] = lam
         done(len(rows))
 
 
-def _describe_stored(name: str) -> placeholders.Placeholder | None:
+def _describe_stored(name: str) -> pipeline.Placeholder | None:
     """The placeholder of a stored file, read once; None when it is missing or does not decode."""
     try:
         with storage.open_file(name) as file:
@@ -104,7 +103,7 @@ def _describe_stored(name: str) -> placeholders.Placeholder | None:
         logger.exception("reading %s failed", name)
         raise StorageUnavailable("The file store is unavailable.") from exc
     try:
-        return placeholders.describe(processing.stored_preview(io.BytesIO(data), pipeline.limits()))
+        return pipeline.stored_description(io.BytesIO(data))
     except (InvalidImage, UnsupportedFormat, ImageTooLarge) as exc:
         logger.warning("backfill: %s cannot be used: %s", name, exc)
         return None

@@ -1,12 +1,13 @@
 """The domain's errors: what went wrong, and the HTTP status and field each answers with.
 
 Most subclass `api.exceptions.ProblemError`, so `api/exception_handler.py` turns them into problems without
-knowing any of them. The pixel work's errors (`images.pixels.errors`, pure Python) are re-exported here and
-given their statuses in `PIXEL_ERROR_STATUSES`, which `ImagesConfig.ready` registers with api.
+knowing any of them. The pixel work's errors (`images.pixels.errors`, pure Python, reached through
+`images.pipeline`) are re-exported here and given their statuses in `PIXEL_ERROR_STATUSES`, which
+`ImagesConfig.ready` registers with api.
 """
 
 from api.exceptions import ProblemError
-from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
+from images.pipeline import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
 
 __all__ = [
     "PIXEL_ERROR_STATUSES",

@@ -16,7 +16,7 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from api.conditional import if_none_match_matches
-from api.params import last_values
+from api.params import one_value_each
 from api.schema import problem_responses
 from api.throttling import check_render_throttles
 from images.files import FILE_HEADERS
@@ -78,7 +78,7 @@ class ImageFileApi(APIView):
     )
     def get(self, request: Request, image_id: int) -> HttpResponseBase:
         image = image_file_get(image_id=image_id)
-        params = RenditionInputSerializer(data=last_values(request.query_params))
+        params = RenditionInputSerializer(data=one_value_each(request.query_params, RenditionInputSerializer))
         params.is_valid(raise_exception=True)
         source = Source(name=image.name, width=image.width, height=image.height, format=image.format)
         spec = resolve(

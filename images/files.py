@@ -17,7 +17,7 @@ from api.conditional import if_none_match_matches
 from api.errors import page_not_found
 from api.problems import allow_methods, problem_response
 from images import storage
-from images.pixels.processing import OutputFormat
+from images.formats import OutputFormat
 
 MEDIA_TYPES = {f.extension: f.media_type for f in OutputFormat}
 _NAME = re.compile(

@@ -4,7 +4,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
-from images.pixels.processing import OutputFormat
+from images.formats import OutputFormat
 from images.titles import TITLE_MAX_LENGTH
 
 # How a format is written for people, where its enum name is not it.

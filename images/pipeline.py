@@ -1,15 +1,41 @@
 """The pure pipeline as this deployment runs it: its limits and encoder settings from the settings, and
-one decode slot per render (uploads and first renders of renditions alike)."""
+one decode slot per render (uploads and first renders of renditions alike).
+
+The one door to `images.pixels` for work (`images.formats` carries its names only): services, renditions
+and the backfill call what is here, never the pixel modules themselves (an import contract in
+`pyproject.toml` checks it). The pixel work's refusals come through here too, for `images.exceptions`.
+"""
 
 from __future__ import annotations
 
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from django.apps import apps
 from django.conf import settings
 
-from images.pixels import processing
-from images.pixels.processing import Fit, OutputFormat
+from images.pixels import decoding, placeholders, processing
+from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
+from images.pixels.placeholders import Placeholder
+from images.pixels.processing import EncodeOptions, Fit, OutputFormat, Rendered
+
+if TYPE_CHECKING:
+    from PIL import Image as PILImage
+
+__all__ = [
+    "EncodeOptions",
+    "ImageTooLarge",
+    "InvalidImage",
+    "PixelError",
+    "Placeholder",
+    "Rendered",
+    "UnsupportedFormat",
+    "bound_pillow",
+    "describe",
+    "encode_options",
+    "limits",
+    "render",
+    "stored_description",
+]
 
 
 def render(
@@ -20,7 +46,7 @@ def render(
     fit: Fit = Fit.CONTAIN,
     output_format: OutputFormat | None = None,
     preview: bool = False,
-) -> processing.Rendered:
+) -> Rendered:
     """`processing.render` with this deployment's limits and encoders, in a decode slot (ImagesConfig);
     `preview`: with the small version placeholders are made from."""
     with apps.get_app_config("images").decode_slots:
@@ -36,6 +62,16 @@ def render(
         )
 
 
+def bound_pillow() -> None:
+    """Once per process: Pillow's own decompression-bomb check at our pixel limit.
+
+    Our own pixel limits are checked from the header before anything is decoded, and again after every
+    seek (images/pixels/decoding.py); Pillow's own check, at the same number, is the line behind them,
+    inside the decoder: never off.
+    """
+    decoding.bound_pillow(settings.IMAGE_MAX_PIXELS)
+
+
 def limits() -> processing.Limits:
     """What one render may cost, from the settings."""
     return processing.Limits(
@@ -48,11 +84,21 @@ def limits() -> processing.Limits:
     )
 
 
-def encode_options() -> processing.EncodeOptions:
+def encode_options() -> EncodeOptions:
     """The encoders' settings."""
-    return processing.EncodeOptions(
+    return EncodeOptions(
         jpeg_quality=settings.IMAGE_JPEG_QUALITY,
         webp_quality=settings.IMAGE_WEBP_QUALITY,
         avif_quality=settings.IMAGE_AVIF_QUALITY,
         avif_speed=settings.IMAGE_AVIF_SPEED,
     )
+
+
+def describe(preview: PILImage.Image) -> Placeholder:
+    """The placeholder and dominant colour of a render's small version (`Rendered.preview`)."""
+    return placeholders.describe(preview)
+
+
+def stored_description(src: BinaryIO) -> Placeholder:
+    """The placeholder and dominant colour of a stored file, read within this deployment's limits."""
+    return placeholders.describe(processing.stored_preview(src, limits()))

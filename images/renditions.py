@@ -40,7 +40,8 @@ from images.exceptions import (
     StorageUnavailable,
     UnsupportedFormat,
 )
-from images.pixels.processing import EncodeOptions, Fit, OutputFormat
+from images.formats import Fit, OutputFormat
+from images.pipeline import EncodeOptions
 
 logger = logging.getLogger(__name__)
 

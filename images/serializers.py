@@ -14,9 +14,10 @@ from rest_framework.exceptions import ValidationError
 
 from api.conditional import etag_of
 from api.pagination import PageInputSerializer
+from api.params import WholeNumberField
 from api.schema import CLOSED
+from images.formats import Fit, OutputFormat
 from images.models import Image
-from images.pixels.processing import Fit, OutputFormat
 from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
 from images.titles import TITLE_MAX_LENGTH
 
@@ -123,13 +124,13 @@ class ImageCreateInputSerializer(serializers.Serializer):
             "an empty field): the file name without its extension."
         ),
     )
-    width = serializers.IntegerField(
+    width = WholeNumberField(
         required=False,
         min_value=1,
         max_value=settings.IMAGE_MAX_DIMENSION,
         help_text="Target width in pixels. Alone, the height follows the aspect ratio.",
     )
-    height = serializers.IntegerField(
+    height = WholeNumberField(
         required=False,
         min_value=1,
         max_value=settings.IMAGE_MAX_DIMENSION,
@@ -228,6 +229,8 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "placeholder",
             "color",
         ]
+        # An output serializer: every field is always answered, so the schema marks each required.
+        read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, image: Image) -> str:
@@ -296,7 +299,7 @@ class ImageListInputSerializer(PageInputSerializer):
 
 
 class RenditionInputSerializer(serializers.Serializer):
-    width = serializers.IntegerField(
+    width = WholeNumberField(
         required=False,
         min_value=1,
         max_value=settings.IMAGE_MAX_DIMENSION,
@@ -306,7 +309,7 @@ class RenditionInputSerializer(serializers.Serializer):
             "the stored image (asking more gives its stored width). Not with `height` or `preset`."
         ),
     )
-    height = serializers.IntegerField(
+    height = WholeNumberField(
         required=False,
         min_value=1,
         max_value=settings.IMAGE_MAX_DIMENSION,

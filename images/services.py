@@ -12,9 +12,8 @@ from django.db import transaction
 
 from images import locks, pipeline, renditions, storage
 from images.exceptions import ImageChanged
+from images.formats import Fit, OutputFormat
 from images.models import Image
-from images.pixels import placeholders
-from images.pixels.processing import Fit, OutputFormat
 from images.selectors import ANSWERED_FIELDS
 from images.titles import default_title, fold
 
@@ -44,7 +43,7 @@ def image_create(
         upload, width=width, height=height, fit=fit, output_format=output_format, preview=True
     )
     assert rendered.preview is not None
-    described = placeholders.describe(rendered.preview)
+    described = pipeline.describe(rendered.preview)
     title = title or default_title(filename)
     data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type
     name = storage.content_name(data, extension)

@@ -92,15 +92,29 @@ def test_health_and_docs_stay_open_in_all_mode(api, settings):
     assert api.get("/api/schema/").status_code == 200
 
 
-def test_schema_declares_the_bearer_scheme(api):
+def test_schema_declares_the_bearer_scheme(api, settings):
+    settings.IMAGERY_AUTH = "write"
     schema = api.get("/api/schema/?format=json").json()
     scheme = schema["components"]["securitySchemes"]["ApiKey"]
     assert scheme == {"type": "http", "scheme": "bearer", "description": scheme["description"]}
     assert "manage.py apikey create" in scheme["description"]  # tells a reader where a key comes from
     post = schema["paths"]["/images"]["post"]
-    assert {"ApiKey": []} in post["security"]
+    assert post["security"] == [{"ApiKey": []}]
     assert "401" in post["responses"]
     assert "429" in post["responses"]
+
+
+@pytest.mark.parametrize("mode", ["off", "write", "all"])
+def test_schema_demands_a_key_exactly_where_the_api_does(api, settings, mode):
+    # Where the key is optional the operation declares no requirement at all: generated clients read an
+    # optional one (`[{"ApiKey": []}, {}]`) as mandatory (openapi-python-client demands an
+    # AuthenticatedClient, so a caller without a key cannot call it).
+    settings.IMAGERY_AUTH = mode
+    schema = api.get("/api/schema/?format=json").json()
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            needed = mode == "all" or (mode == "write" and method not in ("get", "head", "options"))
+            assert operation.get("security", []) == ([{"ApiKey": []}] if needed else []), (mode, method, path)
 
 
 # --- The apikey command --------------------------------------------------------------------------

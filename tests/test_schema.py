@@ -12,6 +12,7 @@ from django.conf import settings
 from django.test import Client
 
 from images.titles import TITLE_MAX_LENGTH
+from tests.images import png_upload
 
 PROBLEM = "application/problem+json"
 OPERATIONS = {
@@ -239,3 +240,52 @@ def test_schema_delete_documents_if_match_and_its_412(schema: dict[str, Any]) ->
     operation = schema["paths"]["/images/{image_id}"]["delete"]
     assert "If-Match" in [p["name"] for p in operation["parameters"] if p["in"] == "header"]
     assert "412" in operation["responses"]
+
+
+def operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return [
+        (method, path, operation)
+        for path, item in schema["paths"].items()
+        for method, operation in item.items()
+        if method in HTTP_METHODS
+    ]
+
+
+def test_schema_edit_body_is_json_only(schema: dict[str, Any]) -> None:
+    # Offered JSON, form and multipart at once, a generated client sent multipart with the title twice.
+    body = schema["paths"]["/images/{image_id}"]["patch"]["requestBody"]["content"]
+    assert set(body) == {"application/json"}
+
+
+def test_schema_image_object_requires_every_field_it_always_answers(schema: dict[str, Any]) -> None:
+    image = schema["components"]["schemas"]["Image"]
+    assert set(image["required"]) == set(image["properties"])
+    assert "created_at" in image["required"]
+
+
+def test_schema_every_operation_declares_401_429_and_503_with_retry_after(schema: dict[str, Any]) -> None:
+    for method, path, operation in operations(schema):
+        responses = operation["responses"]
+        assert {"401", "429", "503"} <= responses.keys(), (method, path)
+        for status in ("429", "503"):
+            assert responses[status]["headers"]["Retry-After"]["schema"]["type"] == "integer", (method, path)
+            assert set(responses[status]["content"]) == {PROBLEM}
+
+
+def test_schema_declares_etag_and_location_where_they_are_answered(schema: dict[str, Any]) -> None:
+    paths = schema["paths"]
+    for method, path in [
+        ("get", "/images"),
+        ("get", "/images/{image_id}"),
+        ("patch", "/images/{image_id}"),
+        ("get", "/images/{image_id}/file"),
+    ]:
+        assert "ETag" in paths[path][method]["responses"]["200"]["headers"], (method, path)
+    assert "Location" in paths["/images"]["post"]["responses"]["201"]["headers"]
+
+
+def test_declared_headers_are_the_ones_answered(api: Client) -> None:
+    created = api.post("/images", png_upload())
+    assert created.status_code == 201 and created["Location"].endswith(f"/images/{created.json()['id']}")
+    for url in ["/images", f"/images/{created.json()['id']}", f"/images/{created.json()['id']}/file"]:
+        assert api.get(url)["ETag"], url
