@@ -1,5 +1,9 @@
 """The pure pipeline as this deployment runs it: its limits and encoder settings from the settings, and
-one decode slot per render (uploads and first renders of renditions alike)."""
+one decode slot per render (uploads and first renders of renditions alike).
+
+An upload's stored file (its master) is what every rendition decodes again, so it is written to decode
+fast: a JPEG master is baseline, not progressive (`EncodeOptions.jpeg_progressive`; README, "Renditions").
+"""
 
 from __future__ import annotations
 
@@ -20,9 +24,11 @@ def render(
     fit: Fit = Fit.CONTAIN,
     output_format: OutputFormat | None = None,
     preview: bool = False,
+    master: bool = False,
 ) -> processing.Rendered:
     """`processing.render` with this deployment's limits and encoders, in a decode slot (ImagesConfig);
-    `preview`: with the small version placeholders are made from."""
+    `preview`: with the small version placeholders are made from; `master`: the output is an upload's
+    stored file, which renditions decode again (a JPEG is written baseline)."""
     with apps.get_app_config("images").decode_slots:
         return processing.render(
             src,
@@ -31,7 +37,7 @@ def render(
             fit=fit,
             output_format=output_format,
             limits=limits(),
-            options=encode_options(),
+            options=encode_options(master=master),
             preview=preview,
         )
 
@@ -48,9 +54,10 @@ def limits() -> processing.Limits:
     )
 
 
-def encode_options() -> processing.EncodeOptions:
-    """The encoders' settings."""
+def encode_options(*, master: bool = False) -> processing.EncodeOptions:
+    """The encoders' settings; `master`: for a file that is decoded again (baseline JPEG)."""
     return processing.EncodeOptions(
+        jpeg_progressive=not master,
         jpeg_quality=settings.IMAGE_JPEG_QUALITY,
         webp_quality=settings.IMAGE_WEBP_QUALITY,
         avif_quality=settings.IMAGE_AVIF_QUALITY,
