@@ -19,7 +19,7 @@ help:
 	@echo "make test-s3    the tests that use the app, with files on S3 (a local S3 server the tests start)"
 	@echo "make lint       ruff format --check + ruff check"
 	@echo "make format     ruff format + ruff check --fix"
-	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions)"
+	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, against thumbor)"
 	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
 	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
@@ -97,10 +97,19 @@ format: install-dev
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: install-dev
+# thumbor, the anchor of bench/thumbor.py, in a virtual environment of its own (its Pillow is not ours).
+THUMBOR_VENV := bench/out/thumbor-venv
+$(THUMBOR_VENV)/.stamp: requirements/bench-thumbor.txt
+	rm -rf $(THUMBOR_VENV)
+	$(PYTHON) -m venv $(THUMBOR_VENV)
+	$(THUMBOR_VENV)/bin/pip install --quiet -r requirements/bench-thumbor.txt
+	@touch $@
+
+bench: install-dev $(THUMBOR_VENV)/.stamp
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/work_bounds.py
 	$(BIN)/python bench/renditions.py
+	$(BIN)/python bench/thumbor.py --thumbor $(THUMBOR_VENV)/bin/thumbor
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named
 # imagery_bench_reads on 127.0.0.1:5432, dropped and created anew); about five minutes.

@@ -5,8 +5,11 @@ Run with `make bench` (or `.venv/bin/python bench/renditions.py --help`). It upl
 temporary DATA_DIR, render rate limits out of reach), stored at full size, then measures:
 
 1. First request of `?width=320&format=jpeg` (the rendition's file deleted before each run, outside the
-   timing) against the bare pipeline, `processing.render` of the same stored file to the same output,
-   run interleaved in this process. The target: at most 1.3x.
+   timing) against the bare pipeline (`processing.render`: Pillow's DCT-scaled draft decode, resize and
+   encode) of the *uploaded* file to the same output, run interleaved in this process. The target: at
+   most 1.3x (issue 22: the stored file must not cost more to decode than the upload did). Shown too:
+   the bare pipeline on the stored file, and on the stored file rewritten progressive (how uploads were
+   stored before issue 22).
 2. A stored rendition (`?width=320&format=jpeg` again) against the app serving a stored original of the
    same kind and size (a second upload stored 320 wide, fetched at its `url`, /media/...), interleaved;
    p50 of each, one new connection per request. The target: at most 1.5x. Shown too: the 4000x3000
@@ -36,6 +39,7 @@ ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
 import inputs  # noqa: E402
+from PIL import Image  # noqa: E402
 from server import HOST, AppServer, load_average, multipart  # noqa: E402
 
 from images.pixels.processing import EncodeOptions, OutputFormat, render  # noqa: E402
@@ -123,15 +127,28 @@ def main() -> None:
         file_path = f"/images/{big['id']}/file"
         rendition = f"{file_path}?width=320&format=jpeg"
 
-        def bare(width: int = 320, fmt: OutputFormat = OutputFormat.JPEG, speed: int | None = None) -> bytes:
+        def bare(
+            width: int = 320,
+            fmt: OutputFormat = OutputFormat.JPEG,
+            speed: int | None = None,
+            path: Path = stored_path,
+        ) -> bytes:
             options = EncodeOptions() if speed is None else EncodeOptions(avif_speed=speed)
-            with stored_path.open("rb") as f:
+            with path.open("rb") as f:
                 return render(f, width=width, output_format=fmt, options=options).data
 
-        # 1. First render against the bare pipeline.
+        # 1. First render against the bare pipeline on the uploaded file.
         print("measuring first renders ...", file=sys.stderr, flush=True)
-        http_ms, bare_ms = median_interleaved(lambda: first_render(server, rendition), bare, args.runs)
+        http_ms, uploaded_ms = median_interleaved(
+            lambda: first_render(server, rendition), lambda: bare(path=photo), args.runs
+        )
         same = first_render(server, rendition).body == bare()
+        progressive_path = Path(tmp) / "stored-progressive.jpg"
+        with Image.open(stored_path) as im:
+            im.save(
+                progressive_path, "JPEG", quality="keep", subsampling="keep", optimize=True, progressive=True
+            )
+        bare_ms, progressive_ms = median_interleaved(bare, lambda: bare(path=progressive_path), args.runs)
 
         # 2. A stored rendition against a stored original of the same size, both served by the app.
         print("measuring stored reads ...", file=sys.stderr, flush=True)
@@ -169,8 +186,10 @@ def main() -> None:
     )
     print()
     print(f"first request ?width=320&format=jpeg, median of {args.runs}: {http_ms:.1f} ms; bare pipeline on")
-    print(f"  the same stored file, interleaved: {bare_ms:.1f} ms; ratio {http_ms / bare_ms:.2f}x")
-    print(f"  bytes served {'identical to' if same else 'DIFFERENT from'} the bare pipeline's")
+    print(f"  the uploaded file, interleaved: {uploaded_ms:.1f} ms; ratio {http_ms / uploaded_ms:.2f}x")
+    print(f"  bytes served {'identical to' if same else 'DIFFERENT from'} the bare pipeline's (stored file)")
+    print(f"  the bare pipeline on the stored (baseline) file: {bare_ms:.1f} ms; on the same stored")
+    print(f"  progressive (before issue 22): {progressive_ms:.1f} ms, {progressive_ms / bare_ms:.2f}x")
     print(
         f"stored rendition, p50 of {args.reads}: {stored_ms:.2f} ms; the app serving a stored original of the"
     )
@@ -192,11 +211,11 @@ def main() -> None:
             f"{r['avif_bytes']:>8} {r['webp_bytes']:>8} {r['jpeg_bytes']:>8} {r['avif6_bytes']:>9}"
         )
     print()
-    first_ok = http_ms / bare_ms <= MAX_FIRST_RATIO
+    first_ok = http_ms / uploaded_ms <= MAX_FIRST_RATIO
     stored_ok = stored_ms / original_ms <= MAX_STORED_RATIO
     print(
         f"{'PASS' if first_ok else 'MISS'}  first request of width=320 <= {MAX_FIRST_RATIO}x the bare "
-        f"pipeline: {http_ms / bare_ms:.3f}x ({http_ms:.1f} vs {bare_ms:.1f} ms)"
+        f"pipeline on the uploaded file: {http_ms / uploaded_ms:.3f}x ({http_ms:.1f} vs {uploaded_ms:.1f} ms)"
     )
     print(
         f"{'PASS' if stored_ok else 'MISS'}  stored rendition p50 <= {MAX_STORED_RATIO}x the app serving a "
