@@ -202,6 +202,16 @@ def read_head(name: str, size: int) -> bytes:
         raise StorageUnavailable("The file store is unavailable.") from exc
 
 
+def internal_path(name: str) -> str:
+    """Where a web server in front finds a stored file (images/sending.py): `fs/<name>` under MEDIA_ROOT,
+    or `s3/<bucket>/<key>` in the S3 store."""
+    backend = storages["default"]
+    if _is_s3(backend):
+        key = posixpath.join(backend.location, name) if backend.location else name
+        return f"s3/{backend.bucket_name}/{key}"
+    return f"fs/{name}"
+
+
 def size_of(name: str) -> int:
     """Bytes of a stored file; FileNotFoundError when it is not there."""
     return default_storage.size(name)
