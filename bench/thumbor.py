@@ -12,9 +12,8 @@ Both servers run on this machine at once, configured alike:
   as Imagery's workers), JPEG quality 85 and WebP 80 like ours, progressive JPEG (its default, like our
   renditions).
 
-The photos: twelve 4000x3000 photo-like JPEGs (bench/inputs.py's photo, each mirrored, flipped and
-toned differently, saved at quality 92 as a camera would). The cases, each request alternating between
-the two servers on the same photo:
+The photos: twelve 4000x3000 photo-like JPEGs (bench/inputs.py's `photo_variants`). The cases, each
+request alternating between the two servers on the same photo:
 1. the first 320-wide JPEG of a photo (the stored renditions and thumbor's results deleted before each
    round, outside the timing);
 2. the first 1280-wide WebP;
@@ -58,7 +57,7 @@ sys.path.insert(0, str(ROOT))
 import inputs  # noqa: E402
 from baseline import psnr, reference  # noqa: E402
 from front import NginxFront  # noqa: E402
-from PIL import Image, ImageOps  # noqa: E402
+from PIL import Image  # noqa: E402
 from server import HOST, AppServer, free_port, load_average, multipart  # noqa: E402
 
 from images.pixels.processing import EncodeOptions  # noqa: E402
@@ -125,29 +124,6 @@ class Client:
         if self.conn is not None:
             self.conn.close()
             self.conn = None
-
-
-def make_photos(folder: Path) -> list[Path]:
-    """Twelve 4000x3000 photos: the bench photo mirrored, flipped and toned, saved as a camera would."""
-    source = inputs.ensure_inputs(BENCH / "out" / "inputs")[inputs.PHOTO_JPEG]
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = [folder / f"photo-{i:02}.jpg" for i in range(PHOTOS)]
-    if all(p.is_file() for p in paths):
-        return paths
-    with Image.open(source) as im:
-        im.load()
-        base = im.convert("RGB")
-    transforms: list[Callable[[Image.Image], Image.Image]] = [
-        lambda im: im,
-        ImageOps.mirror,
-        ImageOps.flip,
-        lambda im: im.transpose(Image.Transpose.ROTATE_180),
-    ]
-    for i, path in enumerate(paths):
-        gamma = (1.0, 0.85, 1.15)[i // len(transforms)]
-        toned = transforms[i % len(transforms)](base).point(lambda v, g=gamma: round(255 * (v / 255) ** g))
-        toned.save(path, "JPEG", quality=92, subsampling="4:2:0")
-    return paths
 
 
 class ThumborServer:
@@ -328,7 +304,7 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=3, help="throughput blocks per side (default 3)")
     args = parser.parse_args()
 
-    photos = make_photos(BENCH / "out" / "thumbor-photos")
+    photos = inputs.photo_variants(BENCH / "out" / "photo-variants", PHOTOS)
     print(f"load average at the start: {load_average()}")
     imagery, thumbor = Side(), Side()
     with (
