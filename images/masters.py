@@ -82,15 +82,24 @@ def convert_masters(*, batch: int = 100, done: Callable[[int], None] = lambda n:
         done(len(rows))
 
 
+def _read(name: str) -> bytes:
+    with storage.open_file(name) as file:
+        return file.read()
+
+
 def _convert(name: str, ids: list[int], result: Conversion) -> str:
     """Convert one file if it is progressive; the name its rows have afterwards."""
     try:
-        progressive = masters.is_progressive_jpeg(storage.read_head(name, masters.HEAD_BYTES))
+        head = storage.read_head(name, masters.HEAD_BYTES)
+        progressive, data = masters.is_progressive_jpeg(head), None
+        if progressive is None and len(head) == masters.HEAD_BYTES:
+            # Its frame header lies further on (metadata no upload leaves, but a file put there by hand).
+            data = _read(name)
+            progressive = masters.is_progressive_jpeg(data)
         if not progressive:
             result.already += 1
             return name
-        with storage.open_file(name) as file:
-            data = file.read()
+        data = data or _read(name)
     except FileNotFoundError:
         logger.warning("convert_masters: %s is missing", name)
         result.unusable.setdefault(name, []).extend(ids)

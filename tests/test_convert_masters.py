@@ -185,3 +185,25 @@ def test_progressive_is_told_from_the_first_bytes() -> None:
     assert is_progressive_jpeg(with_exif[:1024]) is None  # the frame header is further on
     assert is_progressive_jpeg(encode(pixels, "PNG")) is None
     assert is_progressive_jpeg(b"") is None
+
+
+def test_a_master_whose_frame_header_is_past_the_first_bytes_is_read_whole_and_converted(
+    api: Client, posted: Callable[..., dict[str, Any]]
+) -> None:
+    # No upload stores metadata, but a file put in the store by hand may carry 70 KB of it.
+    body = posted(meadow((300, 200)), fmt="JPEG", filename="m.jpg")
+    with PILImage.open(io.BytesIO(read(name_of(body)))) as im:
+        exif = b"Exif\x00\x00" + b"\x00" * 60_000
+        old = encode(im, "JPEG", quality="keep", progressive=True, exif=exif, comment=b"x" * 12_000)
+    assert is_progressive_jpeg(old[: 64 * 1024]) is None
+    old_name = storage.content_name(old, "jpg")
+    put_stored_file(old_name, old)
+    Image.objects.filter(pk=body["id"]).update(file=old_name, size=len(old))
+    remove_stored_file(name_of(body))
+
+    out, _err = run()
+
+    assert "1 files rewritten baseline for 1 images" in out
+    new = read(file_of(body["id"])[0])
+    assert not progressive(new) and "comment" not in PILImage.open(io.BytesIO(new)).info
+    assert len(new) < 40_000  # nothing of the metadata is left
