@@ -116,3 +116,29 @@ def ensure_inputs(folder: Path, *, regenerate: bool = False) -> dict[str, Path]:
             partial.replace(path)
         paths[name] = path
     return paths
+
+
+def photo_variants(folder: Path, count: int = 12) -> list[Path]:
+    """`count` (at most 12) distinct 4000x3000 photos for benchmarks that need several: the bench photo
+    mirrored, flipped or turned, each in one of three tones, saved at quality 92 as a camera would.
+    Written once into `folder` and reused."""
+    if not 1 <= count <= 12:
+        raise ValueError("from 1 to 12 variants")
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / f"v{GENERATOR_VERSION}-photo-{i:02}.jpg" for i in range(count)]
+    if all(p.is_file() for p in paths):
+        return paths
+    source = ensure_inputs(folder.parent / "inputs")[PHOTO_JPEG]
+    with Image.open(source) as im:
+        base = im.convert("RGB")
+    transforms: list[Callable[[Image.Image], Image.Image]] = [
+        lambda im: im,
+        lambda im: im.transpose(Image.Transpose.FLIP_LEFT_RIGHT),
+        lambda im: im.transpose(Image.Transpose.FLIP_TOP_BOTTOM),
+        lambda im: im.transpose(Image.Transpose.ROTATE_180),
+    ]
+    for i, path in enumerate(paths):
+        gamma = (1.0, 0.85, 1.15)[i // len(transforms)]
+        toned = transforms[i % len(transforms)](base).point(lambda v, g=gamma: round(255 * (v / 255) ** g))
+        toned.save(path, "JPEG", quality=92, subsampling="4:2:0")
+    return paths

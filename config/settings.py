@@ -162,6 +162,13 @@ IMAGE_MAX_ENLARGED_PIXELS = env.int("IMAGE_MAX_ENLARGED_PIXELS", default=16_000_
 IMAGE_MAX_AVIF_PIXELS = env.int("IMAGE_MAX_AVIF_PIXELS", default=16_000_000)
 # Decodes one process runs at once; memory peaks while decoding (see README, "Memory").
 IMAGE_DECODE_CONCURRENCY = env.int("IMAGE_DECODE_CONCURRENCY", default=1)
+# Stored files and renditions sent by nginx (X-Accel-Redirect to this path prefix, its `internal` locations
+# in deploy/nginx.conf) instead of through the app; empty: the app sends them (images/sending.py).
+FILE_ACCEL_REDIRECT = env.str("FILE_ACCEL_REDIRECT", default="")
+if FILE_ACCEL_REDIRECT and not (FILE_ACCEL_REDIRECT.startswith("/") and FILE_ACCEL_REDIRECT.endswith("/")):
+    raise ImproperlyConfigured(
+        "FILE_ACCEL_REDIRECT must be a path that starts and ends with /, e.g. /_stored/."
+    )
 
 # --- Renditions (GET /images/{id}/file?width=…, README "Renditions") --------------------------------
 # Named variants, `?preset=NAME`: JSON, name -> {"width", "height", "fit"} (fit: contain, cover or fill;

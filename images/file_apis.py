@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseNotModified
+from django.http import HttpResponse, HttpResponseBase, HttpResponseNotModified
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -28,6 +28,7 @@ from images.renditions import (
     resolve,
 )
 from images.selectors import image_file_get
+from images.sending import stored_file_response
 from images.serializers import RenditionInputSerializer
 
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
@@ -101,16 +102,19 @@ class ImageFileApi(APIView):
             check_render_throttles(request, self)
             served = rendition_create(source, spec)
         content_type = spec.output.media_type
-        response: HttpResponse
+        response: HttpResponseBase
         if request.method == "HEAD":
             if served.file is not None:
                 served.file.close()
             response = HttpResponse(content_type=content_type)
         elif served.file is not None:
-            response = FileResponse(served.file, content_type=content_type)
+            name = spec.name(source)
+            response = stored_file_response(
+                served.file, name=name, content_type=content_type, size=served.size
+            )
         else:
             response = HttpResponse(served.data, content_type=content_type)
-        response["Content-Length"] = str(served.size)
+        response.setdefault("Content-Length", str(served.size))
         extension = spec.output.extension
         response["Content-Disposition"] = f'inline; filename="{image_id}-{spec.key}.{extension}"'
         return _with(response, headers)

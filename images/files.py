@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseNotModified
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, HttpResponseNotModified
 
 from api.caching import CACHE_FOREVER
 from api.conditional import if_none_match_matches
@@ -18,6 +18,7 @@ from api.errors import page_not_found
 from api.problems import allow_methods, problem_response
 from images import storage
 from images.formats import OutputFormat
+from images.sending import stored_file_response
 
 MEDIA_TYPES = {f.extension: f.media_type for f in OutputFormat}
 _NAME = re.compile(
@@ -31,7 +32,7 @@ FILE_HEADERS = {
 }
 
 
-def serve_image_file(request: HttpRequest, name: str) -> HttpResponse:
+def serve_image_file(request: HttpRequest, name: str) -> HttpResponseBase:
     """GET or HEAD a stored file by its name (`images/ab/cd/<sha256>.<ext>`), or a 404 problem."""
     if not storage.is_local():
         # Whatever the method: the same answer as an address with no route.
@@ -40,14 +41,14 @@ def serve_image_file(request: HttpRequest, name: str) -> HttpResponse:
 
 
 @allow_methods("GET", "HEAD")
-def _serve_local_file(request: HttpRequest, name: str) -> HttpResponse:
+def _serve_local_file(request: HttpRequest, name: str) -> HttpResponseBase:
     match = _NAME.fullmatch(name)
     if match is None:
         return problem_response(404, "No such file.", code="not_found")
     etag = f'"{match["digest"]}"'
     headers = {**FILE_HEADERS, "ETag": etag}
     if if_none_match_matches(request.headers.get("If-None-Match", ""), etag):
-        response: HttpResponse = HttpResponseNotModified()
+        response: HttpResponseBase = HttpResponseNotModified()
     elif request.method == "HEAD":
         try:
             size = storage.size_of(name)
@@ -60,7 +61,9 @@ def _serve_local_file(request: HttpRequest, name: str) -> HttpResponse:
             file = storage.open_file(name)
         except FileNotFoundError:
             return problem_response(404, "No such file.", code="not_found")
-        response = FileResponse(file, content_type=MEDIA_TYPES[match["ext"]])
+        response = stored_file_response(
+            file, name=name, content_type=MEDIA_TYPES[match["ext"]], size=file.size
+        )
     response["Content-Disposition"] = f'inline; filename="{match["digest"]}.{match["ext"]}"'
     for key, value in headers.items():
         response[key] = value

@@ -4,6 +4,9 @@ one decode slot per render (uploads and first renders of renditions alike).
 The one door to `images.pixels` for work (`images.formats` carries its names only): services, renditions
 and the backfill call what is here, never the pixel modules themselves (an import contract in
 `pyproject.toml` checks it). The pixel work's refusals come through here too, for `images.exceptions`.
+
+An upload's stored file (its master) is what every rendition decodes again, so it is written to decode
+fast: a JPEG master is baseline, not progressive (`EncodeOptions.jpeg_progressive`; README, "Renditions").
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from django.apps import apps
 from django.conf import settings
 
-from images.pixels import decoding, placeholders, processing
+from images.pixels import decoding, masters, placeholders, processing
 from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
 from images.pixels.placeholders import Placeholder
 from images.pixels.processing import EncodeOptions, Fit, OutputFormat, Rendered
@@ -22,6 +25,7 @@ if TYPE_CHECKING:
     from PIL import Image as PILImage
 
 __all__ = [
+    "MASTER_HEAD_BYTES",
     "EncodeOptions",
     "ImageTooLarge",
     "InvalidImage",
@@ -29,9 +33,11 @@ __all__ = [
     "Placeholder",
     "Rendered",
     "UnsupportedFormat",
+    "baseline_master",
     "bound_pillow",
     "describe",
     "encode_options",
+    "is_progressive_jpeg",
     "limits",
     "render",
     "stored_description",
@@ -46,9 +52,11 @@ def render(
     fit: Fit = Fit.CONTAIN,
     output_format: OutputFormat | None = None,
     preview: bool = False,
+    master: bool = False,
 ) -> Rendered:
     """`processing.render` with this deployment's limits and encoders, in a decode slot (ImagesConfig);
-    `preview`: with the small version placeholders are made from."""
+    `preview`: with the small version placeholders are made from; `master`: the output is an upload's
+    stored file, which renditions decode again (a JPEG is written baseline)."""
     with apps.get_app_config("images").decode_slots:
         return processing.render(
             src,
@@ -57,7 +65,7 @@ def render(
             fit=fit,
             output_format=output_format,
             limits=limits(),
-            options=encode_options(),
+            options=encode_options(master=master),
             preview=preview,
         )
 
@@ -72,6 +80,20 @@ def bound_pillow() -> None:
     decoding.bound_pillow(settings.IMAGE_MAX_PIXELS)
 
 
+# How much of a stored file tells whether it is a progressive JPEG (almost always; else read it all).
+MASTER_HEAD_BYTES = masters.HEAD_BYTES
+
+
+def is_progressive_jpeg(head: bytes) -> bool | None:
+    """Whether a stored JPEG is progressive, from its first bytes (None: they do not say)."""
+    return masters.is_progressive_jpeg(head)
+
+
+def baseline_master(src: BinaryIO) -> bytes:
+    """A progressive JPEG master rewritten baseline with its own tables, within this deployment's limits."""
+    return masters.baseline_jpeg(src, limits())
+
+
 def limits() -> processing.Limits:
     """What one render may cost, from the settings."""
     return processing.Limits(
@@ -84,9 +106,10 @@ def limits() -> processing.Limits:
     )
 
 
-def encode_options() -> EncodeOptions:
-    """The encoders' settings."""
+def encode_options(*, master: bool = False) -> EncodeOptions:
+    """The encoders' settings; `master`: for a file that is decoded again (baseline JPEG)."""
     return EncodeOptions(
+        jpeg_progressive=not master,
         jpeg_quality=settings.IMAGE_JPEG_QUALITY,
         webp_quality=settings.IMAGE_WEBP_QUALITY,
         avif_quality=settings.IMAGE_AVIF_QUALITY,

@@ -40,7 +40,7 @@ def image_create(
     for another row stays). Raises the domain errors of `images.exceptions`.
     """
     rendered = pipeline.render(
-        upload, width=width, height=height, fit=fit, output_format=output_format, preview=True
+        upload, width=width, height=height, fit=fit, output_format=output_format, preview=True, master=True
     )
     assert rendered.preview is not None
     described = pipeline.describe(rendered.preview)

@@ -187,6 +187,39 @@ def open_file(name: str) -> File:
     return default_storage.open(name, "rb")
 
 
+def read_head(name: str, size: int) -> bytes:
+    """The first `size` bytes of a stored file (fewer when it is shorter), without reading the rest (S3:
+    one ranged GET); FileNotFoundError when it is not there, StorageUnavailable when the store fails."""
+    try:
+        backend = storages["default"]
+        if _is_s3(backend):
+            key = posixpath.join(backend.location, name) if backend.location else name
+            try:
+                answer = backend.connection.meta.client.get_object(
+                    Bucket=backend.bucket_name, Key=key, Range=f"bytes=0-{size - 1}"
+                )
+            except backend.connection.meta.client.exceptions.NoSuchKey as exc:
+                raise FileNotFoundError(name) from exc
+            return answer["Body"].read()
+        with default_storage.open(name, "rb") as file:
+            return file.read(size)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        logger.exception("reading %s failed", name)
+        raise StorageUnavailable("The file store is unavailable.") from exc
+
+
+def internal_path(name: str) -> str:
+    """Where a web server in front finds a stored file (images/sending.py): `fs/<name>` under MEDIA_ROOT,
+    or `s3/<bucket>/<key>` in the S3 store."""
+    backend = storages["default"]
+    if _is_s3(backend):
+        key = posixpath.join(backend.location, name) if backend.location else name
+        return f"s3/{backend.bucket_name}/{key}"
+    return f"fs/{name}"
+
+
 def size_of(name: str) -> int:
     """Bytes of a stored file; FileNotFoundError when it is not there."""
     return default_storage.size(name)

@@ -81,12 +81,13 @@ class S3Server:
         self.client.create_bucket(Bucket=name)
 
     def allow_public_reads(self, bucket: str) -> None:
-        """Anyone may GET the images (and nothing else): what public, cacheable URLs need."""
+        """Anyone may GET the images and their renditions (and nothing else): what public, cacheable URLs
+        and nginx's `/_stored/s3/` (X-Accel-Redirect, deploy/nginx.conf) need."""
         statement = {
             "Effect": "Allow",
             "Principal": "*",
             "Action": "s3:GetObject",
-            "Resource": f"arn:aws:s3:::{bucket}/images/*",
+            "Resource": [f"arn:aws:s3:::{bucket}/images/*", f"arn:aws:s3:::{bucket}/renditions/*"],
         }
         policy = {"Version": "2012-10-17", "Statement": [statement]}
         self.client.put_bucket_policy(Bucket=bucket, Policy=json.dumps(policy))

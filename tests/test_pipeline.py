@@ -355,7 +355,18 @@ def test_stored_file_is_never_larger_than_a_plain_save_of_its_pixels(upload, ser
     assert len(stored.served_bytes) <= len(plain)
 
 
-def test_jpeg_is_progressive_optimized_and_subsampled(upload, served):
-    stored = served(upload(photo_like((300, 200)), format="jpeg").json()["url"])
-    assert stored.info.get("progressive") or stored.info.get("progression")
+def test_stored_jpeg_is_baseline_and_subsampled_and_its_renditions_progressive(api, upload, served):
+    # The stored file is decoded again for every rendition: baseline, which scales in the DCT domain
+    # cheaply. A rendition is only read by browsers: progressive, which they show early.
+    body = upload(photo_like((1200, 800)), format="jpeg").json()
+    stored = served(body["url"])
+    assert not (stored.info.get("progressive") or stored.info.get("progression"))
     assert stored.layer[0][1:3] == (2, 2)  # luma sampled 2x2 against chroma: 4:2:0
+    response = api.get(f"/images/{body['id']}/file?width=640&format=jpeg")
+    assert response.status_code == 200
+    rendition = PILImage.open(
+        io.BytesIO(b"".join(response.streaming_content) if response.streaming else response.content)
+    )
+    assert rendition.size == (640, 427)
+    assert rendition.info.get("progressive") or rendition.info.get("progression")
+    assert rendition.layer[0][1:3] == (2, 2)

@@ -103,7 +103,9 @@ def test_anyone_may_get_a_stored_file_and_do_nothing_else(tmp_path: Path) -> Non
         "Effect": "Allow",
         "Principal": {"AWS": ["*"]},
         "Action": ["s3:GetObject"],
-        "Resource": ["arn:aws:s3:::photos/images/*"],
+        # The two prefixes the app serves publicly: stored files, and renditions (which nginx reads for the
+        # app's X-Accel-Redirect answers; clients reach them only through the app).
+        "Resource": ["arn:aws:s3:::photos/images/*", "arn:aws:s3:::photos/renditions/*"],
     }
     assert not [c for c in calls if c["args"][:2] == ["anonymous", "set"]], (
         "no canned policy (download lists)"

@@ -200,6 +200,8 @@ def replica_environment(
         # Files are fetched through nginx's read-only /s3/ path, as in compose.yaml.
         "AWS_S3_CUSTOM_DOMAIN": f"{public}/s3/{BUCKET}",
         "AWS_S3_URL_PROTOCOL": "http:",
+        # As in compose.yaml: stored files and renditions are sent by nginx (X-Accel-Redirect).
+        "FILE_ACCEL_REDIRECT": "/_stored/",
         # Small replicas on a shared 2-core machine: 2 processes of 2 threads each.
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "2",

@@ -35,6 +35,12 @@ class EncodeOptions:
     # libavif's speed, 0 (slowest, smallest) to 10. Its default, 6, takes 1.4 to 2 s for a 2560-wide
     # image on our bench; 8 takes under half of that for 4-12 % more bytes (README, "Renditions").
     avif_speed: int = 8
+    # A progressive JPEG loads nicely in a browser, but a decoder must hold and process every scan at full
+    # coefficient size before it can scale in the DCT domain: a 320-wide rendition of a 4000x3000 photo
+    # costs 3-4x as much from a progressive file as from a baseline one (bench/renditions.py). So files
+    # that are decoded again (an upload's stored file, every rendition's source) are written baseline,
+    # and renditions, which only browsers read, progressive.
+    jpeg_progressive: bool = True
 
     def shaping(self, output: OutputFormat) -> dict[str, int]:
         """The settings that change the bytes of `output` (what a stored rendition's name must carry, so
@@ -83,7 +89,8 @@ def encode(im: Image.Image, output: OutputFormat, options: EncodeOptions) -> byt
     if output is OutputFormat.JPEG:
         im = _flatten(im)
         plain = {"quality": options.jpeg_quality, "subsampling": "4:2:0"}
-        return _optimized(im, "JPEG", {**plain, "optimize": True, "progressive": True}, plain)
+        optimized = {**plain, "optimize": True, "progressive": options.jpeg_progressive}
+        return _optimized(im, "JPEG", optimized, plain)
     if output is OutputFormat.PNG:
         return _optimized(im, "PNG", png_compression(im.width * im.height), {})
     if output in (OutputFormat.WEBP, OutputFormat.AVIF):
