@@ -15,8 +15,10 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from api.caching import CACHE_FOREVER
 from api.conditional import if_none_match_matches
 from api.errors import page_not_found
+from api.exception_handler import RETRY_AFTER_SECONDS
 from api.problems import allow_methods, problem_response
 from images import storage
+from images.exceptions import StorageUnavailable
 from images.pixels.processing import OutputFormat
 
 MEDIA_TYPES = {f.extension: f.media_type for f in OutputFormat}
@@ -41,6 +43,16 @@ def serve_image_file(request: HttpRequest, name: str) -> HttpResponse:
 
 @allow_methods("GET", "HEAD")
 def _serve_local_file(request: HttpRequest, name: str) -> HttpResponse:
+    try:
+        return _local_file_response(request, name)
+    except StorageUnavailable as exc:
+        # Below DRF, so answered here: the disk failed, or the storage's guard is failing fast.
+        response = problem_response(503, exc.message, code=exc.code)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+def _local_file_response(request: HttpRequest, name: str) -> HttpResponse:
     match = _NAME.fullmatch(name)
     if match is None:
         return problem_response(404, "No such file.", code="not_found")

@@ -336,3 +336,12 @@ def test_reconcile_storage_runs_on_s3_configured_from_the_environment(
     assert fixed.returncode == 1  # the loss stays: --fix removes orphans only
     assert f"removed orphan {ORPHAN}" in fixed.stdout
     assert s3_server.names(bucket) == []
+
+
+def test_s3_calls_where_a_user_waits_are_bounded_by_default() -> None:
+    # A hung store costs a request about read timeout x attempts: 2 s x 2 (10 s x 3 held threads 30 s).
+    config = storage_config(STORAGE_BACKEND="s3", AWS_STORAGE_BUCKET_NAME="pictures")["OPTIONS"][
+        "client_config"
+    ]
+    assert (config.connect_timeout, config.read_timeout) == (2.0, 2.0)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}
