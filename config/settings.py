@@ -127,13 +127,14 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 # Calls to the file store, per process (images/storage.py): at most STORAGE_MAX_CONCURRENCY at once (default:
 # one less than GUNICORN_THREADS, at least 1, so a store that hangs leaves a thread for requests that need
-# only the database), each waiting at most STORAGE_WAIT_SECONDS for its turn; after a failed call, every call
+# only the database), each waiting at most STORAGE_WAIT_SECONDS for its turn (and not at all behind a call
+# under way for longer: the store is stalled); after a failed call, every call
 # fails at once (503) for STORAGE_RETRY_SECONDS. The S3 client's own timeouts: config/storages.py.
 STORAGE_MAX_CONCURRENCY = env.int(
     "STORAGE_MAX_CONCURRENCY", default=max(1, env.int("GUNICORN_THREADS", default=2) - 1)
 )
-STORAGE_WAIT_SECONDS = env.float("STORAGE_WAIT_SECONDS", default=1.0)
-STORAGE_RETRY_SECONDS = env.float("STORAGE_RETRY_SECONDS", default=2.0)
+STORAGE_WAIT_SECONDS = env.float("STORAGE_WAIT_SECONDS", default=0.5)
+STORAGE_RETRY_SECONDS = env.float("STORAGE_RETRY_SECONDS", default=1.0)
 if STORAGE_MAX_CONCURRENCY < 1 or STORAGE_WAIT_SECONDS < 0 or STORAGE_RETRY_SECONDS < 0:
     raise ImproperlyConfigured(
         "STORAGE_MAX_CONCURRENCY must be 1 or more, STORAGE_WAIT_SECONDS and STORAGE_RETRY_SECONDS 0 or more."

@@ -247,25 +247,42 @@ def is_available() -> bool:
     """A cheap readiness probe: one small request (S3: HEAD of the bucket), no listing, no data.
 
     False at once while the guard is open (a call failed within STORAGE_RETRY_SECONDS); a failed probe
-    opens it. The probe does not wait for a turn: it has its own short timeouts."""
-    if guard.is_open():
-        return False
+    opens it. The probe takes a turn only when one is free at once, bounded by its own short timeouts, so
+    probes (a load balancer asks often) never hold more threads than the cap; while every turn is taken
+    the store is in use, not known to fail, and the answer is True (a call that fails opens the guard).
+    """
     try:
-        backend = storages["default"]
-        if isinstance(backend, FileSystemStorage):
-            location = Path(backend.location)
-            location.mkdir(parents=True, exist_ok=True)
-            return os.access(location, os.W_OK)
-        if _is_s3(backend):
-            # Fails for a missing bucket (404), missing rights (403), a store that is down or hangs.
-            _probe_client(backend).head_bucket(Bucket=backend.bucket_name)
+        with guard.call(wait=0.0):
+            return _probe()
+    except Unavailable as exc:
+        if exc.busy:
             return True
-        backend.exists(f"{PREFIX}.readyz")
-        return True
-    except Exception:
-        logger.exception("storage readiness check failed")
-        guard.trip()
+        _log_failure(exc, "storage readiness check failed")
         return False
+    except Exception as exc:
+        _log_failure(exc, "storage readiness check failed")
+        return False
+
+
+def refuse_if_failing() -> None:
+    """StorageUnavailable at once when a call now would be refused (the guard is open, or its calls are
+    stalled): lets an upload skip the work whose result could not be stored."""
+    if guard.refuses_now():
+        raise StorageUnavailable("The file store is unavailable; nothing was saved.")
+
+
+def _probe() -> bool:
+    backend = storages["default"]
+    if isinstance(backend, FileSystemStorage):
+        location = Path(backend.location)
+        location.mkdir(parents=True, exist_ok=True)
+        return os.access(location, os.W_OK)
+    if _is_s3(backend):
+        # Fails for a missing bucket (404), missing rights (403), a store that is down or hangs.
+        _probe_client(backend).head_bucket(Bucket=backend.bucket_name)
+        return True
+    backend.exists(f"{PREFIX}.readyz")
+    return True
 
 
 # --- Backend specifics --------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import threading
 import pytest
 
 from api.breakers import Guard, Unavailable
+from tests.races import until
 
 
 class Clock:
@@ -67,19 +68,69 @@ def _hold(tested: Guard, inside: threading.Event, release: threading.Event, fail
 
 
 def test_a_call_waits_a_bounded_time_for_a_turn() -> None:
-    tested = guard(limit=1, wait=0.05)
+    clock = Clock()
+    tested = guard(limit=1, wait=0.5, clock=clock)
     inside, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=_hold, args=(tested, inside, release))
     holder.start()
     assert inside.wait(10)
-    with pytest.raises(Unavailable, match="none ended in time"), tested.call():
-        pass
+    outcome: list[BaseException] = []
+
+    def waiter() -> None:
+        try:
+            with tested.call():
+                pass
+        except Unavailable as error:
+            outcome.append(error)
+
+    waiting = threading.Thread(target=waiter)
+    waiting.start()
+    assert until(lambda: tested.waiting == 1)
+    clock.now += 0.6  # the wait is over, and the call ahead has not ended
+    waiting.join(10)
+    assert [str(e) for e in outcome] == ["test: 1 calls under way, none ended in time"]
     assert not tested.is_open()  # being busy is no failure
     release.set()
     holder.join(10)
     with tested.call():
         assert tested.in_use == 1
     assert tested.in_use == 0
+
+
+def test_a_call_does_not_wait_behind_a_stalled_one() -> None:
+    clock = Clock()
+    tested = guard(limit=1, wait=0.5, clock=clock)
+    inside, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(tested, inside, release))
+    holder.start()
+    assert inside.wait(10)
+    clock.now += 0.6  # the call ahead has been under way longer than anyone should wait for it
+    with pytest.raises(Unavailable, match="none ended in time"), tested.call():
+        pass
+    assert tested.waiting == 0
+    release.set()
+    holder.join(10)
+
+
+def test_a_call_gets_the_turn_a_finished_call_leaves() -> None:
+    tested = guard(limit=1, wait=60)
+    inside, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(tested, inside, release))
+    holder.start()
+    assert inside.wait(10)
+    ran = threading.Event()
+
+    def waiter() -> None:
+        with tested.call():
+            ran.set()
+
+    waiting = threading.Thread(target=waiter)
+    waiting.start()
+    assert until(lambda: tested.waiting == 1)
+    release.set()
+    assert ran.wait(10)
+    waiting.join(10)
+    holder.join(10)
 
 
 def test_callers_waiting_for_a_turn_give_up_as_soon_as_the_call_ahead_fails() -> None:
@@ -108,9 +159,21 @@ def test_callers_waiting_for_a_turn_give_up_as_soon_as_the_call_ahead_fails() ->
 
 def test_the_limit_is_read_at_each_call() -> None:
     limit = [2]
-    tested = Guard("test", limit=lambda: limit[0], wait=lambda: 0.0, open_seconds=lambda: 1.0)
+    tested = Guard("test", limit=lambda: limit[0], wait=lambda: 0.0, open_seconds=lambda: 1.0, clock=Clock())
     with tested.call(), tested.call():
-        assert tested.in_use == 2
-        limit[0] = 2
         with pytest.raises(Unavailable), tested.call():
             pass
+        limit[0] = 3
+        with tested.call():
+            assert tested.in_use == 3
+
+
+def test_a_caller_may_choose_not_to_wait_and_learns_the_guard_was_busy() -> None:
+    tested = guard(limit=1, wait=60)
+    with tested.call(), pytest.raises(Unavailable) as refused, tested.call(wait=0.0):
+        pass
+    assert refused.value.busy
+    tested.trip()
+    with pytest.raises(Unavailable) as refused, tested.call(wait=0.0):
+        pass
+    assert not refused.value.busy

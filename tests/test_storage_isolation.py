@@ -26,7 +26,7 @@ from django.core.files.storage import storages
 from PIL import Image as PILImage
 
 from bench.server import AppServer, multipart
-from images import storage
+from images import pipeline, storage
 from tests.conftest import assert_nothing_stored, new_bucket
 from tests.images import quadrants
 from tests.problems import assert_problem
@@ -160,10 +160,13 @@ def backend_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 
 def test_while_the_store_is_failing_uploads_answer_503_at_once(
-    upload: Any, guard_open: None, backend_calls: list[str]
+    upload: Any, guard_open: None, backend_calls: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    renders: list[object] = []
+    monkeypatch.setattr(pipeline, "render", lambda *args, **kwargs: renders.append(args))
     assert_problem(upload(quadrants()), 503, "storage_unavailable")
     assert backend_calls == []
+    assert renders == []  # refused before the decode: no work whose result could not be stored
     assert_nothing_stored()
 
 
@@ -215,3 +218,15 @@ def test_the_apps_own_file_route_answers_503_while_the_store_is_failing(
     assert head.status_code == 503 and int(head["Retry-After"]) > 0
     storage.guard.reset()
     assert api.get(url).status_code == 200
+
+
+def test_readiness_does_not_wait_for_a_turn_and_a_store_in_use_is_ready(
+    api: Any, backend_calls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    probes: list[str] = []
+    monkeypatch.setattr(storage, "_probe", lambda: probes.append("probe") or True)
+    with storage.guard.call():  # every turn taken (one, by default in the tests), by a call under way
+        assert api.get("/readyz").status_code == 200
+    assert probes == []
+    assert api.get("/readyz").status_code == 200
+    assert probes == ["probe"]

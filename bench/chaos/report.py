@@ -14,7 +14,7 @@ from typing import Any
 from bench.chaos.checks import Check, failed, fault_at
 from bench.chaos.faults import Fault
 
-KINDS = ("upload", "list", "filter", "detail", "file")
+KINDS = ("upload", "list", "filter", "detail", "file", "rendition", "patch", "delete")
 PHASES = ("before", "during", "after")
 OUTCOMES = ("ok", "429", "503", "502", "other error")
 COLOURS = {"ok": "#4c9a2a", "429": "#8a8a8a", "503": "#e0a000", "502": "#d9534f", "other error": "#6f1d1b"}
