@@ -17,6 +17,9 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -26,6 +29,7 @@ from django.core.files.storage import storages
 from PIL import Image as PILImage
 
 from bench.server import AppServer, multipart
+from config.env import BASE_DIR
 from images import pipeline, storage
 from tests.conftest import assert_nothing_stored, new_bucket
 from tests.images import quadrants
@@ -230,3 +234,42 @@ def test_readiness_does_not_wait_for_a_turn_and_a_store_in_use_is_ready(
     assert probes == []
     assert api.get("/readyz").status_code == 200
     assert probes == ["probe"]
+
+
+# --- Settings -----------------------------------------------------------------------------------------
+
+
+def storage_settings(**env: str) -> subprocess.CompletedProcess[str]:
+    """The guard's settings as a fresh process reads them from these variables."""
+    code = (
+        "import django; django.setup(); from django.conf import settings as s; "
+        "print(s.STORAGE_MAX_CONCURRENCY, s.STORAGE_WAIT_SECONDS, s.STORAGE_RETRY_SECONDS)"
+    )
+    variables = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "GUNICORN_"))}
+    return subprocess.run(  # noqa: S603  # our own interpreter, fixed code
+        [sys.executable, "-c", code],
+        cwd=BASE_DIR,
+        env={**variables, "DJANGO_SETTINGS_MODULE": "config.settings", "IMAGERY_ENV": "development", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_the_guard_leaves_one_thread_of_each_process_for_other_requests_by_default() -> None:
+    assert storage_settings().stdout.split() == ["1", "0.5", "1.0"]  # GUNICORN_THREADS: 2
+    assert storage_settings(GUNICORN_THREADS="8").stdout.split()[0] == "7"
+    assert storage_settings(GUNICORN_THREADS="1").stdout.split()[0] == "1"
+    chosen = storage_settings(
+        STORAGE_MAX_CONCURRENCY="3", STORAGE_WAIT_SECONDS="2", STORAGE_RETRY_SECONDS="5"
+    )
+    assert chosen.stdout.split() == ["3", "2.0", "5.0"]
+
+
+@pytest.mark.parametrize(
+    "env", [{"STORAGE_MAX_CONCURRENCY": "0"}, {"STORAGE_WAIT_SECONDS": "-1"}, {"STORAGE_RETRY_SECONDS": "-1"}]
+)
+def test_a_bad_guard_setting_stops_the_start(env: dict[str, str]) -> None:
+    result = storage_settings(**env)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
