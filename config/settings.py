@@ -11,6 +11,7 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from config.caches import default_cache_from_env
+from config.databases import default_database_from_env
 from config.env import BASE_DIR, env
 from config.logs import log_format, log_level, logging_config
 from config.networks import parse_networks
@@ -96,21 +97,9 @@ TEMPLATES = [
 ]
 
 # --- Database ---------------------------------------------------------------------------------
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{DATA_DIR / 'db.sqlite3'}")}
-# A new connection per request costs several ms; keep them (seconds, 0 = close after each request).
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # WAL lets readers work while a writer commits; IMMEDIATE avoids "database is locked" upgrades.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
-        {
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            "transaction_mode": "IMMEDIATE",
-            "timeout": 20,
-        }
-    )
-    # SQLite creates the file but not its folder.
-    Path(DATABASES["default"]["NAME"]).parent.mkdir(parents=True, exist_ok=True)
+# DATABASE_URL (default: SQLite in DATA_DIR), kept connections (CONN_MAX_AGE), and on PostgreSQL bounded
+# waits (DATABASE_CONNECT_TIMEOUT, DATABASE_STATEMENT_TIMEOUT): config/databases.py.
+DATABASES = {"default": default_database_from_env(DATA_DIR)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -134,6 +123,20 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = STATIC_ROOT is None
+# Calls to the file store, per process (images/storage.py): at most STORAGE_MAX_CONCURRENCY at once (default:
+# one less than GUNICORN_THREADS, at least 1, so a store that hangs leaves a thread for requests that need
+# only the database), each waiting at most STORAGE_WAIT_SECONDS for its turn (and not at all behind a call
+# under way for longer: the store is stalled); after a failed call, every call
+# fails at once (503) for STORAGE_RETRY_SECONDS. The S3 client's own timeouts: config/storages.py.
+STORAGE_MAX_CONCURRENCY = env.int(
+    "STORAGE_MAX_CONCURRENCY", default=max(1, env.int("GUNICORN_THREADS", default=2) - 1)
+)
+STORAGE_WAIT_SECONDS = env.float("STORAGE_WAIT_SECONDS", default=0.5)
+STORAGE_RETRY_SECONDS = env.float("STORAGE_RETRY_SECONDS", default=1.0)
+if STORAGE_MAX_CONCURRENCY < 1 or STORAGE_WAIT_SECONDS < 0 or STORAGE_RETRY_SECONDS < 0:
+    raise ImproperlyConfigured(
+        "STORAGE_MAX_CONCURRENCY must be 1 or more, STORAGE_WAIT_SECONDS and STORAGE_RETRY_SECONDS 0 or more."
+    )
 
 # --- Uploads ------------------------------------------------------------------------------------
 # Django's own limits do not bound file parts; our upload handler enforces IMAGE_MAX_UPLOAD_BYTES.

@@ -15,8 +15,10 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, Ht
 from api.caching import CACHE_FOREVER
 from api.conditional import if_none_match_matches
 from api.errors import page_not_found
+from api.exception_handler import RETRY_AFTER_SECONDS
 from api.problems import allow_methods, problem_response
 from images import storage
+from images.exceptions import StorageUnavailable
 from images.formats import OutputFormat
 from images.sending import stored_file_response
 
@@ -42,6 +44,16 @@ def serve_image_file(request: HttpRequest, name: str) -> HttpResponseBase:
 
 @allow_methods("GET", "HEAD")
 def _serve_local_file(request: HttpRequest, name: str) -> HttpResponseBase:
+    try:
+        return _local_file_response(request, name)
+    except StorageUnavailable as exc:
+        # Below DRF, so answered here: the disk failed, or the storage's guard is failing fast.
+        response = problem_response(503, exc.message, code=exc.code)
+        response["Retry-After"] = str(RETRY_AFTER_SECONDS)
+        return response
+
+
+def _local_file_response(request: HttpRequest, name: str) -> HttpResponseBase:
     match = _NAME.fullmatch(name)
     if match is None:
         return problem_response(404, "No such file.", code="not_found")

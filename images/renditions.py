@@ -403,7 +403,7 @@ class Served:
 def rendition_open(source: Source, spec: Spec) -> Served | None:
     """The stored rendition (or the stored file itself), opened; None when it is not rendered yet.
 
-    Raises StorageUnavailable when the store cannot tell.
+    Raises StorageUnavailable when the store cannot tell (storage.open_file says so).
     """
     name = spec.name(source)
     try:
@@ -415,9 +415,6 @@ def rendition_open(source: Source, spec: Spec) -> Served | None:
             logger.error("the stored file %s is missing", name)
             raise StorageUnavailable("The image's stored file cannot be read.") from exc
         return None
-    except Exception as exc:
-        logger.exception("opening %s failed", name)
-        raise StorageUnavailable("The file store is unavailable.") from exc
 
 
 def rendition_create(source: Source, spec: Spec) -> Served:
@@ -433,9 +430,6 @@ def rendition_create(source: Source, spec: Spec) -> Served:
         # A row whose file is gone: data lost (reconcile_storage reports it), not the client's fault.
         logger.error("the stored file %s of a rendition is missing", source.name)
         raise StorageUnavailable("The image's stored file cannot be read.") from exc
-    except Exception as exc:
-        logger.exception("opening %s failed", source.name)
-        raise StorageUnavailable("The file store is unavailable.") from exc
     try:
         rendered = pipeline.render(
             src, width=spec.width, height=spec.height, fit=spec.fit, output_format=spec.output

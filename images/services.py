@@ -39,6 +39,8 @@ def image_create(
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). Raises the domain errors of `images.exceptions`.
     """
+    # While the store is failing, the decode and encode below would be work for nothing (and a thread held).
+    storage.refuse_if_failing()
     rendered = pipeline.render(
         upload, width=width, height=height, fit=fit, output_format=output_format, preview=True, master=True
     )

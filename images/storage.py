@@ -6,6 +6,12 @@ cheaply are done the S3 way when the storage is S3, and local files are written 
 (a file appears under its name whole, or not at all). Names are the SHA-256 of the stored bytes, so
 identical content is stored once and a name never changes meaning; nothing of the user's input ever reaches
 a path.
+
+Every call to the store goes through one `Guard` per process (api/breakers.py): at most
+`STORAGE_MAX_CONCURRENCY` at once, a bounded wait (`STORAGE_WAIT_SECONDS`) for a turn, and after a failure
+`STORAGE_RETRY_SECONDS` of failing fast (StorageUnavailable, a 503). A store that hangs then holds one
+thread for its timeouts (config/storages.py), not every thread of the process: requests that need only
+the database keep being answered.
 """
 
 from __future__ import annotations
@@ -22,9 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.files.base import ContentFile, File
 from django.core.files.storage import FileSystemStorage, Storage, default_storage, storages
 
+from api.breakers import Guard, Unavailable
 from images import compat
 from images.exceptions import StorageUnavailable
 
@@ -43,6 +51,14 @@ PARTIAL_SUFFIX = ".partial"
 # A partial file untouched for this long was left by a killed process (a write in progress touches it
 # with every chunk, and no request lives this long): `reconcile_storage --fix` removes it.
 PARTIAL_MAX_AGE_SECONDS = 10 * 60
+
+# This process's calls to the store: capped, waited for a bounded time, failing fast after a failure.
+guard = Guard(
+    "file store",
+    limit=lambda: settings.STORAGE_MAX_CONCURRENCY,
+    wait=lambda: settings.STORAGE_WAIT_SECONDS,
+    open_seconds=lambda: settings.STORAGE_RETRY_SECONDS,
+)
 
 
 def content_name(data: bytes, extension: str) -> str:
@@ -67,19 +83,20 @@ def store_as(name: str, data: bytes, *, media_type: str) -> bool:
     object appears only once it is complete).
     """
     try:
-        size = _size_or_none(name)
-        if size == len(data):
-            return False
-        if size is not None:
-            logger.warning("%s holds %s bytes instead of %s; storing it again", name, size, len(data))
-            if not is_local():  # a local file is replaced in one rename; S3 never writes over an object
-                default_storage.delete(name)
-        # ContentFile wraps `data` without copying it; S3 streams it from there.
-        content = ContentFile(data)
-        content.content_type = media_type  # type: ignore[attr-defined]  # read by django-storages
-        saved = default_storage.save(name, content)
+        with guard.call():
+            size = _size_or_none(name)
+            if size == len(data):
+                return False
+            if size is not None:
+                logger.warning("%s holds %s bytes instead of %s; storing it again", name, size, len(data))
+                if not is_local():  # a local file is replaced in one rename; S3 never writes over an object
+                    default_storage.delete(name)
+            # ContentFile wraps `data` without copying it; S3 streams it from there.
+            content = ContentFile(data)
+            content.content_type = media_type  # type: ignore[attr-defined]  # read by django-storages
+            saved = default_storage.save(name, content)
     except Exception as exc:
-        logger.exception("storing %s failed", name)
+        _log_failure(exc, "storing %s failed", name)
         raise StorageUnavailable("The file store is unavailable; nothing was saved.") from exc
     if saved != name:
         # A concurrent save of the same bytes won the race and S3 never overwrites: the storage picked
@@ -87,6 +104,15 @@ def store_as(name: str, data: bytes, *, media_type: str) -> bool:
         delete(saved)
         return False
     return True
+
+
+def _log_failure(exc: Exception, message: str, *args: object) -> None:
+    """A refusal of the guard is one line (it repeats for every call while the store is down); a failure
+    of the store itself, with its traceback."""
+    if isinstance(exc, Unavailable):
+        logger.warning(message + ": %s", *args, exc)
+    else:
+        logger.exception(message, *args)
 
 
 def _size_or_none(name: str) -> int | None:
@@ -99,18 +125,20 @@ def _size_or_none(name: str) -> int | None:
 def exists(name: str) -> bool:
     """Whether a file is stored under `name`; StorageUnavailable when the store cannot tell."""
     try:
-        return default_storage.exists(name)
+        with guard.call():
+            return default_storage.exists(name)
     except Exception as exc:
-        logger.exception("checking %s failed", name)
+        _log_failure(exc, "checking %s failed", name)
         raise StorageUnavailable("The file store is unavailable.") from exc
 
 
 def delete(name: str) -> bool:
     """Remove a stored file; False (logged, never raised) when that failed and it is now an orphan."""
     try:
-        default_storage.delete(name)
-    except Exception:
-        logger.exception("deleting %s failed; it is now an orphan", name)
+        with guard.call():
+            default_storage.delete(name)
+    except Exception as exc:
+        _log_failure(exc, "deleting %s failed; it is now an orphan", name)
         return False
     return True
 
@@ -135,13 +163,15 @@ def list_files(prefixes: tuple[str, ...] = (PREFIX, RENDITIONS_PREFIX)) -> Itera
     """
     try:
         backend = storages["default"]
-        for prefix in prefixes:
-            if _is_s3(backend):
-                yield from _s3_files(backend, prefix)
-            elif backend.exists(prefix.rstrip("/")):
-                yield from _listdir_files(backend, prefix.rstrip("/"))
+        # One turn for the whole listing: a command's (reconcile_storage), or one image's renditions.
+        with guard.call():
+            for prefix in prefixes:
+                if _is_s3(backend):
+                    yield from _s3_files(backend, prefix)
+                elif backend.exists(prefix.rstrip("/")):
+                    yield from _listdir_files(backend, prefix.rstrip("/"))
     except Exception as exc:
-        logger.exception("listing the stored files failed")
+        _log_failure(exc, "listing the stored files failed")
         raise StorageUnavailable("The file store is unavailable.") from exc
 
 
@@ -174,7 +204,7 @@ def hash_of(name: str) -> str:
         with open_file(name) as file:
             for chunk in file.chunks():
                 digest.update(chunk)
-    except FileNotFoundError:
+    except (FileNotFoundError, StorageUnavailable):
         raise
     except Exception as exc:
         logger.exception("reading %s failed", name)
@@ -183,8 +213,24 @@ def hash_of(name: str) -> str:
 
 
 def open_file(name: str) -> File:
-    """Open a stored file for reading; FileNotFoundError when it is not there."""
-    return default_storage.open(name, "rb")
+    """Open a stored file for reading, its bytes fetched already (S3: into memory, or a temporary file
+    past AWS_S3_MAX_MEMORY_SIZE), so that reading it never waits on the store outside the guard.
+    FileNotFoundError when it is not there, StorageUnavailable when the store fails."""
+    try:
+        with guard.call(answers=(FileNotFoundError,)):
+            file = default_storage.open(name, "rb")
+            try:
+                file.open()  # S3: downloads the object now (django-storages would on the first read)
+                file.size  # noqa: B018  # known now, not asked of the store later
+            except BaseException:
+                file.close()
+                raise
+            return file
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        _log_failure(exc, "opening %s failed", name)
+        raise StorageUnavailable("The file store is unavailable.") from exc
 
 
 def read_head(name: str, size: int) -> bytes:
@@ -221,8 +267,16 @@ def internal_path(name: str) -> str:
 
 
 def size_of(name: str) -> int:
-    """Bytes of a stored file; FileNotFoundError when it is not there."""
-    return default_storage.size(name)
+    """Bytes of a stored file; FileNotFoundError when it is not there, StorageUnavailable when the store
+    fails."""
+    try:
+        with guard.call(answers=(FileNotFoundError,)):
+            return default_storage.size(name)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:
+        _log_failure(exc, "asking the size of %s failed", name)
+        raise StorageUnavailable("The file store is unavailable.") from exc
 
 
 def is_local() -> bool:
@@ -231,22 +285,45 @@ def is_local() -> bool:
 
 
 def is_available() -> bool:
-    """A cheap readiness probe: one small request (S3: HEAD of the bucket), no listing, no data."""
+    """A cheap readiness probe: one small request (S3: HEAD of the bucket), no listing, no data.
+
+    False at once while the guard is open (a call failed within STORAGE_RETRY_SECONDS); a failed probe
+    opens it. The probe takes a turn only when one is free at once, bounded by its own short timeouts, so
+    probes (a load balancer asks often) never hold more threads than the cap; while every turn is taken
+    the store is in use, not known to fail, and the answer is True (a call that fails opens the guard).
+    """
     try:
-        backend = storages["default"]
-        if isinstance(backend, FileSystemStorage):
-            location = Path(backend.location)
-            location.mkdir(parents=True, exist_ok=True)
-            return os.access(location, os.W_OK)
-        if _is_s3(backend):
-            # Fails for a missing bucket (404), missing rights (403), a store that is down or hangs.
-            _probe_client(backend).head_bucket(Bucket=backend.bucket_name)
+        with guard.call(wait=0.0):
+            return _probe()
+    except Unavailable as exc:
+        if exc.busy:
             return True
-        backend.exists(f"{PREFIX}.readyz")
-        return True
-    except Exception:
-        logger.exception("storage readiness check failed")
+        _log_failure(exc, "storage readiness check failed")
         return False
+    except Exception as exc:
+        _log_failure(exc, "storage readiness check failed")
+        return False
+
+
+def refuse_if_failing() -> None:
+    """StorageUnavailable at once when a call now would be refused (the guard is open, or its calls are
+    stalled): lets an upload skip the work whose result could not be stored."""
+    if guard.refuses_now():
+        raise StorageUnavailable("The file store is unavailable; nothing was saved.")
+
+
+def _probe() -> bool:
+    backend = storages["default"]
+    if isinstance(backend, FileSystemStorage):
+        location = Path(backend.location)
+        location.mkdir(parents=True, exist_ok=True)
+        return os.access(location, os.W_OK)
+    if _is_s3(backend):
+        # Fails for a missing bucket (404), missing rights (403), a store that is down or hangs.
+        _probe_client(backend).head_bucket(Bucket=backend.bucket_name)
+        return True
+    backend.exists(f"{PREFIX}.readyz")
+    return True
 
 
 # --- Backend specifics --------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from PIL import Image as PILImage
 
 from api.throttling import cache_breaker
 from config.storages import default_storage_from_env
+from images import storage
 from images.models import Image
 from images.reconciliation import reconcile
 from tests.images import encode, quadrants
@@ -69,6 +70,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def rate_limiter_trusts_the_cache() -> None:
     """A test that broke the cache must not leave the next one's rate limits open (api/throttling.py)."""
     cache_breaker.reset()
+
+
+@pytest.fixture(autouse=True)
+def storage_guard_closed(settings: Any) -> None:
+    """Nor the file store's guard open (images/storage.py): each test starts with the store trusted, and
+    a failure of the store does not fail the test's later calls at once. The time it does so for
+    (STORAGE_RETRY_SECONDS) has tests of its own, which set it (tests/test_storage_isolation.py)."""
+    settings.STORAGE_RETRY_SECONDS = 0
+    storage.guard.reset()
 
 
 @pytest.fixture(autouse=True)

@@ -392,3 +392,12 @@ def test_delete_prefix_on_s3_reports_keys_the_store_refused(
     assert storage.delete_prefix(prefix) is False
     assert s3_server.names(s3_bucket) == [f"{prefix}w0.0123456789.webp"]
     assert f"deleting {prefix}w0.0123456789.webp failed (AccessDenied)" in caplog.text
+
+
+def test_s3_calls_where_a_user_waits_are_bounded_by_default() -> None:
+    # A hung store costs a request about read timeout x attempts: 2 s x 2 (10 s x 3 held threads 30 s).
+    config = storage_config(STORAGE_BACKEND="s3", AWS_STORAGE_BUCKET_NAME="pictures")["OPTIONS"][
+        "client_config"
+    ]
+    assert (config.connect_timeout, config.read_timeout) == (2.0, 2.0)
+    assert config.retries == {"mode": "standard", "total_max_attempts": 2}

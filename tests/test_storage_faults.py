@@ -439,10 +439,11 @@ def test_truncated_file_under_the_final_name_is_repaired_by_the_next_identical_u
 
 @pytest.mark.django_db(transaction=True)
 def test_identical_uploads_racing_get_one_whole_file(
-    local_files: None, api: Client, served: Callable[..., Any]
+    local_files: None, api: Client, served: Callable[..., Any], settings: Any
 ) -> None:
     # Both requests write the same file at once: each waits after its first chunk until the other has
     # written its own first chunk. Neither may answer with a URL before the file is whole.
+    settings.STORAGE_MAX_CONCURRENCY = 2  # two calls to the store at once (one at a time by default)
     raw = encode(noise(), "PNG")
     both_writing = threading.Barrier(2, timeout=20)
     answers: dict[str, Any] = {}

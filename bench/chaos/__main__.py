@@ -19,6 +19,7 @@ from pathlib import Path
 
 from bench.chaos import checks
 from bench.chaos.faults import DURATIONS, KILLED_REPLICA, HealthWatch, Timeline, UploadsInFlight, plan
+from bench.chaos.load import DATABASE_ONLY, NEEDS_STORAGE
 from bench.chaos.report import plot, print_summary, summarize, write_json
 from bench.chaos.services import ROOT, Stack, create_api_keys, http_status, wait_until
 
@@ -150,8 +151,16 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         checks.rate_limit_probe(stack, keys["probe-after"], through="replicas") if "redis" in names else []
     )
     created += [r for r in after_redis if r.get("status") == 201]
+    # Images the load deleted (or may have: no answer) are not listed any more; PATCHed ones may carry a
+    # new title (a PATCH without an answer may or may not have been applied).
+    deleted = {r["id"] for r in records if r["method"] == "DELETE" and r["status"] in (204, None)}
+    created = [r for r in created if r["id"] not in deleted]
+    retitled: dict[int, set[str]] = {}
+    for r in records:
+        if r["method"] == "PATCH" and r["status"] in (200, None):
+            retitled.setdefault(r["id"], set()).add(r["title"])
     results = [
-        checks.uploads_listed(stack, created),
+        checks.uploads_listed(stack, created, retitled),
         checks.files_serve(created),
         checks.renditions_serve(stack, created),
         checks.rows_have_files(stack),
@@ -160,6 +169,19 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         checks.healed(faults, records, health),
         checks.rate_limit_shared(shared_probe),
     ]
+    if "s3" in names:
+        s3_stalled = {"faults": faults, "records": records, "fault_name": "s3", "what": "S3 is stopped"}
+        results.append(checks.unaffected_by(**s3_stalled, kinds=("list", "filter", "detail")))
+        results.append(checks.answered_in_time(**s3_stalled, kinds=NEEDS_STORAGE))
+    if "postgres" in names:
+        database_down = {
+            "faults": faults,
+            "records": records,
+            "fault_name": "postgres",
+            "what": "PostgreSQL is down",
+        }
+        results.append(checks.unaffected_by(**database_down, kinds=("file",)))
+        results.append(checks.answered_in_time(**database_down, kinds=DATABASE_ONLY + NEEDS_STORAGE))
     if "redis" in names:
         results.append(checks.rate_limit_open_without_redis(no_redis_probe))
         results.append(checks.rate_limit_shared(after_redis, when=", again once Redis is back"))

@@ -7,9 +7,13 @@ It makes its upload bodies first (a few real images of various sizes and formats
 so that no two store the same file), prints `ready`, and waits for the start time (seconds since the epoch)
 on its standard input, so that the rig's faults and this load share one clock. From then on it sends one
 request every 1/rate seconds whatever the answers (an open loop: a slow service gets a queue, not less
-load), from a pool of threads, for `--seconds`: uploads, list pages, title filters, details and file reads.
+load), from a pool of threads, for `--seconds`: uploads, list pages, title filters, details, file reads
+(through nginx's /s3/), renditions (`/images/{id}/file?width=…&format=…`, the render limit on: past it,
+429), title changes (PATCH) and deletes of the load's own uploads (with the key that uploaded each; an
+image picked for deleting is never read by the other kinds, so no read races its delete into a 404).
 Every request is one JSON line: when it started (wall clock), its kind, method, path, status (None when
-no answer came), duration, Retry-After, and for a 201 the new image's id, title, url and size.
+no answer came), duration, Retry-After, for a 201 the new image's id, title, url and size, for a PATCH the
+id and the new title, for a DELETE the id and the file's url.
 """
 
 from __future__ import annotations
@@ -38,7 +42,24 @@ from bench import server
 # Words the titles are made of, so that title filters match some images and not others.
 WORDS = ("harbour", "forest", "Straße", "über", "night", "garden", "cliff", "river")
 # Each kind's share of the requests.
-MIX = {"upload": 0.15, "list": 0.2, "filter": 0.15, "detail": 0.25, "file": 0.25}
+MIX = {
+    "upload": 0.16,
+    "list": 0.15,
+    "filter": 0.12,
+    "detail": 0.18,
+    "file": 0.14,
+    "rendition": 0.13,
+    "patch": 0.06,
+    "delete": 0.06,
+}
+# Kinds that need the database only (the app answers them from PostgreSQL), and kinds whose app request
+# needs the file store: what bench/chaos/checks.py holds each to while the other is stalled.
+DATABASE_ONLY = ("list", "filter", "detail", "patch")
+NEEDS_STORAGE = ("upload", "rendition", "delete")
+# Widths and formats the renditions are asked for: a few of each, so some are stored already (a read)
+# and some are first renders (counted against THROTTLE_RENDERS_PER_ADDRESS).
+RENDITION_WIDTHS = (64, 160, 320, 480)
+RENDITION_FORMATS = ("jpeg", "webp", "png")
 TIMEOUT_SECONDS = 60
 
 
@@ -126,6 +147,11 @@ class Load:
         self.out = out.open("w")
         self.lock = threading.Lock()
         self.known: list[tuple[int, str]] = []  # (id, url) of images seen
+        # The load's own uploads: (id, url, key) it may change (PATCH); and those set aside for DELETE,
+        # which no other kind reads (a refresh of `known` leaves them out).
+        self.mine: list[tuple[int, str, str]] = []
+        self.to_delete: list[tuple[int, str, str]] = []
+        self.set_aside: set[int] = set()
         self.uploads: list[tuple[Body, str]] = []
         self.uploaded = 0
 
@@ -135,7 +161,13 @@ class Load:
             self.out.flush()
 
     def request(
-        self, method: str, url: str, *, body: Body | None = None, key: str | None = None
+        self,
+        method: str,
+        url: str,
+        *,
+        body: Body | None = None,
+        key: str | None = None,
+        json_body: dict[str, str] | None = None,
     ) -> tuple[int | None, dict[str, str], bytes, str | None]:
         """One request on its own connection: status (None: no answer), headers, body, error."""
         parts = urlsplit(url) if url.startswith("http") else None
@@ -145,11 +177,15 @@ class Load:
         headers = {"Connection": "close"}
         if key:
             headers["Authorization"] = f"Bearer {key}"
+        data = body.data if body else None
         if body:
             headers["Content-Type"] = body.content_type
+        if json_body is not None:
+            headers["Content-Type"] = "application/json"
+            data = json.dumps(json_body).encode()
         conn = http.client.HTTPConnection(host, port, timeout=TIMEOUT_SECONDS)
         try:
-            conn.request(method, path, body=body.data if body else None, headers=headers)
+            conn.request(method, path, body=data, headers=headers)
             response = conn.getresponse()
             return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read(), None
         except (OSError, http.client.HTTPException) as error:
@@ -161,15 +197,22 @@ class Load:
         status, _, body, _ = self.request("GET", "/images?page_size=100")
         if status == 200:
             with self.lock:
-                self.known = [(item["id"], item["url"]) for item in json.loads(body)["results"]]
+                self.known = [
+                    (item["id"], item["url"])
+                    for item in json.loads(body)["results"]
+                    if item["id"] not in self.set_aside
+                ]
 
     def one(self, kind: str, scheduled: float) -> None:
         started = time.time()
         record: dict[str, object] = {"t": started, "late": round(started - scheduled, 4), "kind": kind}
         key = None
         body = None
+        json_body = None
         with self.lock:
             known = self.known[-200:]
+            mine = self.mine[-100:]
+            doomed = self.to_delete.pop(0) if kind == "delete" and self.to_delete else None
         if kind == "upload":
             with self.lock:
                 body, title = self.uploads[self.uploaded % len(self.uploads)]
@@ -180,7 +223,8 @@ class Load:
         elif kind == "list":
             method, url = (
                 "GET",
-                self.rng.choice(("/images", "/images?page=2", "/images?cursor=&page_size=50")),
+                # Page 2 of ten: the rig's probe uploads alone fill it, whatever the load deletes.
+                self.rng.choice(("/images", "/images?page_size=10&page=2", "/images?cursor=&page_size=50")),
             )
         elif kind == "filter":
             method, url = "GET", f"/images?title={quote(self.rng.choice(WORDS))}"
@@ -188,10 +232,22 @@ class Load:
             method, url = "GET", f"/images/{self.rng.choice(known)[0]}"
         elif kind == "file" and known:
             method, url = "GET", self.rng.choice(known)[1]
+        elif kind == "rendition" and known:
+            width, fmt = self.rng.choice(RENDITION_WIDTHS), self.rng.choice(RENDITION_FORMATS)
+            method, url = "GET", f"/images/{self.rng.choice(known)[0]}/file?width={width}&format={fmt}"
+        elif kind == "patch" and mine:
+            image_id, _, key = self.rng.choice(mine)
+            title = f"retitled {image_id} {self.rng.choice(WORDS)} {secrets.token_hex(3)}"
+            method, url, json_body = "PATCH", f"/images/{image_id}", {"title": title}
+            record.update(id=image_id, title=title)
+        elif kind == "delete" and doomed is not None:
+            image_id, image_url, key = doomed
+            method, url = "DELETE", f"/images/{image_id}"
+            record.update(id=image_id, url=image_url)
         else:
             method, url = "GET", "/images"
             record["kind"] = kind = "list"
-        status, headers, payload, error = self.request(method, url, body=body, key=key)
+        status, headers, payload, error = self.request(method, url, body=body, key=key, json_body=json_body)
         record.update(
             method=method,
             path=url if url.startswith("/") else urlsplit(url).path,
@@ -205,7 +261,13 @@ class Load:
             created = json.loads(payload)
             record.update(id=created["id"], url=created["url"], size=created["size"])
             with self.lock:
-                self.known.append((created["id"], created["url"]))
+                # One upload in three is set aside for a DELETE later; the rest are read and retitled.
+                if created["id"] % 3 == 0:
+                    self.set_aside.add(created["id"])
+                    self.to_delete.append((created["id"], created["url"], key))
+                else:
+                    self.known.append((created["id"], created["url"]))
+                    self.mine.append((created["id"], created["url"], key))
         elif status is not None and status >= 500:
             record["body"] = payload[:300].decode(errors="replace")
         self.log(record)

@@ -14,7 +14,7 @@ from typing import Any
 from bench.chaos.checks import Check, failed, fault_at
 from bench.chaos.faults import Fault
 
-KINDS = ("upload", "list", "filter", "detail", "file")
+KINDS = ("upload", "list", "filter", "detail", "file", "rendition", "patch", "delete")
 PHASES = ("before", "during", "after")
 OUTCOMES = ("ok", "429", "503", "502", "other error")
 COLOURS = {"ok": "#4c9a2a", "429": "#8a8a8a", "503": "#e0a000", "502": "#d9534f", "other error": "#6f1d1b"}
@@ -111,7 +111,8 @@ def write_json(path: Path, **parts: Any) -> None:
 
 def plot(path: Path, records: list[dict[str, Any]], faults: list[Fault], start: float, title: str) -> None:
     """Answers per second by outcome (stacked, by the second they came in), faults shaded; below, the p99
-    latency of each second's successful answers."""
+    latency of each second's successful answers, all of them and those that need only the database
+    (lists, filters, details: what a stalled store must not slow down)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -120,6 +121,7 @@ def plot(path: Path, records: list[dict[str, Any]], faults: list[Fault], start: 
     seconds = int(max((r["t"] + r["ms"] / 1000 - start for r in records), default=0)) + 1
     counts = {o: [0] * seconds for o in OUTCOMES}
     latencies: list[list[float]] = [[] for _ in range(seconds)]
+    database_only: list[list[float]] = [[] for _ in range(seconds)]
     for record in records:
         # By when the answer came: a stalled second shows as a gap, then as the burst that follows it.
         second = int(record["t"] + record["ms"] / 1000 - start)
@@ -127,6 +129,8 @@ def plot(path: Path, records: list[dict[str, Any]], faults: list[Fault], start: 
             counts[outcome(record)][second] += 1
             if outcome(record) == "ok":
                 latencies[second].append(record["ms"])
+                if record["kind"] in ("list", "filter", "detail"):
+                    database_only[second].append(record["ms"])
     figure, (top, bottom) = plt.subplots(
         2, 1, figsize=(11, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}, constrained_layout=True
     )
@@ -139,7 +143,10 @@ def plot(path: Path, records: list[dict[str, Any]], faults: list[Fault], start: 
         step="post",
     )
     p99 = [percentile(values, 99) if values else float("nan") for values in latencies]
-    bottom.step(xs, p99, where="post", color="#333333", linewidth=1)
+    bottom.step(xs, p99, where="post", color="#333333", linewidth=1, label="all")
+    p99_database = [percentile(values, 99) if values else float("nan") for values in database_only]
+    bottom.step(xs, p99_database, where="post", color="#4c9a2a", linewidth=1, label="list, filter, detail")
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     bottom.set_yscale("log")
     top.set_ylim(0, max(map(sum, zip(*counts.values(), strict=True)), default=1) * 1.45)
     for fault in faults:

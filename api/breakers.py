@@ -1,0 +1,132 @@
+"""What keeps one stalled dependency from holding every thread of a process: a `Guard` around its calls.
+
+A guard combines a bulkhead and a circuit breaker. At most `limit()` calls run at once in this process; a
+caller waits at most `wait()` seconds for a slot, and not at all behind calls that have been under way
+longer than that (they are stalled, and a thread waiting behind them is one more thread held), so the other
+threads stay free for requests that do not need the dependency. After a call fails, the guard is open for
+`open_seconds()`: calls fail at once, without trying, so a dependency that hangs costs one caller its
+timeout, not every caller. Once that time is over, the next call tries again (there is no half-open state:
+a call that fails opens it again).
+
+The limits are functions, read at each call, so settings can change them (tests do). Knows no dependency in
+particular: `images.storage` guards the file store with one.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+class Unavailable(Exception):
+    """The guard refused a call: open after a recent failure, or (`busy`) no slot free within the wait."""
+
+    def __init__(self, message: str, *, busy: bool = False) -> None:
+        super().__init__(message)
+        self.busy = busy
+
+
+class Guard:
+    """A bulkhead (`limit` calls at once, `wait` seconds at most for a slot) and a breaker (open for
+    `open_seconds` after a failure) for the calls to one dependency."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        limit: Callable[[], int],
+        wait: Callable[[], float],
+        open_seconds: Callable[[], float],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.name = name
+        self.limit = limit
+        self.wait = wait
+        self.open_seconds = open_seconds
+        self.clock = clock
+        self._changed = threading.Condition()
+        self._started: dict[object, float] = {}  # each call under way: when it began
+        self._waiting = 0
+        self._open_until = 0.0
+
+    @property
+    def in_use(self) -> int:
+        """Calls under way now."""
+        return len(self._started)
+
+    @property
+    def waiting(self) -> int:
+        """Callers waiting for a slot now."""
+        return self._waiting
+
+    def is_open(self) -> bool:
+        return self.clock() < self._open_until
+
+    def refuses_now(self) -> bool:
+        """Whether a call now would be refused at once: open, or every slot taken by a call under way for
+        longer than the wait (a caller could not even wait)."""
+        if self.is_open():
+            return True
+        with self._changed:
+            if len(self._started) < self.limit():
+                return False
+            return min(self._started.values()) + self.wait() <= self.clock()
+
+    def trip(self) -> None:
+        """Open the guard for `open_seconds()`; callers waiting for a slot give up at once."""
+        with self._changed:
+            self._open_until = self.clock() + self.open_seconds()
+            self._changed.notify_all()
+
+    def reset(self) -> None:
+        with self._changed:
+            self._open_until = 0.0
+            self._changed.notify_all()
+
+    @contextmanager
+    def call(
+        self, *, answers: tuple[type[BaseException], ...] = (), wait: float | None = None
+    ) -> Iterator[None]:
+        """One call to the dependency, inside the `with` block. Raises Unavailable when the guard is
+        open or no slot came free within `wait` seconds (default `wait()`). An exception from the block
+        opens the guard, unless it is one of `answers` (the dependency answered: a file that is not there
+        is no failure).
+        """
+        patience = self.wait() if wait is None else wait
+        if self.is_open():
+            raise Unavailable(f"{self.name}: failing fast after a recent failure")
+        token = object()
+        with self._changed:
+            deadline = self.clock() + patience
+            self._waiting += 1
+            try:
+                while len(self._started) >= self.limit():
+                    if self.is_open():
+                        raise Unavailable(f"{self.name}: failed while this call waited")
+                    # Never behind a call under way for longer than the wait: the dependency is stalled.
+                    until = min(deadline, min(self._started.values()) + self.wait())
+                    if until <= self.clock():
+                        raise Unavailable(
+                            f"{self.name}: {len(self._started)} calls under way, none ended in time",
+                            busy=True,
+                        )
+                    # Woken when a call ends or the guard trips; the step bounds a clock set by a test.
+                    self._changed.wait(min(until - self.clock(), 0.05))
+                if self.is_open():
+                    raise Unavailable(f"{self.name}: failed while this call waited")
+            finally:
+                self._waiting -= 1
+            self._started[token] = self.clock()
+        try:
+            yield
+        except answers:
+            raise
+        except Exception:  # not BaseException: a generator closed early (GeneratorExit) is no failure
+            self.trip()
+            raise
+        finally:
+            with self._changed:
+                del self._started[token]
+                self._changed.notify()
