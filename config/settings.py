@@ -167,6 +167,9 @@ IMAGE_MAX_ENLARGED_PIXELS = env.int("IMAGE_MAX_ENLARGED_PIXELS", default=16_000_
 IMAGE_MAX_AVIF_PIXELS = env.int("IMAGE_MAX_AVIF_PIXELS", default=16_000_000)
 # Decodes one process runs at once; memory peaks while decoding (see README, "Memory").
 IMAGE_DECODE_CONCURRENCY = env.int("IMAGE_DECODE_CONCURRENCY", default=1)
+# How long an upload or a first render waits for a decode slot before answering 503 (Retry-After), so
+# threads never pile up behind one slow decode.
+IMAGE_DECODE_WAIT_SECONDS = env.float("IMAGE_DECODE_WAIT_SECONDS", default=5.0)
 
 # --- Renditions (GET /images/{id}/file?width=…, README "Renditions") --------------------------------
 # Named variants, `?preset=NAME`: JSON, name -> {"width", "height", "fit"} (fit: contain, cover or fill;

@@ -16,6 +16,7 @@ __all__ = [
     "InvalidImage",
     "PixelError",
     "RenditionTooLarge",
+    "ServerBusy",
     "StorageUnavailable",
     "UnsupportedFormat",
 ]
@@ -46,6 +47,13 @@ class StorageUnavailable(ImageryError):
 
     status = 503
     code = "storage_unavailable"
+
+
+class ServerBusy(ImageryError):
+    """Every decode slot stayed taken for IMAGE_DECODE_WAIT_SECONDS; nothing was done (503, Retry-After)."""
+
+    status = 503
+    code = "server_busy"
 
 
 class ImageChanged(ImageryError):

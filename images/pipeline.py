@@ -1,5 +1,5 @@
 """The pure pipeline as this deployment runs it: its limits and encoder settings from the settings, and
-one decode slot per render (uploads and first renders of renditions alike)."""
+one decode slot per render (uploads and first renders of renditions alike), waited for a bounded time."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import BinaryIO
 from django.apps import apps
 from django.conf import settings
 
+from images.exceptions import ServerBusy
 from images.pixels import processing
 from images.pixels.processing import Fit, OutputFormat
 
@@ -22,8 +23,17 @@ def render(
     preview: bool = False,
 ) -> processing.Rendered:
     """`processing.render` with this deployment's limits and encoders, in a decode slot (ImagesConfig);
-    `preview`: with the small version placeholders are made from."""
-    with apps.get_app_config("images").decode_slots:
+    `preview`: with the small version placeholders are made from.
+
+    Waits at most IMAGE_DECODE_WAIT_SECONDS for a slot, then raises ServerBusy (503, Retry-After): a queue
+    with no bound would keep every thread of the process waiting behind one slow decode.
+    """
+    slots = apps.get_app_config("images").decode_slots
+    if not slots.acquire(timeout=settings.IMAGE_DECODE_WAIT_SECONDS):
+        raise ServerBusy(
+            "Every image decoder of this server is busy; nothing was changed. Try again shortly."
+        )
+    try:
         return processing.render(
             src,
             width=width,
@@ -34,6 +44,8 @@ def render(
             options=encode_options(),
             preview=preview,
         )
+    finally:
+        slots.release()
 
 
 def limits() -> processing.Limits:
