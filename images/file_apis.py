@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import FileResponse, HttpResponse, HttpResponseBase, HttpResponseNotModified
+from django.http import (
+    FileResponse,
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotModified,
+    StreamingHttpResponse,
+)
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -49,7 +55,8 @@ class ImageFileApi(APIView):
             "`height` or `preset`, and/or `format`: a rendition, rendered on its first request and stored, "
             "then served from storage. Cached forever (`Cache-Control: public, max-age=31536000, "
             "immutable`), with an `ETag` (`If-None-Match` answers 304); `format=auto` answers with "
-            "`Vary: Accept`. `HEAD` answers the headers alone. A first render counts against "
+            "`Vary: Accept`. `HEAD` answers the headers alone and never renders: for a rendition not "
+            "rendered yet it has no `Content-Length`. A first render counts against "
             "`THROTTLE_RENDERS_PER_KEY` and `THROTTLE_RENDERS_PER_ADDRESS` (429 past them)."
         ),
         parameters=[
@@ -95,14 +102,22 @@ class ImageFileApi(APIView):
         if if_none_match_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
             return _with(HttpResponseNotModified(), headers)
 
-        served = rendition_open(source, spec)
+        extension = spec.output.extension
+        headers["Content-Disposition"] = f'inline; filename="{image_id}-{spec.key}.{extension}"'
+        content_type = spec.output.media_type
+        head = request.method == "HEAD"
+        served = rendition_open(source, spec, fetch=not head)
+        if served is None and head:
+            # HEAD never renders: it costs what a read costs, so walking every size and format with HEAD
+            # makes no work. The headers a GET would have, but no Content-Length: its length is not known
+            # until it is rendered. (Streaming, so that CommonMiddleware does not add a length of 0.)
+            return _with(StreamingHttpResponse((), content_type=content_type), headers)
         if served is None:
             # Work, not a read: a client walking every size and format of every image is held back here.
             check_render_throttles(request, self)
             served = rendition_create(source, spec)
-        content_type = spec.output.media_type
         response: HttpResponse
-        if request.method == "HEAD":
+        if head:
             if served.file is not None:
                 served.file.close()
             response = HttpResponse(content_type=content_type)
@@ -111,8 +126,6 @@ class ImageFileApi(APIView):
         else:
             response = HttpResponse(served.data, content_type=content_type)
         response["Content-Length"] = str(served.size)
-        extension = spec.output.extension
-        response["Content-Disposition"] = f'inline; filename="{image_id}-{spec.key}.{extension}"'
         return _with(response, headers)
 
 

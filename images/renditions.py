@@ -20,12 +20,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.files.base import File
 
-from images import pipeline, storage
+from images import locks, pipeline, storage
 from images.exceptions import (
     ImageTooLarge,
     InvalidImage,
@@ -33,7 +33,9 @@ from images.exceptions import (
     StorageUnavailable,
     UnsupportedFormat,
 )
+from images.models import Image
 from images.pixels.processing import Fit, OutputFormat
+from images.selectors import image_file_in_use
 
 logger = logging.getLogger(__name__)
 
@@ -296,24 +298,34 @@ class Served:
     size: int
 
 
-def rendition_open(source: Source, spec: Spec) -> Served | None:
+def rendition_open(source: Source, spec: Spec, *, fetch: bool = False) -> Served | None:
     """The stored rendition (or the stored file itself), opened; None when it is not rendered yet.
 
-    Raises StorageUnavailable when the store cannot tell.
+    `fetch`: its bytes read now (`storage.open_file`), for an answer that sends them. Raises
+    StorageUnavailable when the store cannot tell, Image.DoesNotExist when the image was deleted since its
+    row was read.
     """
     name = spec.name(source)
     try:
-        file = storage.open_file(name)
+        file = storage.open_file(name, fetch=fetch)
         return Served(file=file, data=None, size=file.size)
     except FileNotFoundError as exc:
         if spec.original:
-            # A row whose file is gone: data lost (reconcile_storage reports it), not the client's fault.
-            logger.error("the stored file %s is missing", name)
-            raise StorageUnavailable("The image's stored file cannot be read.") from exc
+            _source_missing(source, exc)
         return None
     except Exception as exc:
         logger.exception("opening %s failed", name)
         raise StorageUnavailable("The file store is unavailable.") from exc
+
+
+def _source_missing(source: Source, exc: FileNotFoundError) -> NoReturn:
+    """The stored file was not there: deleted with its last row since the request read it (Image.DoesNotExist,
+    a 404, as if the request had come a moment later), or lost (logged; StorageUnavailable)."""
+    if not image_file_in_use(name=source.name):
+        raise Image.DoesNotExist("The image was deleted.") from exc
+    # A row whose file is gone: data lost (reconcile_storage reports it), not the client's fault.
+    logger.error("the stored file %s is missing", source.name)
+    raise StorageUnavailable("The image's stored file cannot be read.") from exc
 
 
 def rendition_create(source: Source, spec: Spec) -> Served:
@@ -321,14 +333,13 @@ def rendition_create(source: Source, spec: Spec) -> Served:
 
     Takes a decode slot like an upload, with the upload's limits and encoder settings (ImageTooLarge past
     them). Concurrent calls may both render; the store keeps one whole file and each answers the same
-    bytes. Raises StorageUnavailable when the source cannot be read or the rendition cannot be stored.
+    bytes. Raises StorageUnavailable when the source cannot be read or the rendition cannot be stored, and
+    Image.DoesNotExist when the image was deleted meanwhile (what this stored is then removed).
     """
     try:
-        src = storage.open_file(source.name)
+        src = storage.open_file(source.name, fetch=True)
     except FileNotFoundError as exc:
-        # A row whose file is gone: data lost (reconcile_storage reports it), not the client's fault.
-        logger.error("the stored file %s of a rendition is missing", source.name)
-        raise StorageUnavailable("The image's stored file cannot be read.") from exc
+        _source_missing(source, exc)
     except Exception as exc:
         logger.exception("opening %s failed", source.name)
         raise StorageUnavailable("The file store is unavailable.") from exc
@@ -347,10 +358,28 @@ def rendition_create(source: Source, spec: Spec) -> Served:
         src.close()
     name = spec.name(source)
     storage.store_as(name, rendered.data, media_type=rendered.format.media_type)
+    _keep_only_while_used(source)
     logger.info(
         "rendition %s rendered: %sx%s, %s bytes", name, rendered.width, rendered.height, len(rendered.data)
     )
     return Served(file=None, data=rendered.data, size=len(rendered.data))
+
+
+def _keep_only_while_used(source: Source) -> None:
+    """After storing a rendition: when no row uses its source any more, remove the source's renditions and
+    raise Image.DoesNotExist.
+
+    A render that began before a DELETE of its image may store after that delete removed the renditions;
+    left there, it would be served by `/media/` or the bucket until `reconcile_storage --fix`. Under the
+    per-name lock that `image_delete` holds while it deletes the row and the file, a row is either still
+    there (and the delete, which removes the renditions after it, removes this one too) or gone.
+    """
+    with locks.file_name_lock(source.name):
+        if image_file_in_use(name=source.name):
+            return
+        delete_renditions(source.digest)
+    logger.info("the image of %s was deleted while it rendered; its renditions are removed", source.name)
+    raise Image.DoesNotExist("The image was deleted.")
 
 
 def delete_renditions(digest: str) -> bool:

@@ -174,9 +174,33 @@ def hash_of(name: str) -> str:
     return digest.hexdigest()
 
 
-def open_file(name: str) -> File:
-    """Open a stored file for reading; FileNotFoundError when it is not there."""
-    return default_storage.open(name, "rb")
+def open_file(name: str, *, fetch: bool = False) -> File:
+    """Open a stored file for reading; FileNotFoundError when it is not there.
+
+    `fetch`: read its bytes now (S3: the download that the first read would start), so that a file deleted
+    just after it was opened is a FileNotFoundError here rather than an error halfway through an answer.
+    A local file, once open, stays readable whatever happens to its name.
+    """
+    file = default_storage.open(name, "rb")
+    if fetch and not is_local():
+        try:
+            file.open()  # S3File: downloads the object (into memory, or a temporary file past a size)
+        except Exception as exc:
+            file.close()
+            if _is_not_found(exc):
+                raise FileNotFoundError(f"{name} was deleted as it was opened") from exc
+            raise
+    return file
+
+
+def _is_not_found(exc: Exception) -> bool:
+    """Whether a storage call failed because the object is not there (S3: a 404 from HEAD or GET)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404 or response.get("Error", {}).get(
+        "Code"
+    ) in ("404", "NoSuchKey", "NotFound")
 
 
 def size_of(name: str) -> int:
@@ -259,8 +283,7 @@ class AtomicFileSystemStorage(FileSystemStorage):
 
     def _save(self, name: str, content: File) -> str:
         path = Path(self.path(name))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+        fd, partial = _partial_file(path)
         try:
             with os.fdopen(fd, "wb") as file:
                 # mkstemp makes the file readable by its owner only; the served file needs the usual mode.
@@ -278,6 +301,21 @@ class AtomicFileSystemStorage(FileSystemStorage):
             raise
         _fsync_folder(path.parent)
         return name
+
+
+def _partial_file(path: Path) -> tuple[int, str]:
+    """A new temporary file next to `path`, its folder made first.
+
+    `delete_prefix` removes a folder it has emptied (a file's renditions, after its image was deleted),
+    which may happen between the `mkdir` and the file's creation: the folder is made again. It never
+    removes a folder that holds a temporary file, so once created the file stays put.
+    """
+    for _retry in range(2):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
 
 
 def _fsync_folder(folder: Path) -> None:
