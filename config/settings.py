@@ -5,6 +5,7 @@ default that is safe for a local run: SQLite and files under `data/`.
 """
 
 import logging
+import re
 import secrets
 from pathlib import Path
 
@@ -248,9 +249,28 @@ THROTTLE_UPLOADS_PER_KEY = env.str("THROTTLE_UPLOADS_PER_KEY", default="600/hour
 THROTTLE_UPLOADS_PER_ADDRESS = env.str("THROTTLE_UPLOADS_PER_ADDRESS", default="120/hour")
 THROTTLE_READS_PER_KEY = env.str("THROTTLE_READS_PER_KEY", default="")
 THROTTLE_READS_PER_ADDRESS = env.str("THROTTLE_READS_PER_ADDRESS", default="6000/minute")
-# First renders of renditions (a stored rendition is a read, counted above only).
-THROTTLE_RENDERS_PER_KEY = env.str("THROTTLE_RENDERS_PER_KEY", default="600/minute")
-THROTTLE_RENDERS_PER_ADDRESS = env.str("THROTTLE_RENDERS_PER_ADDRESS", default="120/minute")
+# What first renders of renditions may cost (a stored rendition is a read, counted above only): CPU
+# seconds and megabytes stored, per period ("12/minute"), per API key and per address; empty: no budget.
+# Counted in fixed windows, so any one period sees at most twice the amount (README, "Render budgets").
+THROTTLE_RENDER_CPU_SECONDS_PER_KEY = env.str("THROTTLE_RENDER_CPU_SECONDS_PER_KEY", default="60/minute")
+THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS = env.str(
+    "THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS", default="12/minute"
+)
+THROTTLE_RENDER_MEGABYTES_PER_KEY = env.str("THROTTLE_RENDER_MEGABYTES_PER_KEY", default="1000/hour")
+THROTTLE_RENDER_MEGABYTES_PER_ADDRESS = env.str("THROTTLE_RENDER_MEGABYTES_PER_ADDRESS", default="100/hour")
+for _budget in (
+    "THROTTLE_RENDER_CPU_SECONDS_PER_KEY",
+    "THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS",
+    "THROTTLE_RENDER_MEGABYTES_PER_KEY",
+    "THROTTLE_RENDER_MEGABYTES_PER_ADDRESS",
+):
+    _value = globals()[_budget]
+    if _value and not re.fullmatch(
+        r"(?=.*[1-9])([0-9]+(\.[0-9]*)?|\.[0-9]+)/(second|minute|hour|day|[smhd])", _value
+    ):
+        raise ImproperlyConfigured(
+            f"{_budget}: an amount per second, minute, hour or day (12/minute), not {_value!r}"
+        )
 
 # Socket addresses /metrics answers (the peer's, never a forwarded header), comma-separated networks; empty:
 # nobody. Others get the 404 of an unknown path. Default: this machine only.

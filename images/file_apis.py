@@ -1,8 +1,9 @@
 """GET /images/{id}/file: the image's bytes, as stored or as a rendition (a size, a preset, a format).
 
 Parse the query (one input serializer), resolve it against the row (images/renditions.py), answer 304 from
-the ETag alone, else stream the stored rendition, or render it first: a first render counts against the
-render rate limits. The answer is cached forever: its URL (and Accept, for `format=auto`) says what it is.
+the ETag alone, else stream the stored rendition, or render it first (never for HEAD): a first render is
+charged what it costs to the render budgets. The answer is cached forever: its URL (and Accept, for
+`format=auto`) says what it is.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ from rest_framework.views import APIView
 from api.conditional import if_none_match_matches
 from api.params import last_values
 from api.schema import problem_responses
-from api.throttling import check_render_throttles
+from api.throttling import render_budget_reserve
 from images.files import FILE_HEADERS
 from images.renditions import (
     RenditionFormat,
     Source,
+    rendition_cost,
     rendition_create,
     rendition_open,
     resolve,
@@ -56,8 +58,9 @@ class ImageFileApi(APIView):
             "then served from storage. Cached forever (`Cache-Control: public, max-age=31536000, "
             "immutable`), with an `ETag` (`If-None-Match` answers 304); `format=auto` answers with "
             "`Vary: Accept`. `HEAD` answers the headers alone and never renders: for a rendition not "
-            "rendered yet it has no `Content-Length`. A first render counts against "
-            "`THROTTLE_RENDERS_PER_KEY` and `THROTTLE_RENDERS_PER_ADDRESS` (429 past them)."
+            "rendered yet it has no `Content-Length`. A first render is charged what it costs (CPU seconds, "
+            "bytes stored) to the render budgets of the key and the address, `THROTTLE_RENDER_*` (429 "
+            "past one; 413 when one render alone would cost more than a whole budget)."
         ),
         parameters=[
             RenditionInputSerializer,
@@ -113,9 +116,10 @@ class ImageFileApi(APIView):
             # until it is rendered. (Streaming, so that CommonMiddleware does not add a length of 0.)
             return _with(StreamingHttpResponse((), content_type=content_type), headers)
         if served is None:
-            # Work, not a read: a client walking every size and format of every image is held back here.
-            check_render_throttles(request, self)
-            served = rendition_create(source, spec)
+            # Work, not a read: charged by its cost to the render budgets of the client's key and address, so
+            # a client walking every size and format of every image is held back here.
+            charge = render_budget_reserve(request, rendition_cost(source, spec))
+            served = rendition_create(source, spec, charge=charge)
         response: HttpResponse
         if head:
             if served.file is not None:

@@ -25,7 +25,8 @@ from typing import Any, NoReturn
 from django.conf import settings
 from django.core.files.base import File
 
-from images import locks, pipeline, storage
+from api.throttling import RenderCharge, RenderCost
+from images import locks, pipeline, render_costs, storage
 from images.exceptions import (
     ImageTooLarge,
     InvalidImage,
@@ -328,14 +329,51 @@ def _source_missing(source: Source, exc: FileNotFoundError) -> NoReturn:
     raise StorageUnavailable("The image's stored file cannot be read.") from exc
 
 
-def rendition_create(source: Source, spec: Spec) -> Served:
+def rendition_cost(source: Source, spec: Spec) -> RenderCost:
+    """What rendering `spec` is expected to cost (CPU, bytes stored), from the row alone."""
+    return render_costs.estimate(
+        source_size=(source.width, source.height),
+        source_format=source.format,
+        output_size=spec.size,
+        output=spec.output,
+    )
+
+
+def rendition_create(source: Source, spec: Spec, *, charge: RenderCharge | None = None) -> Served:
     """Render the rendition from the stored file, store it under its name, and answer its bytes.
 
     Takes a decode slot like an upload, with the upload's limits and encoder settings (ImageTooLarge past
     them). Concurrent calls may both render; the store keeps one whole file and each answers the same
     bytes. Raises StorageUnavailable when the source cannot be read or the rendition cannot be stored, and
-    Image.DoesNotExist when the image was deleted meanwhile (what this stored is then removed).
+    Image.DoesNotExist when the image was deleted meanwhile (what this stored is then removed). `charge`,
+    the render budgets' charge of the estimate, is settled with what the work measured, whatever happens.
     """
+    started = render_costs.thread_cpu()
+    work = _Work()
+    try:
+        return _render_and_store(source, spec, work)
+    finally:
+        if charge is not None:
+            charge.settle(
+                render_costs.measured(
+                    estimated=charge.estimate,
+                    output=spec.output,
+                    cpu_seconds=render_costs.thread_cpu() - started,
+                    stored_bytes=work.stored_bytes,
+                    rendered=work.rendered,
+                )
+            )
+
+
+@dataclass
+class _Work:
+    """How far a first render got: whether it rendered, and the bytes it stored."""
+
+    rendered: bool = False
+    stored_bytes: int = 0
+
+
+def _render_and_store(source: Source, spec: Spec, work: _Work) -> Served:
     try:
         src = storage.open_file(source.name, fetch=True)
     except FileNotFoundError as exc:
@@ -356,8 +394,10 @@ def rendition_create(source: Source, spec: Spec) -> Served:
         raise StorageUnavailable("The image's stored file cannot be read.") from exc
     finally:
         src.close()
+    work.rendered = True
     name = spec.name(source)
-    storage.store_as(name, rendered.data, media_type=rendered.format.media_type)
+    if storage.store_as(name, rendered.data, media_type=rendered.format.media_type):
+        work.stored_bytes = len(rendered.data)
     _keep_only_while_used(source)
     logger.info(
         "rendition %s rendered: %sx%s, %s bytes", name, rendered.width, rendered.height, len(rendered.data)

@@ -350,13 +350,12 @@ def test_head_never_renders_and_answers_the_headers_without_a_length(
     api: Client, stored: Callable, settings: Any, query: str
 ) -> None:
     image = stored()
-    settings.THROTTLE_RENDERS_PER_ADDRESS = "1/minute"  # a HEAD that rendered would spend it
     for _ in range(3):
         head = api.head(f"/images/{image['id']}/file?{query}", headers={"Accept": WEBP_ONLY})
         assert head.status_code == 200 and body_of(head) == b""
         assert not head.has_header("Content-Length")  # unknown until rendered
     assert renditions_stored() == []
-    response = get(api, image, query, accept=WEBP_ONLY)  # the first render is still the address's to spend
+    response = get(api, image, query, accept=WEBP_ONLY)
     assert response.status_code == 200
     for header in ("Content-Type", "ETag", "Cache-Control", "X-Content-Type-Options", "Content-Disposition"):
         assert head[header] == response[header], header
@@ -469,7 +468,7 @@ def test_any_query_is_an_image_or_a_problem_never_a_5xx(
 
 @pytest.fixture
 def small_image(stored: Callable, settings: Any) -> dict[str, Any]:
-    settings.THROTTLE_RENDERS_PER_ADDRESS = ""  # the limits have tests of their own
+    settings.THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS = ""  # the budgets have tests of their own
     return stored(quadrants((40, 20)))
 
 
@@ -497,32 +496,6 @@ def test_reads_follow_imagery_auth(api: Client, stored: Callable, settings: Any)
     _, key = APIKey.objects.create_key(name="reader")
     assert_problem(get(api, image, "width=160"), 401)
     assert get(api, image, "width=160", Authorization=f"Bearer {key}").status_code == 200
-
-
-def test_first_renders_are_rate_limited_and_stored_renditions_are_not(
-    api: Client, stored: Callable, settings: Any
-) -> None:
-    image = stored()
-    settings.THROTTLE_RENDERS_PER_ADDRESS = "2/minute"
-    assert get(api, image, "width=160&format=webp").status_code == 200
-    assert get(api, image, "width=320&format=webp").status_code == 200
-    refused = assert_problem(get(api, image, "width=640&format=webp"), 429)
-    assert refused["code"] == "throttled"
-    assert int(get(api, image, "width=640&format=webp")["Retry-After"]) > 0
-    for _ in range(3):  # what is stored is a read
-        assert get(api, image, "width=160&format=webp").status_code == 200
-        assert get(api, image).status_code == 200
-    assert len(renditions_stored()) == 2
-
-
-def test_first_renders_are_rate_limited_per_key(api: Client, stored: Callable, settings: Any) -> None:
-    image = stored()
-    settings.THROTTLE_RENDERS_PER_KEY = "1/minute"
-    _, key = APIKey.objects.create_key(name="walker")
-    auth = {"Authorization": f"Bearer {key}"}
-    assert get(api, image, "width=160&format=webp", **auth).status_code == 200
-    assert_problem(get(api, image, "width=320&format=webp", **auth), 429)
-    assert get(api, image, "width=320&format=webp").status_code == 200  # without the key: the address's
 
 
 STORE_FAULTS = [

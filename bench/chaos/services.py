@@ -209,7 +209,8 @@ def replica_environment(
         "THROTTLE_UPLOADS_PER_KEY": "20/minute",
         "THROTTLE_UPLOADS_PER_ADDRESS": "",
         # Likewise for first renders: the checks render one rendition of every upload, from one address.
-        "THROTTLE_RENDERS_PER_ADDRESS": "",
+        "THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS": "",
+        "THROTTLE_RENDER_MEGABYTES_PER_ADDRESS": "",
     }
 
 
