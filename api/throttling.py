@@ -136,7 +136,7 @@ class CostOverBudget(ProblemError):
 
 @dataclass(frozen=True)
 class _Budget:
-    setting: str  # "12/minute": so much of `measure` per period; empty: no budget
+    setting: str  # "15/minute": so much of `measure` per period; empty: no budget
     measure: str  # a field of RenderCost
     unit: int  # counter units per unit of the setting: integers, for the cache's incr
     per_key: bool

@@ -250,11 +250,11 @@ THROTTLE_UPLOADS_PER_ADDRESS = env.str("THROTTLE_UPLOADS_PER_ADDRESS", default="
 THROTTLE_READS_PER_KEY = env.str("THROTTLE_READS_PER_KEY", default="")
 THROTTLE_READS_PER_ADDRESS = env.str("THROTTLE_READS_PER_ADDRESS", default="6000/minute")
 # What first renders of renditions may cost (a stored rendition is a read, counted above only): CPU
-# seconds and megabytes stored, per period ("12/minute"), per API key and per address; empty: no budget.
+# seconds and megabytes stored, per period ("15/minute"), per API key and per address; empty: no budget.
 # Counted in fixed windows, so any one period sees at most twice the amount (README, "Render budgets").
 THROTTLE_RENDER_CPU_SECONDS_PER_KEY = env.str("THROTTLE_RENDER_CPU_SECONDS_PER_KEY", default="60/minute")
 THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS = env.str(
-    "THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS", default="12/minute"
+    "THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS", default="15/minute"
 )
 THROTTLE_RENDER_MEGABYTES_PER_KEY = env.str("THROTTLE_RENDER_MEGABYTES_PER_KEY", default="1000/hour")
 THROTTLE_RENDER_MEGABYTES_PER_ADDRESS = env.str("THROTTLE_RENDER_MEGABYTES_PER_ADDRESS", default="100/hour")
@@ -269,7 +269,7 @@ for _budget in (
         r"(?=.*[1-9])([0-9]+(\.[0-9]*)?|\.[0-9]+)/(second|minute|hour|day|[smhd])", _value
     ):
         raise ImproperlyConfigured(
-            f"{_budget}: an amount per second, minute, hour or day (12/minute), not {_value!r}"
+            f"{_budget}: an amount per second, minute, hour or day (15/minute), not {_value!r}"
         )
 
 # Socket addresses /metrics answers (the peer's, never a forwarded header), comma-separated networks; empty:
