@@ -62,6 +62,16 @@ def take(key: str, *, amount: int = 1, limit: int, window: float) -> Taken:
     return store().take(key, amount=amount, limit=limit, window=window, now=clock())
 
 
+def add(key: str, *, amount: int, window: float) -> None:
+    """Add `amount` to what `key` has spent in its `window`, whatever its limit: the correction of an
+    estimate once the real cost is known (negative: a refund)."""
+    store().take(key, amount=amount, limit=_NO_LIMIT, window=window, now=clock())
+
+
+# A limit no spending reaches: `add` spends without asking.
+_NO_LIMIT = 2**62
+
+
 def clear() -> None:
     """Forget every count (the tests start each from nothing)."""
     store().clear()

@@ -1,8 +1,12 @@
-"""Rate limits, per API key and per client address, separately for uploads, reads and renders.
+"""Rate limits, per API key and per client address: a count of uploads and of reads, and a budget of what
+renders cost.
 
 Uploads and reads are limited by every view (REST_FRAMEWORK's DEFAULT_THROTTLE_CLASSES). A render (work
-done for a read, such as making an image's rendition for the first time) is limited only where a view
-asks for it: `check_render_throttles`.
+done for a read, such as making an image's rendition for the first time) is charged by its cost (CPU
+seconds and bytes stored, `RenderCost`) where a view asks: `render_budget_reserve` charges an estimate
+before the work and refuses it past a budget, `RenderCharge.settle` corrects the charge to what the work
+measured after. Budgets slide like every limit here: any span of one period sees at most the budget (and
+one counting slot, api.rate_store).
 Failed API-key checks are counted per address (`AuthFailuresPerAddress`, used by api/auth.py): past the
 limit, an address's requests that carry a key are refused before the key is looked at.
 
@@ -20,15 +24,18 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from rest_framework.exceptions import Throttled
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.request import Request
-from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from api import rate_store
+from api.exceptions import ProblemError
 
 logger = logging.getLogger(__name__)
 
@@ -123,27 +130,130 @@ class ReadsPerAddress(_ImageryThrottle):
     setting, for_reads, per_key = "THROTTLE_READS_PER_ADDRESS", True, False
 
 
-class RendersPerKey(_ImageryThrottle):
-    setting, for_reads, per_key = "THROTTLE_RENDERS_PER_KEY", None, True
+# --- Render budgets -----------------------------------------------------------------------------------
 
 
-class RendersPerAddress(_ImageryThrottle):
-    setting, for_reads, per_key = "THROTTLE_RENDERS_PER_ADDRESS", None, False
+@dataclass(frozen=True)
+class RenderCost:
+    """What a render costs: the CPU it takes and the bytes it stores."""
+
+    cpu_seconds: float
+    stored_bytes: int
 
 
-RENDER_THROTTLES = (RendersPerKey, RendersPerAddress)
+class CostOverBudget(ProblemError):
+    """One render would cost more than a whole budget allows: no wait makes room for it."""
+
+    status = 413
+    code = "over_render_budget"
 
 
-def check_render_throttles(request: Request, view: Any) -> None:
-    """Count one render against THROTTLE_RENDERS_*; raises Throttled (a 429 with Retry-After) past one."""
-    waits = []
-    for throttle_class in RENDER_THROTTLES:
-        throttle = throttle_class()
-        if not throttle.allow_request(request, view):
-            waits.append(throttle.wait())
+@dataclass(frozen=True)
+class _Budget:
+    setting: str  # "15/minute": so much of `measure` per period; empty: no budget
+    measure: str  # a field of RenderCost
+    unit: int  # counter units per unit of the setting: integers, as api.rate_store counts
+    per_key: bool
+    measure_unit: int = 1  # counter units per unit of the measure
+
+    def parse(self) -> tuple[int, int] | None:
+        """(limit in counter units, period in seconds), None when off (settings.py checked its form)."""
+        raw = getattr(settings, self.setting) or ""
+        if not raw:
+            return None
+        amount, _, period = raw.partition("/")
+        try:
+            limit = round(float(amount) * self.unit)
+            seconds = _PERIODS[period.strip().lower()[:1]]
+        except (ValueError, KeyError) as exc:
+            raise ImproperlyConfigured(
+                f"{self.setting}: an amount per second, minute, hour or day, not {raw!r}"
+            ) from exc
+        if limit <= 0:
+            raise ImproperlyConfigured(f"{self.setting}: a positive amount, or empty for no budget")
+        return limit, seconds
+
+    def units(self, cost: RenderCost) -> int:
+        return round(getattr(cost, self.measure) * self.measure_unit)
+
+
+_PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# CPU is counted in milliseconds, bytes as bytes (settings name seconds and megabytes).
+RENDER_BUDGETS = (
+    _Budget("THROTTLE_RENDER_CPU_SECONDS_PER_KEY", "cpu_seconds", 1000, per_key=True, measure_unit=1000),
+    _Budget("THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS", "cpu_seconds", 1000, per_key=False, measure_unit=1000),
+    _Budget("THROTTLE_RENDER_MEGABYTES_PER_KEY", "stored_bytes", 1_000_000, per_key=True),
+    _Budget("THROTTLE_RENDER_MEGABYTES_PER_ADDRESS", "stored_bytes", 1_000_000, per_key=False),
+)
+
+
+@dataclass
+class RenderCharge:
+    """The estimate charged to each budget for one render; `settle` corrects it to what was measured."""
+
+    estimate: RenderCost
+    # (budget, counter key, units charged, the budget's period)
+    charged: list[tuple[_Budget, str, int, int]] = field(default_factory=list)
+
+    def settle(self, actual: RenderCost) -> None:
+        """Charge `actual` instead of the estimate (a failed render: what it spent before failing)."""
+        try:
+            for budget, key, units, period in self.charged:
+                delta = budget.units(actual) - units
+                if delta:
+                    rate_store.add(key, amount=delta, window=period)
+        except Exception:
+            logger.exception("rate limiter unavailable; a render's cost was not counted")
+            cache_breaker.trip()
+        self.charged = []
+
+
+def render_budget_reserve(request: Request, estimate: RenderCost) -> RenderCharge:
+    """Charge a render's estimated cost to the render budgets of the request's API key and address.
+
+    Past a budget: Throttled (429, Retry-After: when the window has room for it), nothing charged. A
+    render whose estimate alone is over a whole budget: CostOverBudget (413), since no wait would make room
+    for it. Several requests of one client at once each see the others' estimates. When the store fails,
+    the render goes ahead uncounted (see CacheBreaker).
+    """
+    charge = RenderCharge(estimate)
+    if cache_breaker.is_open():
+        return charge
+    ident = BaseThrottle().get_ident(request)
+    waits: list[float] = []
+    try:
+        for budget in RENDER_BUDGETS:
+            parsed = budget.parse()
+            if parsed is None or (budget.per_key and request.auth is None):
+                continue
+            limit, period = parsed
+            units = budget.units(estimate)
+            if units > limit:
+                charge.settle(RenderCost(0, 0))
+                raise CostOverBudget(
+                    f"This rendition would cost more than {budget.setting} allows in all; "
+                    "ask for a smaller size or a cheaper format."
+                )
+            who = f"key:{request.auth.pk}" if budget.per_key else f"addr:{ident}"
+            key = f"budget:{budget.setting}:{who}"
+            taken = rate_store.take(key, amount=units, limit=limit, window=period)
+            if taken.allowed:
+                charge.charged.append((budget, key, units, period))
+            else:
+                waits.append(taken.retry_after)
+    except CostOverBudget:
+        raise
+    except Exception:
+        logger.exception(
+            "rate limiter unavailable; letting renders through for %s s without asking it",
+            CACHE_RETRY_SECONDS,
+        )
+        cache_breaker.trip()
+        return RenderCharge(estimate)
     if waits:
-        durations = [wait for wait in waits if wait is not None]
-        raise Throttled(wait=max(durations, default=None))
+        charge.settle(RenderCost(0, 0))
+        raise Throttled(wait=max(waits))
+    return charge
 
 
 class AuthFailuresPerAddress(_ImageryThrottle):

@@ -2,7 +2,7 @@
 
 Run with `make bench` (or `.venv/bin/python bench/renditions.py --help`). It uploads bench/inputs.py's
 4000x3000 photo to the app under gunicorn (bench/server.py: one worker, SQLite and local files in a
-temporary DATA_DIR, render rate limits out of reach), stored at full size, then measures:
+temporary DATA_DIR, render budgets off), stored at full size, then measures:
 
 1. First request of `?width=320&format=jpeg` (the rendition's file deleted before each run, outside the
    timing) against the bare pipeline (`processing.render`: Pillow's DCT-scaled draft decode, resize and
@@ -163,8 +163,13 @@ def main() -> None:
     args = parser.parse_args()
 
     photo = inputs.ensure_inputs(BENCH / "out" / "inputs")[inputs.PHOTO_JPEG]
-    # Every first render is timed many times over: out of reach of the render limits (the read limits stay).
-    limits = {"THROTTLE_RENDERS_PER_ADDRESS": "1000000/minute", "THROTTLE_RENDERS_PER_KEY": "1000000/minute"}
+    # Every first render is timed many times over: the render budgets are off (the read limits stay).
+    limits = {
+        "THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS": "",
+        "THROTTLE_RENDER_MEGABYTES_PER_ADDRESS": "",
+        "THROTTLE_RENDER_CPU_SECONDS_PER_KEY": "",
+        "THROTTLE_RENDER_MEGABYTES_PER_KEY": "",
+    }
     print(f"load average at the start: {load_average()}")
     with (
         tempfile.TemporaryDirectory(prefix="imagery-bench-") as tmp,

@@ -5,6 +5,7 @@ default that is safe for a local run: SQLite and files under `data/`.
 """
 
 import logging
+import re
 import secrets
 from pathlib import Path
 
@@ -172,6 +173,9 @@ if FILE_ACCEL_REDIRECT and not (FILE_ACCEL_REDIRECT.startswith("/") and FILE_ACC
     raise ImproperlyConfigured(
         "FILE_ACCEL_REDIRECT must be a path that starts and ends with /, e.g. /_stored/."
     )
+# How long an upload or a first render waits for a decode slot before answering 503 (Retry-After), so
+# threads never pile up behind one slow decode.
+IMAGE_DECODE_WAIT_SECONDS = env.float("IMAGE_DECODE_WAIT_SECONDS", default=5.0)
 
 # --- Renditions (GET /images/{id}/file?width=…, README "Renditions") --------------------------------
 # Named variants, `?preset=NAME`: JSON, name -> {"width", "height", "fit"} (fit: contain, cover or fill;
@@ -251,9 +255,28 @@ THROTTLE_UPLOADS_PER_KEY = env.str("THROTTLE_UPLOADS_PER_KEY", default="600/hour
 THROTTLE_UPLOADS_PER_ADDRESS = env.str("THROTTLE_UPLOADS_PER_ADDRESS", default="120/hour")
 THROTTLE_READS_PER_KEY = env.str("THROTTLE_READS_PER_KEY", default="")
 THROTTLE_READS_PER_ADDRESS = env.str("THROTTLE_READS_PER_ADDRESS", default="6000/minute")
-# First renders of renditions (a stored rendition is a read, counted above only).
-THROTTLE_RENDERS_PER_KEY = env.str("THROTTLE_RENDERS_PER_KEY", default="600/minute")
-THROTTLE_RENDERS_PER_ADDRESS = env.str("THROTTLE_RENDERS_PER_ADDRESS", default="120/minute")
+# What first renders of renditions may cost (a stored rendition is a read, counted above only): CPU
+# seconds and megabytes stored, per period ("15/minute"), per API key and per address; empty: no budget.
+# They slide (api.rate_store): any span of one period sees at most the amount, and one counting slot.
+THROTTLE_RENDER_CPU_SECONDS_PER_KEY = env.str("THROTTLE_RENDER_CPU_SECONDS_PER_KEY", default="60/minute")
+THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS = env.str(
+    "THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS", default="25/minute"
+)
+THROTTLE_RENDER_MEGABYTES_PER_KEY = env.str("THROTTLE_RENDER_MEGABYTES_PER_KEY", default="1000/hour")
+THROTTLE_RENDER_MEGABYTES_PER_ADDRESS = env.str("THROTTLE_RENDER_MEGABYTES_PER_ADDRESS", default="150/hour")
+for _budget in (
+    "THROTTLE_RENDER_CPU_SECONDS_PER_KEY",
+    "THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS",
+    "THROTTLE_RENDER_MEGABYTES_PER_KEY",
+    "THROTTLE_RENDER_MEGABYTES_PER_ADDRESS",
+):
+    _value = globals()[_budget]
+    if _value and not re.fullmatch(
+        r"(?=.*[1-9])([0-9]+(\.[0-9]*)?|\.[0-9]+)/(second|minute|hour|day|[smhd])", _value
+    ):
+        raise ImproperlyConfigured(
+            f"{_budget}: an amount per second, minute, hour or day (15/minute), not {_value!r}"
+        )
 # Failed API-key checks per client address: past it, every request from that address that sends a key is a 429
 # until the window has room again (a correct key too, so guessing learns nothing meanwhile).
 THROTTLE_AUTH_FAILURES_PER_ADDRESS = env.str("THROTTLE_AUTH_FAILURES_PER_ADDRESS", default="30/hour")

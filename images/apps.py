@@ -14,7 +14,8 @@ class ImagesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     # Decoding is where memory peaks (a PNG at the pixel limit decodes whole, ~480 MB as RGBA). This keeps
-    # a threaded worker from multiplying that peak: IMAGE_DECODE_CONCURRENCY decodes per process.
+    # a threaded worker from multiplying that peak: IMAGE_DECODE_CONCURRENCY decodes per process, each
+    # waited for at most IMAGE_DECODE_WAIT_SECONDS (images/pipeline.py).
     decode_slots: threading.BoundedSemaphore
 
     def ready(self) -> None:

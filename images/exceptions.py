@@ -7,7 +7,7 @@ knowing any of them. The pixel work's errors (`images.pixels.errors`, pure Pytho
 """
 
 from api.exceptions import ProblemError
-from images.pipeline import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
+from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
 
 __all__ = [
     "PIXEL_ERROR_STATUSES",
@@ -17,6 +17,7 @@ __all__ = [
     "InvalidImage",
     "PixelError",
     "RenditionTooLarge",
+    "ServerBusy",
     "StorageUnavailable",
     "UnsupportedFormat",
 ]
@@ -47,6 +48,13 @@ class StorageUnavailable(ImageryError):
 
     status = 503
     code = "storage_unavailable"
+
+
+class ServerBusy(ImageryError):
+    """Every decode slot stayed taken for IMAGE_DECODE_WAIT_SECONDS; nothing was done (503, Retry-After)."""
+
+    status = 503
+    code = "server_busy"
 
 
 class ImageChanged(ImageryError):

@@ -1,15 +1,21 @@
 """GET /images/{id}/file: the image's bytes, as stored or as a rendition (a size, a preset, a format).
 
 Parse the query (one input serializer), resolve it against the row (images/renditions.py), answer 304 from
-the ETag alone, else stream the stored rendition, or render it first: a first render counts against the
-render rate limits. The answer is cached forever: its URL (and Accept, for `format=auto`) says what it is.
+the ETag alone, else stream the stored rendition, or render it first (never for HEAD): a first render is
+charged what it costs to the render budgets. The answer is cached forever: its URL (and Accept, for
+`format=auto`) says what it is.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.http import HttpResponse, HttpResponseBase, HttpResponseNotModified
+from django.http import (
+    HttpResponse,
+    HttpResponseBase,
+    HttpResponseNotModified,
+    StreamingHttpResponse,
+)
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
@@ -18,11 +24,12 @@ from rest_framework.views import APIView
 from api.conditional import if_none_match_matches
 from api.params import one_value_each
 from api.schema import problem_responses
-from api.throttling import check_render_throttles
+from api.throttling import render_budget_reserve
 from images.files import FILE_HEADERS
 from images.renditions import (
     RenditionFormat,
     Source,
+    rendition_cost,
     rendition_create,
     rendition_open,
     resolve,
@@ -50,8 +57,10 @@ class ImageFileApi(APIView):
             "`height` or `preset`, and/or `format`: a rendition, rendered on its first request and stored, "
             "then served from storage. Cached forever (`Cache-Control: public, max-age=31536000, "
             "immutable`), with an `ETag` (`If-None-Match` answers 304); `format=auto` answers with "
-            "`Vary: Accept`. `HEAD` answers the headers alone. A first render counts against "
-            "`THROTTLE_RENDERS_PER_KEY` and `THROTTLE_RENDERS_PER_ADDRESS` (429 past them)."
+            "`Vary: Accept`. `HEAD` answers the headers alone and never renders: for a rendition not "
+            "rendered yet it has no `Content-Length`. A first render is charged what it costs (CPU seconds, "
+            "bytes stored) to the render budgets of the key and the address, `THROTTLE_RENDER_*` (429 "
+            "past one; 413 when one render alone would cost more than a whole budget)."
         ),
         parameters=[
             RenditionInputSerializer,
@@ -96,14 +105,23 @@ class ImageFileApi(APIView):
         if if_none_match_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
             return _with(HttpResponseNotModified(), headers)
 
-        served = rendition_open(source, spec)
-        if served is None:
-            # Work, not a read: a client walking every size and format of every image is held back here.
-            check_render_throttles(request, self)
-            served = rendition_create(source, spec)
+        extension = spec.output.extension
+        headers["Content-Disposition"] = f'inline; filename="{image_id}-{spec.key}.{extension}"'
         content_type = spec.output.media_type
-        response: HttpResponseBase
-        if request.method == "HEAD":
+        head = request.method == "HEAD"
+        served = rendition_open(source, spec, fetch=not head)
+        if served is None and head:
+            # HEAD never renders: it costs what a read costs, so walking every size and format with HEAD
+            # makes no work. The headers a GET would have, but no Content-Length: its length is not known
+            # until it is rendered. (Streaming, so that CommonMiddleware does not add a length of 0.)
+            return _with(StreamingHttpResponse((), content_type=content_type), headers)
+        if served is None:
+            # Work, not a read: charged by its cost to the render budgets of the client's key and address, so
+            # a client walking every size and format of every image is held back here.
+            charge = render_budget_reserve(request, rendition_cost(source, spec))
+            served = rendition_create(source, spec, charge=charge)
+        response: HttpResponse
+        if head:
             if served.file is not None:
                 served.file.close()
             response = HttpResponse(content_type=content_type)

@@ -1,5 +1,5 @@
 """The pure pipeline as this deployment runs it: its limits and encoder settings from the settings, and
-one decode slot per render (uploads and first renders of renditions alike).
+one decode slot per render (uploads and first renders of renditions alike), waited for a bounded time.
 
 The one door to `images.pixels` for work (`images.formats` carries its names only): services, renditions
 and the backfill call what is here, never the pixel modules themselves (an import contract in
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, BinaryIO
 from django.apps import apps
 from django.conf import settings
 
+from images.exceptions import ServerBusy
 from images.pixels import decoding, masters, placeholders, processing
 from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
 from images.pixels.placeholders import Placeholder
@@ -56,8 +57,17 @@ def render(
 ) -> Rendered:
     """`processing.render` with this deployment's limits and encoders, in a decode slot (ImagesConfig);
     `preview`: with the small version placeholders are made from; `master`: the output is an upload's
-    stored file, which renditions decode again (a JPEG is written baseline)."""
-    with apps.get_app_config("images").decode_slots:
+    stored file, which renditions decode again (a JPEG is written baseline).
+
+    Waits at most IMAGE_DECODE_WAIT_SECONDS for a slot, then raises ServerBusy (503, Retry-After): a queue
+    with no bound would keep every thread of the process waiting behind one slow decode.
+    """
+    slots = apps.get_app_config("images").decode_slots
+    if not slots.acquire(timeout=settings.IMAGE_DECODE_WAIT_SECONDS):
+        raise ServerBusy(
+            "Every image decoder of this server is busy; nothing was changed. Try again shortly."
+        )
+    try:
         return processing.render(
             src,
             width=width,
@@ -68,6 +78,8 @@ def render(
             options=encode_options(master=master),
             preview=preview,
         )
+    finally:
+        slots.release()
 
 
 def bound_pillow() -> None:

@@ -27,12 +27,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.files.base import File
 
-from images import pipeline, storage
+from api.throttling import RenderCharge, RenderCost
+from images import locks, pipeline, render_costs, storage
 from images.exceptions import (
     ImageTooLarge,
     InvalidImage,
@@ -41,7 +42,9 @@ from images.exceptions import (
     UnsupportedFormat,
 )
 from images.formats import Fit, OutputFormat
+from images.models import Image
 from images.pipeline import EncodeOptions
+from images.selectors import image_file_in_use
 
 logger = logging.getLogger(__name__)
 
@@ -400,36 +403,85 @@ class Served:
     size: int
 
 
-def rendition_open(source: Source, spec: Spec) -> Served | None:
+def rendition_open(source: Source, spec: Spec, *, fetch: bool = False) -> Served | None:
     """The stored rendition (or the stored file itself), opened; None when it is not rendered yet.
 
-    Raises StorageUnavailable when the store cannot tell (storage.open_file says so).
+    `fetch`: its bytes read now (`storage.open_file`), for an answer that sends them. Raises
+    StorageUnavailable when the store cannot tell, Image.DoesNotExist when the image was deleted since its
+    row was read.
     """
     name = spec.name(source)
     try:
-        file = storage.open_file(name)
+        file = storage.open_file(name, fetch=fetch)
         return Served(file=file, data=None, size=file.size)
     except FileNotFoundError as exc:
         if spec.original:
-            # A row whose file is gone: data lost (reconcile_storage reports it), not the client's fault.
-            logger.error("the stored file %s is missing", name)
-            raise StorageUnavailable("The image's stored file cannot be read.") from exc
+            _source_missing(source, exc)
         return None
 
 
-def rendition_create(source: Source, spec: Spec) -> Served:
+def _source_missing(source: Source, exc: FileNotFoundError) -> NoReturn:
+    """The stored file was not there: deleted with its last row since the request read it (Image.DoesNotExist,
+    a 404, as if the request had come a moment later), or lost (logged; StorageUnavailable)."""
+    if not image_file_in_use(name=source.name):
+        raise Image.DoesNotExist("The image was deleted.") from exc
+    # A row whose file is gone: data lost (reconcile_storage reports it), not the client's fault.
+    logger.error("the stored file %s is missing", source.name)
+    raise StorageUnavailable("The image's stored file cannot be read.") from exc
+
+
+def rendition_cost(source: Source, spec: Spec) -> RenderCost:
+    """What rendering `spec` is expected to cost (CPU, bytes stored), from the row alone."""
+    return render_costs.estimate(
+        source_size=(source.width, source.height),
+        source_format=source.format,
+        output_size=spec.size,
+        output=spec.output,
+    )
+
+
+def rendition_create(source: Source, spec: Spec, *, charge: RenderCharge | None = None) -> Served:
     """Render the rendition from the stored file, store it under its name, and answer its bytes.
 
     Takes a decode slot like an upload, with the upload's limits and encoder settings (ImageTooLarge past
     them). Concurrent calls may both render; the store keeps one whole file and each answers the same
-    bytes. Raises StorageUnavailable when the source cannot be read or the rendition cannot be stored.
+    bytes. Raises StorageUnavailable when the source cannot be read or the rendition cannot be stored, and
+    Image.DoesNotExist when the image was deleted meanwhile (what this stored is then removed). `charge`,
+    the render budgets' charge of the estimate, is settled with what the work measured, whatever happens.
     """
+    started = render_costs.thread_cpu()
+    work = _Work()
     try:
-        src = storage.open_file(source.name)
+        return _render_and_store(source, spec, work)
+    finally:
+        if charge is not None:
+            charge.settle(
+                render_costs.measured(
+                    estimated=charge.estimate,
+                    output=spec.output,
+                    cpu_seconds=render_costs.thread_cpu() - started,
+                    stored_bytes=work.stored_bytes,
+                    rendered=work.rendered,
+                )
+            )
+
+
+@dataclass
+class _Work:
+    """How far a first render got: whether it rendered, and the bytes it stored."""
+
+    rendered: bool = False
+    stored_bytes: int = 0
+
+
+def _render_and_store(source: Source, spec: Spec, work: _Work) -> Served:
+    try:
+        src = storage.open_file(source.name, fetch=True)
     except FileNotFoundError as exc:
-        # A row whose file is gone: data lost (reconcile_storage reports it), not the client's fault.
-        logger.error("the stored file %s of a rendition is missing", source.name)
-        raise StorageUnavailable("The image's stored file cannot be read.") from exc
+        _source_missing(source, exc)
+    except Exception as exc:
+        logger.exception("opening %s failed", source.name)
+        raise StorageUnavailable("The file store is unavailable.") from exc
     try:
         rendered = pipeline.render(
             src, width=spec.width, height=spec.height, fit=spec.fit, output_format=spec.output
@@ -443,12 +495,32 @@ def rendition_create(source: Source, spec: Spec) -> Served:
         raise StorageUnavailable("The image's stored file cannot be read.") from exc
     finally:
         src.close()
+    work.rendered = True
     name = spec.name(source)
-    storage.store_as(name, rendered.data, media_type=rendered.format.media_type)
+    if storage.store_as(name, rendered.data, media_type=rendered.format.media_type):
+        work.stored_bytes = len(rendered.data)
+    _keep_only_while_used(source)
     logger.info(
         "rendition %s rendered: %sx%s, %s bytes", name, rendered.width, rendered.height, len(rendered.data)
     )
     return Served(file=None, data=rendered.data, size=len(rendered.data))
+
+
+def _keep_only_while_used(source: Source) -> None:
+    """After storing a rendition: when no row uses its source any more, remove the source's renditions and
+    raise Image.DoesNotExist.
+
+    A render that began before a DELETE of its image may store after that delete removed the renditions;
+    left there, it would be served by `/media/` or the bucket until `reconcile_storage --fix`. Under the
+    per-name lock that `image_delete` holds while it deletes the row and the file, a row is either still
+    there (and the delete, which removes the renditions after it, removes this one too) or gone.
+    """
+    with locks.file_name_lock(source.name):
+        if image_file_in_use(name=source.name):
+            return
+        delete_renditions(source.digest)
+    logger.info("the image of %s was deleted while it rendered; its renditions are removed", source.name)
+    raise Image.DoesNotExist("The image was deleted.")
 
 
 def delete_renditions(digest: str) -> bool:

@@ -130,3 +130,8 @@ def image_file_get(*, image_id: int) -> ImageFile:
     if row is None:
         raise Image.DoesNotExist
     return ImageFile(*row)
+
+
+def image_file_in_use(*, name: str) -> bool:
+    """Whether any row uses the stored file `name` (identical uploads share one)."""
+    return Image.objects.filter(file=name).exists()

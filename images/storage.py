@@ -212,25 +212,44 @@ def hash_of(name: str) -> str:
     return digest.hexdigest()
 
 
-def open_file(name: str) -> File:
-    """Open a stored file for reading, its bytes fetched already (S3: into memory, or a temporary file
-    past AWS_S3_MAX_MEMORY_SIZE), so that reading it never waits on the store outside the guard.
-    FileNotFoundError when it is not there, StorageUnavailable when the store fails."""
+def open_file(name: str, *, fetch: bool = True) -> File:
+    """Open a stored file for reading; FileNotFoundError when it is not there, StorageUnavailable when the
+    store fails.
+
+    `fetch` (the default): its bytes fetched already (S3: into memory, or a temporary file past
+    AWS_S3_MAX_MEMORY_SIZE), so that reading it never waits on the store outside the guard, and a file
+    deleted just after it was opened is a FileNotFoundError here rather than an error halfway through an
+    answer. Without it (a HEAD needs the size only) S3 is asked for the object's head alone. A local file,
+    once open, stays readable whatever happens to its name.
+    """
     try:
         with guard.call(answers=(FileNotFoundError,)):
             file = default_storage.open(name, "rb")
-            try:
-                file.open()  # S3: downloads the object now (django-storages would on the first read)
-                file.size  # noqa: B018  # known now, not asked of the store later
-            except BaseException:
-                file.close()
-                raise
+            if fetch:
+                try:
+                    file.open()  # S3: downloads the object now (django-storages would on the first read)
+                    file.size  # noqa: B018  # known now, not asked of the store later
+                except BaseException as exc:
+                    file.close()
+                    if isinstance(exc, Exception) and _is_not_found(exc):
+                        raise FileNotFoundError(f"{name} was deleted as it was opened") from exc
+                    raise
             return file
     except FileNotFoundError:
         raise
     except Exception as exc:
         _log_failure(exc, "opening %s failed", name)
         raise StorageUnavailable("The file store is unavailable.") from exc
+
+
+def _is_not_found(exc: Exception) -> bool:
+    """Whether a storage call failed because the object is not there (S3: a 404 from HEAD or GET)."""
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return False
+    return response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 404 or response.get("Error", {}).get(
+        "Code"
+    ) in ("404", "NoSuchKey", "NotFound")
 
 
 def read_head(name: str, size: int) -> bytes:
@@ -404,8 +423,7 @@ class AtomicFileSystemStorage(FileSystemStorage):
 
     def _save(self, name: str, content: File) -> str:
         path = Path(self.path(name))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, partial = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+        fd, partial = _partial_file(path)
         try:
             with os.fdopen(fd, "wb") as file:
                 # mkstemp makes the file readable by its owner only; the served file needs the usual mode.
@@ -423,6 +441,21 @@ class AtomicFileSystemStorage(FileSystemStorage):
             raise
         _fsync_folder(path.parent)
         return name
+
+
+def _partial_file(path: Path) -> tuple[int, str]:
+    """A new temporary file next to `path`, its folder made first.
+
+    `delete_prefix` removes a folder it has emptied (a file's renditions, after its image was deleted),
+    which may happen between the `mkdir` and the file's creation: the folder is made again. It never
+    removes a folder that holds a temporary file, so once created the file stays put.
+    """
+    for _retry in range(2):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=PARTIAL_SUFFIX)
 
 
 def _fsync_folder(folder: Path) -> None:

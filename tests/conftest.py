@@ -75,9 +75,12 @@ def rate_limiter_trusts_the_cache() -> None:
 @pytest.fixture(autouse=True)
 def storage_guard_closed(settings: Any) -> None:
     """Nor the file store's guard open (images/storage.py): each test starts with the store trusted, and
-    a failure of the store does not fail the test's later calls at once. The time it does so for
-    (STORAGE_RETRY_SECONDS) has tests of its own, which set it (tests/test_storage_isolation.py)."""
+    a failure of the store does not fail the test's later calls at once, nor does a race a test forces
+    (a render held inside the store while a delete runs) meet the cap on calls at once. The time it fails
+    for (STORAGE_RETRY_SECONDS) and the cap (STORAGE_MAX_CONCURRENCY) have tests of their own, which set
+    them (tests/test_storage_isolation.py)."""
     settings.STORAGE_RETRY_SECONDS = 0
+    settings.STORAGE_MAX_CONCURRENCY = 8
     storage.guard.reset()
 
 

@@ -225,11 +225,12 @@ def test_the_apps_own_file_route_answers_503_while_the_store_is_failing(
 
 
 def test_readiness_does_not_wait_for_a_turn_and_a_store_in_use_is_ready(
-    api: Any, backend_calls: list[str], monkeypatch: pytest.MonkeyPatch
+    api: Any, backend_calls: list[str], monkeypatch: pytest.MonkeyPatch, settings: Any
 ) -> None:
+    settings.STORAGE_MAX_CONCURRENCY = 1
     probes: list[str] = []
     monkeypatch.setattr(storage, "_probe", lambda: probes.append("probe") or True)
-    with storage.guard.call():  # every turn taken (one, by default in the tests), by a call under way
+    with storage.guard.call():  # every turn taken (the one), by a call under way
         assert api.get("/readyz").status_code == 200
     assert probes == []
     assert api.get("/readyz").status_code == 200

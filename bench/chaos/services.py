@@ -210,8 +210,8 @@ def replica_environment(
         # the default per-address limit (6000/minute, far above the load), so every request asks Redis.
         "THROTTLE_UPLOADS_PER_KEY": "20/minute",
         "THROTTLE_UPLOADS_PER_ADDRESS": "",
-        # First renders keep their default limits (120/minute per address): the load's renditions meet
-        # them (429), and the rendition check renders under forwarded addresses of its own
+        # First renders keep their default budgets (THROTTLE_RENDER_*_PER_ADDRESS): the load's renditions
+        # meet them (429), and the rendition check renders under forwarded addresses of its own
         # (checks.renditions_serve).
     }
 
