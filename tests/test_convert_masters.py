@@ -68,9 +68,9 @@ def full_reads() -> Iterator[list[str]]:
     opened: list[str] = []
     real = storage.open_file
 
-    def open_file(name: str) -> Any:
+    def open_file(name: str, **kwargs: Any) -> Any:
         opened.append(name)
-        return real(name)
+        return real(name, **kwargs)
 
     with mock.patch.object(masters.storage, "open_file", open_file):
         yield opened
