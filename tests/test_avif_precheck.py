@@ -234,6 +234,37 @@ def test_the_precheck_reports_the_coded_size(width: int, height: int, mode: str,
     assert Image.open(io.BytesIO(data)).size == (width, height)
 
 
+AVIF_SEEDS = [
+    encode(quadrants((48, 32)), "AVIF"),
+    encode(quadrants((48, 32), "RGBA"), "AVIF"),
+    encode(
+        quadrants((48, 32), "RGBA"),
+        "AVIF",
+        save_all=True,
+        append_images=[quadrants((48, 32), "RGBA").rotate(180)],
+    ),
+]
+
+
+@st.composite
+def mutated_avifs(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(AVIF_SEEDS)))
+    for _ in range(draw(st.integers(1, 6))):
+        data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data[: draw(st.integers(1, len(data)))])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(mutated_avifs())
+def test_the_precheck_refuses_cleanly_or_reports_a_size(data: bytes) -> None:
+    # Only our own two refusals, never a crash (a 500), whatever the bytes (sizes, counts, offsets).
+    try:
+        reported = avif_canvases(io.BytesIO(data), max_samples=10)
+    except (InvalidImage, ImageTooLarge):
+        return
+    assert reported and all(canvas.width >= 1 and canvas.height >= 1 for canvas in reported)
+
+
 # HEIC/HEIF: libheif refuses a coded image larger than the declared one before it allocates it (a
 # security limit it sets from the `ispe`), and one that differs at all after decoding.
 

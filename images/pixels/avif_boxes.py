@@ -134,6 +134,28 @@ class _Frames:
     reach_height: int
 
 
+class _Budget:
+    """How many bytes of AV1 data the walk may still read. Items and samples may point at the same
+    bytes (an animation's first frame is its still image too), but a file whose thousands of items each
+    point at all of it would make the walk read it thousands of times: past twice the file, refused."""
+
+    def __init__(self, size: int) -> None:
+        self.left = 2 * size + 65_536
+        # Real files hold a few OBUs per frame (a sequence header, metadata, a frame); walking one costs
+        # about a microsecond, so 50 MB of empty OBUs would cost half a minute: past this many, refused.
+        self.obus_left = 100_000
+
+    def take(self, size: int) -> None:
+        self.left -= size
+        if self.left < 0:
+            raise _corrupt("its items and samples read the same data over and over")
+
+    def take_obu(self) -> None:
+        self.obus_left -= 1
+        if self.obus_left < 0:
+            raise _corrupt("its AV1 data is split into more OBUs than a real image has")
+
+
 def avif_canvases(src: BinaryIO, *, max_samples: int) -> list[Canvas]:
     """The frame every AV1 stream of an AVIF may make its decoder allocate (an item's, or a track's
     with its sample count as frames), for the caller to check against its limits.
@@ -145,13 +167,14 @@ def avif_canvases(src: BinaryIO, *, max_samples: int) -> list[Canvas]:
     src.seek(0)
     canvases: list[Canvas] = []
     streams = 0
+    budget = _Budget(len(data))
     for box in _once(_boxes(data, 0, len(data)), {b"meta", b"moov"}):
         if box.kind == b"meta":
-            for canvas in _item_canvases(data, box):
+            for canvas in _item_canvases(data, box, budget):
                 canvases.append(canvas)
                 streams += 1
         elif box.kind == b"moov":
-            for canvas in _track_canvases(data, box, max_samples=max_samples):
+            for canvas in _track_canvases(data, box, budget, max_samples=max_samples):
                 canvases.append(canvas)
                 streams += 1
     if not streams:
@@ -159,7 +182,7 @@ def avif_canvases(src: BinaryIO, *, max_samples: int) -> list[Canvas]:
     return canvases
 
 
-def _item_canvases(data: bytes, meta: _Box) -> Iterator[Canvas]:
+def _item_canvases(data: bytes, meta: _Box, budget: _Budget) -> Iterator[Canvas]:
     types: dict[int, bytes] = {}
     locations: dict[int, list[tuple[int, int, int]]] = {}
     properties: list[_Box] = []
@@ -198,8 +221,8 @@ def _item_canvases(data: bytes, meta: _Box) -> Iterator[Canvas]:
             raise _corrupt(f"AV1 item {item} has no data")
         stream = b"".join(
             bytes(_config_obus(data, prop)) for prop in props if prop.kind == b"av1C"
-        ) + b"".join(_extent_bytes(data, extent, idat) for extent in locations[item])
-        frames = _frames([stream])
+        ) + b"".join(_extent_bytes(data, extent, idat, budget) for extent in locations[item])
+        frames = _frames([stream], budget)
         if frames.max_width > width or frames.max_height > height:
             raise InvalidImage(
                 f"The AVIF's AV1 data holds a {frames.max_width}x{frames.max_height} frame, larger "
@@ -256,7 +279,7 @@ def _item_locations(data: bytes, iloc: _Box) -> dict[int, list[tuple[int, int, i
     return locations
 
 
-def _extent_bytes(data: bytes, extent: tuple[int, int, int], idat: _Box | None) -> bytes:
+def _extent_bytes(data: bytes, extent: tuple[int, int, int], idat: _Box | None, budget: _Budget) -> bytes:
     method, offset, length = extent
     if method == 1:
         if idat is None:
@@ -268,6 +291,7 @@ def _extent_bytes(data: bytes, extent: tuple[int, int, int], idat: _Box | None) 
         length = end - start  # "to the end"
     if start + length > end:
         raise _corrupt("an item's data runs past the end of the file")
+    budget.take(length)
     return data[start : start + length]
 
 
@@ -299,7 +323,7 @@ def _config_obus(data: bytes, av1c: _Box) -> memoryview:
     return memoryview(data)[av1c.start + 4 : av1c.end]
 
 
-def _track_canvases(data: bytes, moov: _Box, *, max_samples: int) -> Iterator[Canvas]:
+def _track_canvases(data: bytes, moov: _Box, budget: _Budget, *, max_samples: int) -> Iterator[Canvas]:
     for trak in _boxes(data, moov.start, moov.end):
         if trak.kind != b"trak":
             continue
@@ -330,8 +354,9 @@ def _track_canvases(data: bytes, moov: _Box, *, max_samples: int) -> Iterator[Ca
         for offset, size in _samples(sizes, chunk_offsets, runs):
             if offset + size > len(data):
                 raise _corrupt("a sample runs past the end of the file")
+            budget.take(size)
             samples.append(data[offset : offset + size])
-        frames = _frames(samples)
+        frames = _frames(samples, budget)
         yield Canvas(frames.reach_width, frames.reach_height, frames=max(len(sizes), 1))
 
 
@@ -402,9 +427,12 @@ def _leb128(data: bytes | memoryview, offset: int) -> tuple[int, int]:
 
 
 _OBU_FRAME_HEADER, _OBU_FRAME, _OBU_REDUNDANT_FRAME_HEADER = 3, 6, 7
+# A frame header's fields up to its size override flag take at most 70 bits (a 32-bit presentation
+# time and a 25-bit frame id at most).
+_FRAME_HEADER_PREFIX = 16
 
 
-def _frames(units: list[bytes]) -> _Frames:
+def _frames(units: list[bytes], budget: _Budget) -> _Frames:
     """The frames the AV1 data in `units` (an item's, or a track's samples, in decoding order) may
     make the decoder allocate.
 
@@ -417,10 +445,10 @@ def _frames(units: list[bytes]) -> _Frames:
     headers: list[_SequenceHeader] = []
     overridden = False
     for unit in units:
-        for kind, payload in _obus(unit):
+        for kind, payload in _obus(unit, budget):
             if kind == _OBU_SEQUENCE_HEADER:
                 headers.append(_parse_sequence_header(payload))
-            elif kind in (_OBU_FRAME_HEADER, _OBU_FRAME, _OBU_REDUNDANT_FRAME_HEADER):
+            else:
                 if not headers:
                     raise _corrupt("an AV1 frame comes before any sequence header")
                 overridden = overridden or _may_override_size(payload, headers[-1])
@@ -441,10 +469,12 @@ def _frames(units: list[bytes]) -> _Frames:
     )
 
 
-def _obus(stream: bytes) -> Iterator[tuple[int, bytes]]:
-    """The (type, payload) of each OBU in `stream` (the low-overhead format ISOBMFF holds AV1 in)."""
+def _obus(stream: bytes, budget: _Budget) -> Iterator[tuple[int, bytes]]:
+    """The (type, payload) of each OBU in `stream` (the low-overhead format ISOBMFF holds AV1 in);
+    of a frame's, only the start, where its header is."""
     offset = 0
     while offset < len(stream):
+        budget.take_obu()
         header = stream[offset]
         kind = (header >> 3) & 0xF
         payload = offset + 1 + (1 if header & 0x4 else 0)  # the extension byte
@@ -456,7 +486,10 @@ def _obus(stream: bytes) -> Iterator[tuple[int, bytes]]:
             size = len(stream) - payload  # no size field: the OBU runs to the end, as dav1d reads it
         if payload + size > len(stream):
             raise _corrupt("an AV1 OBU runs past its data")
-        yield kind, stream[payload : payload + size]
+        if kind == _OBU_SEQUENCE_HEADER:
+            yield kind, stream[payload : payload + size]
+        elif kind in (_OBU_FRAME_HEADER, _OBU_FRAME, _OBU_REDUNDANT_FRAME_HEADER):
+            yield kind, stream[payload : payload + min(size, _FRAME_HEADER_PREFIX)]
         offset = payload + size
 
 
