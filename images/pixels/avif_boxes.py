@@ -3,22 +3,21 @@
 The size Pillow reports for an AVIF is the one the container declares (the `ispe` property of its
 primary item, or its track's header), but libavif hands the AV1 data to dav1d, which allocates frames
 at the size the AV1 *sequence header* inside that data declares (up to libavif's own 16384x16384), and
-only then is the result cropped or refused. A 1 KB file declaring 16x16 and holding an 8000x8000 frame
-cost 138 MB and was accepted. So this walk finds every AV1 stream the decoder may be given (every `av01`
+Pillow is handed back the declared size. A 1 KB file declaring 16x16 and holding an 8000x8000 frame
+cost about 140 MB and was accepted. So this walk finds every AV1 stream the decoder may be given (every `av01`
 item, the primary, its alpha and a grid's tiles among them, and every sample of every `av01` track) and
-reads each sequence header in it (the `av1C` box's configOBUs and the data itself), and reports the
-frame each can reach:
-
-- with `reduced_still_picture_header` the frame is exactly `max_frame_width x max_frame_height`;
-- otherwise any frame header may override the size, up to `2**frame_width_bits` (dav1d does not hold it
-  to the maximum), so that is what is reported: a little more than the truth, never less.
+reads each sequence header in it (the `av1C` box's configOBUs and the data itself) and each frame
+header as far as its size-override flag, and reports the frame each stream can reach: the sequence
+header's maximum where no frame overrides it (always, with `reduced_still_picture_header`), else
+`2**frame_width_bits x 2**frame_height_bits`, all the override fields can hold (dav1d does not hold an
+override to the maximum): a little more than the truth where unsure, never less.
 
 An item whose sequence header declares a larger frame than its `ispe` is refused (InvalidImage): the
 container and the codec disagree, and the decoder would follow the codec. Wherever the walk cannot be
 sure (a box or an OBU running past its end, item data in another file or built from other items, an
-AV1 stream with no sequence header, a sequence header it cannot read), the file is refused too: never a
-size reported for a file the decoder reads differently. tests/test_avif_precheck.py checks it against
-what libavif really decodes.
+AV1 stream with no sequence header, a sequence header it cannot read, more data or OBUs read than a
+real file has), the file is refused too: never a size reported for a file the decoder reads
+differently. tests/test_avif_precheck.py checks it on hostile files, real ones and fuzzed ones.
 """
 
 from __future__ import annotations
