@@ -195,6 +195,17 @@ def test_av1_data_without_a_sequence_header_is_a_400(upload) -> None:
     assert_nothing_stored()
 
 
+def test_av1_data_of_countless_empty_obus_is_a_400(upload) -> None:
+    # Walking an OBU costs about a microsecond: 50 MB of two-byte ones would hold a decode slot for half
+    # a minute. No real image has a hundred thousand.
+    small = encode(Image.new("RGB", (16, 16)), "AVIF")
+    stream = sequence_header(16, 16) + obu(15, b"") * 100_001  # padding OBUs
+    with pytest.raises(InvalidImage, match="more OBUs"):
+        avif_canvases(io.BytesIO(with_item_data(small, stream)), max_samples=10)
+    assert_problem(upload(with_item_data(small, stream), filename="x.avif"), 400, code="invalid_image")
+    assert_nothing_stored()
+
+
 @pytest.mark.parametrize(
     "image",
     [
