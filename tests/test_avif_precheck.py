@@ -229,11 +229,11 @@ def test_normal_animated_avif_still_uploads(upload) -> None:
     assert (response.json()["width"], response.json()["height"]) == (65, 47)
 
 
-LIBAVIF = Path(__file__).parent / "data" / "libavif"
+LIBAVIF = Path(__file__).parent / "fixtures" / "libavif"
 
 
 def test_a_grid_with_alpha_tiles_still_uploads(upload) -> None:
-    # A real file (tests/data/libavif/README.md): two 80x64 colour tiles make the 80x80 grid, and each
+    # A real file (tests/fixtures/libavif/README.md): two 80x64 colour tiles make the 80x80 grid, and each
     # has its own alpha item. Every tile is checked at its own size; the grid at the grid's.
     data = (LIBAVIF / "color_grid_alpha_nogrid.avif").read_bytes()
     assert sorted(avif_canvases(io.BytesIO(data), max_samples=10), key=str) == [
