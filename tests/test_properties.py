@@ -38,7 +38,7 @@ SEEDS = {
         ("AVIF", "RGB"),
         ("HEIF", "RGB"),
     ]
-} | {f"animated {fmt}": animated(fmt) for fmt in ("GIF", "WEBP", "PNG")}
+} | {f"animated {fmt}": animated(fmt) for fmt in ("GIF", "WEBP", "PNG", "AVIF")}
 
 
 @st.composite

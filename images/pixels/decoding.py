@@ -17,6 +17,7 @@ import pillow_heif
 from PIL import Image
 
 from images.pixels import compat
+from images.pixels.avif_boxes import avif_canvases
 from images.pixels.errors import ImageTooLarge, InvalidImage, UnsupportedFormat
 from images.pixels.gif_blocks import gif_canvas
 from images.pixels.limits import Canvas, Limits, check_canvas
@@ -103,6 +104,11 @@ def open_image(src: BinaryIO, limits: Limits) -> Image.Image:
         # Pillow grows a GIF's canvas to fit any frame that reaches past it, allocating as it goes:
         # every frame's extent is read first, walking the blocks as its reader does (gif_blocks).
         check_canvas(gif_canvas(src), limits)
+    if fmt == "AVIF":
+        # libavif decodes the AV1 data at the size its sequence headers declare, not the container's:
+        # every AV1 stream's frame is read first (avif_boxes), and must fit the size it is declared at.
+        for canvas in avif_canvases(src, max_samples=limits.max_frames):
+            check_canvas(canvas, limits)
     with broken_data_is_invalid(f"The file looks like {fmt} but its header is unreadable."):
         im = Image.open(src, formats=[fmt])
         width, height = im.size
