@@ -1,13 +1,15 @@
 """Where rate limits count: `take(key, amount=..., limit=..., window=...)` takes `amount` from what `key` may
 spend in any `window` seconds, or refuses and says when it could.
 
-Two stores, chosen by RATE_LIMIT_STORE:
+Two stores, chosen by RATE_LIMIT_STORE, both atomic: two takes of the last allowance never both succeed,
+however many processes or servers race for it.
 - `sqlite` (the default without Redis): a small SQLite file (RATE_LIMIT_DATABASE) that every process of one
-  server shares. Each take is one `BEGIN IMMEDIATE` transaction, so two processes never both spend the last
-  of an allowance. A per-process count (Django's LocMemCache) multiplied every limit by the number of
-  gunicorn workers; Django's FileBasedCache and DatabaseCache have no atomic increment.
-- `cache` (REDIS_URL set): the Django cache, which several servers share. Like DRF's own throttles it reads,
-  then writes, the key's history: shared, not atomic.
+  server shares. Each take is one `BEGIN IMMEDIATE` transaction. A per-process count (Django's LocMemCache)
+  multiplied every limit by the number of gunicorn workers; Django's FileBasedCache and DatabaseCache have no
+  atomic increment.
+- `redis` (REDIS_URL set): the Redis that several servers share. Each take is one Lua script, which Redis
+  runs with nothing else in between. The Django cache's get-then-set (as DRF's own throttles count) let N
+  replicas racing for the last allowance all pass.
 
 Windows slide, as DRF's did: what was spent in the last `window` seconds counts. Spendings are counted in
 SLOTS_PER_WINDOW slots per window (so a key has a bounded number of rows, and a take costs the same at the
@@ -28,8 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+import redis
 from django.conf import settings
-from django.core.cache import cache
 
 
 @dataclass(frozen=True)
@@ -78,8 +80,8 @@ def clear() -> None:
 
 
 def store() -> Store:
-    if settings.RATE_LIMIT_STORE == "cache":
-        return _cache_store
+    if settings.RATE_LIMIT_STORE == "redis":
+        return _redis_store(settings.REDIS_URL, settings.REDIS_OPTIONS, REDIS_KEY_PREFIX)
     return _sqlite_store(str(settings.RATE_LIMIT_DATABASE))
 
 
@@ -191,31 +193,99 @@ def _sqlite_store(path: str) -> SQLiteStore:
         return _sqlite_stores[path]
 
 
-# --- The Django cache (Redis) -------------------------------------------------------------------
+# --- Redis --------------------------------------------------------------------------------------
+
+# Every key this store writes starts with this (the tests give each run its own).
+REDIS_KEY_PREFIX = "imagery:rate:"
+
+# One take, atomically: Redis runs a script with no other command in between. A key's spendings are a hash of
+# slot end -> amount. Slot ends travel as the strings Python made of them, so a slot's field is the same on
+# every take and every server, and the comparisons below see the very floats Python computed.
+# KEYS[1]: the key. ARGV: amount, limit, the slot now falls in, the cutoff (slots ending at or before it are
+# forgotten), the key's time to live in ms.
+# Returns {allowed (1/0), used (this take included when it spent)}, then, when refused, each slot still
+# counted as field, amount, ... (for the wait).
+_TAKE_SCRIPT = """
+local amount = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local cutoff = tonumber(ARGV[4])
+local spent = redis.call('HGETALL', KEYS[1])
+local used = 0
+local kept = {}
+for i = 1, #spent, 2 do
+  if tonumber(spent[i]) <= cutoff then
+    redis.call('HDEL', KEYS[1], spent[i])
+  else
+    used = used + tonumber(spent[i + 1])
+    kept[#kept + 1] = spent[i]
+    kept[#kept + 1] = spent[i + 1]
+  end
+end
+if used + amount > limit then
+  local refused = {0, used}
+  for i = 1, #kept do refused[#refused + 1] = kept[i] end
+  return refused
+end
+if amount ~= 0 then
+  redis.call('HINCRBY', KEYS[1], ARGV[3], ARGV[1])
+  redis.call('PEXPIRE', KEYS[1], ARGV[5])
+end
+return {1, used + amount}
+"""
 
 
-class CacheStore:
-    """The key's slots, oldest first, as one cache value (read, then written: not atomic)."""
+class RedisStore:
+    """The counts in Redis, one hash per key, each take one script (EVALSHA)."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = REDIS_KEY_PREFIX) -> None:
+        self.client = client
+        self.prefix = prefix
+        # register_script runs EVALSHA, and loads the script first where Redis does not know it yet.
+        self._take = client.register_script(_TAKE_SCRIPT)
 
     def take(self, key: str, *, amount: int, limit: int, window: float, now: float) -> Taken:
-        cache_key = f"rate:{key}"
-        spent = [(until, n) for until, n in cache.get(cache_key, []) if until > now - window]
-        used = sum(n for _, n in spent)
-        if used + amount > limit:
-            wait = _refused(spent, amount=amount, limit=limit, window=window, now=now)
-            return Taken(allowed=False, used=used, retry_after=wait)
-        if not amount:  # a look, not a spending
-            return Taken(allowed=True, used=used)
         until = _slot_end(now, window)
-        if spent and spent[-1][0] == until:
-            spent[-1] = (until, spent[-1][1] + amount)
-        else:
-            spent.append((until, amount))
-        cache.set(cache_key, spent, math.ceil(2 * window))
-        return Taken(allowed=True, used=used + amount)
+        # A key lives two windows after its last spending: longer than any slot in it counts.
+        ttl_ms = math.ceil(2 * window * 1000)
+        reply = self._take(
+            keys=[self.prefix + key], args=[amount, limit, repr(until), repr(now - window), ttl_ms]
+        )
+        allowed, used = bool(reply[0]), int(reply[1])
+        if allowed:
+            return Taken(allowed=True, used=used)
+        slots = reply[2:]
+        spent = sorted((float(slots[i]), int(slots[i + 1])) for i in range(0, len(slots), 2))
+        wait = _refused(spent, amount=amount, limit=limit, window=window, now=now)
+        return Taken(allowed=False, used=used, retry_after=wait)
 
     def clear(self) -> None:
-        cache.clear()
+        """Forget this store's counts (only its prefix: the Redis may hold other things)."""
+        keys = self.client.scan_iter(match=_glob_escape(self.prefix) + "*", count=1000)
+        batch: list[bytes] = []
+        for name in keys:
+            batch.append(name)
+            if len(batch) == 1000:
+                self.client.unlink(*batch)
+                batch = []
+        if batch:
+            self.client.unlink(*batch)
 
 
-_cache_store = CacheStore()
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{c}" if c in "*?[]\\" else c for c in text)
+
+
+_redis_stores: dict[tuple[str, tuple[tuple[str, float], ...], str], RedisStore] = {}
+_redis_stores_lock = threading.Lock()
+
+
+def _redis_store(url: str, options: dict[str, float], prefix: str) -> RedisStore:
+    """One client (one connection pool) per process and Redis, built with REDIS_TIMEOUT's socket options."""
+    name = (url, tuple(sorted(options.items())), prefix)
+    with _redis_stores_lock:
+        if name not in _redis_stores:
+            # No retries (from_url's default, said here so it stays): a failure goes to api.throttling's
+            # breaker at once, where retries would multiply REDIS_TIMEOUT on a hung Redis.
+            client = redis.Redis.from_url(url, retry=None, **options)
+            _redis_stores[name] = RedisStore(client, prefix=prefix)
+        return _redis_stores[name]

@@ -10,8 +10,8 @@ one counting slot, api.rate_store).
 Failed API-key checks are counted per address (`AuthFailuresPerAddress`, used by api/auth.py): past the
 limit, an address's requests that carry a key are refused before the key is looked at.
 
-Counts live in api.rate_store: a SQLite file every process of the server shares by default, Redis (the
-Django cache) when REDIS_URL is set, which several servers share. A rate is a setting like "60/minute";
+Counts live in api.rate_store, atomically: a SQLite file every process of the server shares by default,
+Redis when REDIS_URL is set, which several servers share. A rate is a setting like "60/minute";
 empty turns that limit off. When the store itself fails, requests are let through: an outage of the limiter
 must not become an outage of the API. After a failure, the process leaves the store alone for
 `CACHE_RETRY_SECONDS` (`cache_breaker`): a Redis that hangs costs one request its timeout (REDIS_TIMEOUT),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from config.caches import default_cache_from_env
+from config.caches import default_cache_from_env, redis_from_env
 from config.databases import default_database_from_env
 from config.env import BASE_DIR, env
 from config.logs import log_format, log_level, logging_config
@@ -292,12 +292,13 @@ READINESS_ALLOWED_NETWORKS = parse_networks(
     "READINESS_ALLOWED_NETWORKS", env.str("READINESS_ALLOWED_NETWORKS", default="127.0.0.0/8,::1/128")
 )
 
-# Rate-limit counters (and anything else cached) are shared through Redis when REDIS_URL is set, each call
-# bounded by REDIS_TIMEOUT seconds (config/caches.py).
+# Redis, when REDIS_URL is set, is shared by every app server: rate limits count there, each call bounded by
+# REDIS_TIMEOUT seconds (config/caches.py), and so does anything cached.
+REDIS_URL, REDIS_OPTIONS = redis_from_env()
 CACHES = {"default": default_cache_from_env()}
-# Where rate limits count (api/rate_store.py): the cache when it is Redis (shared by every server), else a
-# SQLite file in DATA_DIR that every process of this server shares (the cache would be each process's own).
-RATE_LIMIT_STORE = "cache" if env.str("REDIS_URL", default="") else "sqlite"
+# Where rate limits count (api/rate_store.py), atomically: Redis when there is one (shared by every server),
+# else a SQLite file in DATA_DIR that every process of this server shares (the cache would be each process's).
+RATE_LIMIT_STORE = "redis" if REDIS_URL else "sqlite"
 RATE_LIMIT_DATABASE = DATA_DIR / "rate-limits.sqlite3"
 
 # Browsers on these origins may call the API (e.g. https://app.example.com), comma-separated.

@@ -15,6 +15,7 @@ import os
 import re
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,9 @@ from unittest import mock
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 from django.conf import settings as django_settings
-from django.core.cache import cache
+from django.core.cache import cache, caches
 from django.db import connection
 from django.http import HttpResponse
 from django.test import Client as DjangoClient
@@ -31,7 +33,9 @@ from django.test import override_settings
 from django.test.client import MULTIPART_CONTENT
 from PIL import Image as PILImage
 
+from api import rate_store
 from api.throttling import cache_breaker
+from config.caches import default_cache_from_env, redis_from_env
 from config.storages import default_storage_from_env
 from images import storage
 from images.models import Image
@@ -253,6 +257,51 @@ def assert_rows_match_stored_files(*, orphans_allowed: bool = False) -> None:
 # A statement that deletes image rows: the app sends one only for DELETE /images/{id}, which deletes the
 # file with the row; some tests send one behind its back.
 _ROW_DELETES = re.compile(r'^\s*(DELETE\s+FROM|TRUNCATE)\s+"?images_image"?(\s|$)', re.IGNORECASE)
+
+
+# --- Redis ---------------------------------------------------------------------------------------
+
+# The Redis that tests of the Redis rate-limit store use; they skip when it does not answer. Other runs may
+# share it: each test writes only keys of its own prefix.
+TEST_REDIS_URL = os.environ.get("IMAGERY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def use_redis(settings: Any, environment: dict[str, str]) -> None:
+    """Count rate limits in Redis (and cache there), as settings.py does when REDIS_URL is set."""
+    with mock.patch.dict(os.environ, environment):
+        settings.REDIS_URL, settings.REDIS_OPTIONS = redis_from_env()
+        settings.CACHES = {"default": default_cache_from_env()}
+    settings.RATE_LIMIT_STORE = "redis"
+    caches["default"].close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=1, socket_timeout=1)
+    try:
+        client.ping()
+    except redis.RedisError as error:
+        pytest.skip(f"no Redis answers at {TEST_REDIS_URL} ({error})")
+    finally:
+        client.close()
+    return TEST_REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(monkeypatch: pytest.MonkeyPatch) -> str:
+    """Keys of this test's own in the shared Redis (api.rate_store.REDIS_KEY_PREFIX)."""
+    prefix = f"imagery-test:{uuid.uuid4().hex}:"
+    monkeypatch.setattr(rate_store, "REDIS_KEY_PREFIX", prefix)
+    return prefix
+
+
+@pytest.fixture
+def redis_rate_limits(redis_url: str, redis_prefix: str, settings: Any) -> Iterator[rate_store.Store]:
+    """The app counts rate limits in the test Redis, under this test's own keys."""
+    use_redis(settings, {"REDIS_URL": redis_url})
+    store = rate_store.store()
+    yield store
+    store.clear()
 
 
 @pytest.fixture(autouse=True)

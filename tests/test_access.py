@@ -5,13 +5,15 @@ from __future__ import annotations
 import io
 
 import pytest
+import redis
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.test import Client
 from rest_framework_api_key.models import APIKey
 
+from api import rate_store
 from images.models import Image
-from tests.conftest import assert_nothing_stored
+from tests.conftest import assert_nothing_stored, use_redis
 from tests.images import png_upload
 from tests.problems import assert_problem
 
@@ -226,12 +228,12 @@ def test_an_empty_rate_turns_the_limit_off(api, settings):
 
 def test_a_broken_rate_limit_store_lets_requests_through(api, settings, monkeypatch):
     settings.THROTTLE_READS_PER_ADDRESS = "1/minute"
-    settings.RATE_LIMIT_STORE = "cache"
+    use_redis(settings, {"REDIS_URL": "redis://127.0.0.1:6379/0"})
 
     def unavailable(*args, **kwargs):
-        raise ConnectionError("cache down")
+        raise redis.ConnectionError("Redis down")
 
-    monkeypatch.setattr("django.core.cache.cache.get", unavailable)
+    monkeypatch.setattr(rate_store.RedisStore, "take", unavailable)
     assert api.get("/images").status_code == 200
     assert api.get("/images").status_code == 200
 

@@ -16,10 +16,11 @@ from collections.abc import Iterator
 from unittest import mock
 
 import pytest
-from django.core.cache import caches
+import redis
 
 from api import rate_store, throttling
-from config.caches import default_cache_from_env
+from config.caches import default_cache_from_env, redis_from_env
+from tests.conftest import use_redis
 
 
 @pytest.fixture
@@ -36,18 +37,10 @@ def hung_redis() -> Iterator[str]:
     server.close()
 
 
-def use_cache(settings, environment: dict[str, str]) -> None:
-    """Count in Redis, as settings.py does when REDIS_URL is set."""
-    with mock.patch.dict(os.environ, environment):
-        settings.CACHES = {"default": default_cache_from_env()}
-    settings.RATE_LIMIT_STORE = "cache"
-    caches["default"].close()
-
-
 def test_a_hung_rate_limit_store_costs_one_request_its_timeout(api, settings, hung_redis):
     # Any question to the hung store costs at least its 1 s timeout: the bounds below tell a request that
     # asked it from one that did not, with room for a busy machine.
-    use_cache(settings, {"REDIS_URL": hung_redis, "REDIS_TIMEOUT": "1.0"})
+    use_redis(settings, {"REDIS_URL": hung_redis, "REDIS_TIMEOUT": "1.0"})
     settings.THROTTLE_READS_PER_ADDRESS = "1/minute"
     started = time.monotonic()
     assert api.get("/images").status_code == 200  # over the limit, but the limiter cannot tell
@@ -61,7 +54,7 @@ def test_a_stopped_rate_limit_store_lets_requests_through_at_once(api, settings)
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
-    use_cache(settings, {"REDIS_URL": f"redis://127.0.0.1:{port}/0"})
+    use_redis(settings, {"REDIS_URL": f"redis://127.0.0.1:{port}/0"})
     settings.THROTTLE_READS_PER_ADDRESS = "1/minute"
     for _ in range(2):
         started = time.monotonic()
@@ -77,7 +70,18 @@ def test_without_redis_url_the_cache_is_this_process_memory():
 def test_redis_calls_have_a_timeout():
     with mock.patch.dict(os.environ, {"REDIS_URL": "redis://127.0.0.1:6379/0"}):
         options = default_cache_from_env()["OPTIONS"]
+        assert redis_from_env() == ("redis://127.0.0.1:6379/0", options)  # the rate limits' client's too
     assert options == {"socket_connect_timeout": 0.5, "socket_timeout": 0.5}
+
+
+def test_with_redis_every_limit_counts_there(api, settings, redis_rate_limits, redis_url, redis_prefix):
+    settings.THROTTLE_READS_PER_ADDRESS = "1/minute"
+    assert api.get("/images").status_code == 200
+    limited = api.get("/images")
+    assert limited.status_code == 429
+    assert 0 < int(limited["Retry-After"]) <= 61
+    # Counted in Redis, where every server's processes see it.
+    assert redis.Redis.from_url(redis_url).keys(redis_prefix + "throttle:THROTTLE_READS_PER_ADDRESS:*")
 
 
 def test_after_a_failure_the_limiter_leaves_the_cache_alone_for_a_while(api, settings, monkeypatch):

@@ -70,13 +70,15 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     keys = create_api_keys(
         stack.environment,
         [f"load-{n}" for n in range(LOAD_KEYS)]
-        + ["probe-shared", "probe-no-redis", "probe-after", "in-flight"],
+        + ["probe-shared", "probe-race", "probe-no-redis", "probe-after", "in-flight"],
     )
     load_keys = stack.folder / "load-keys.json"
     load_keys.write_text(json.dumps([keys[f"load-{n}"] for n in range(LOAD_KEYS)]))
 
     # Before the load: one key's uploads spread over the three replicas must meet one limit.
     shared_probe = checks.rate_limit_probe(stack, keys["probe-shared"], through="replicas")
+    # And the same sent at once: the replicas' processes race for the last of the allowance.
+    race_probe = checks.rate_limit_race(stack, keys["probe-race"])
     no_redis_probe: list[dict] = []
 
     def during_redis() -> None:
@@ -144,7 +146,9 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     records = read_lines(load_log)
     health = read_lines(stack.folder / "health.jsonl")
     created = [
-        r for r in records + shared_probe + no_redis_probe + in_flight.records if r.get("status") == 201
+        r
+        for r in records + shared_probe + race_probe + no_redis_probe + in_flight.records
+        if r.get("status") == 201
     ]
     # Redis is back: the replicas' connections to it must have come back by themselves.
     after_redis = (
@@ -168,6 +172,7 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         checks.errors_during_faults(faults, records),
         checks.healed(faults, records, health),
         checks.rate_limit_shared(shared_probe),
+        checks.rate_limit_raced(race_probe),
     ]
     if "s3" in names:
         s3_stalled = {"faults": faults, "records": records, "fault_name": "s3", "what": "S3 is stopped"}

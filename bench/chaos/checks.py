@@ -351,6 +351,46 @@ def rate_limit_probe(stack: Stack, key: str, *, through: str) -> list[dict[str, 
     return records
 
 
+def rate_limit_race(stack: Stack, key: str) -> list[dict[str, Any]]:
+    """`PROBE_UPLOADS` tiny uploads with one key sent to the three replicas at once (a barrier releases one
+    thread per upload together), so that their processes race for the last of the allowance in Redis."""
+    import io
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from PIL import Image
+
+    from bench.chaos.load import post_upload
+
+    barrier = threading.Barrier(PROBE_UPLOADS, timeout=60)
+
+    def upload(n: int) -> dict[str, Any]:
+        buffer = io.BytesIO()
+        Image.new("RGB", (24, 16), (n * 9 % 256, 160, 80)).save(buffer, "PNG")
+        base = stack.replicas[n % len(stack.replicas)].url
+        barrier.wait()
+        return post_upload(base, key, "probe", f"probe race {key[:8]} {n}", "probe.png", buffer.getvalue())
+
+    with ThreadPoolExecutor(PROBE_UPLOADS) as pool:
+        return list(pool.map(upload, range(PROBE_UPLOADS)))
+
+
+def rate_limit_raced(records: list[dict[str, Any]]) -> Check:
+    statuses = [r["status"] for r in records]
+    allowed, limited = statuses.count(201), statuses.count(429)
+    ok = allowed == UPLOAD_LIMIT and limited == PROBE_UPLOADS - UPLOAD_LIMIT
+    ok = ok and all(r.get("retry_after") for r in records if r["status"] == 429)
+    detail = (
+        f"{PROBE_UPLOADS} uploads with one key, to the 3 replicas at once, limit {UPLOAD_LIMIT}/minute: "
+        f"{allowed} x 201, {limited} x 429 with Retry-After"
+    )
+    return Check(
+        "a key's upload limit holds when the replicas race for its last uploads (Redis)",
+        ok,
+        detail if ok else f"{detail}: {sorted(statuses, key=str)}",
+    )
+
+
 def rate_limit_shared(records: list[dict[str, Any]], *, when: str = "") -> Check:
     statuses = [r["status"] for r in records]
     allowed, limited = statuses.count(201), statuses.count(429)
