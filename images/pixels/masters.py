@@ -58,7 +58,7 @@ def baseline_jpeg(src: BinaryIO, limits: Limits) -> bytes:
     try:
         if im.format != "JPEG":
             raise UnsupportedFormat(f"A {im.format} file is no JPEG.")
-        decode(im)
+        decode(im, limits)
         # Nothing of the file's own metadata is carried over (masters have none, but a comment would be).
         im.info = {}
         return save(im, "JPEG", quality="keep", subsampling="keep", optimize=True, progressive=False)
