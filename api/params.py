@@ -23,8 +23,12 @@ def one_value_each(data: Any, serializer: type[serializers.Serializer]) -> Any:
     choice can say. (Fields that mean "empty is absent", like a title, say so.)
     """
     if isinstance(data, QueryDict):
-        fields = serializer().fields
-        repeated = sorted(name for name, values in data.lists() if len(values) > 1 and name in fields)
+        repeated = [name for name, values in data.lists() if len(values) > 1]
+        if repeated:
+            # Only then the serializer's fields, which cost as much to build as the validation that follows
+            # (every rendition request comes through here).
+            fields = serializer().fields
+            repeated = sorted(name for name in repeated if name in fields)
         if repeated:
             message = "Given more than once; send it once."
             raise ValidationError({name: [ErrorDetail(message, code="repeated")] for name in repeated})

@@ -29,9 +29,10 @@ bounds its own clients: deploy/gunicorn.conf.py turns the bound off when NUM_PRO
 Plain HTTP/1.x only, as deploy/gunicorn.conf.py serves it (no TLS, no HTTP/2: TLS ends at the proxy). A
 thread's reads past the buffer and its writes wait at most THREAD_IO_TIMEOUT_SECONDS each.
 
-This module builds on gunicorn's gthread internals (its connection object, parser and event loop, and one
-private name, `Request._expected_100_continue`); gunicorn is pinned, and tests/test_slow_clients.py and
-tests/test_early_answers.py, which run the real server, fail when an upgrade changes them.
+This module builds on gunicorn's gthread internals (its connection object, parser and event loop, the
+`_keepalive_after` hook; the private attribute it sets is in api/compat.py); gunicorn is pinned, and
+tests/test_slow_clients.py and tests/test_early_answers.py, which run the real server, and
+tests/test_compat.py fail when an upgrade changes them.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ from typing import IO, Any
 
 from gunicorn.http.parser import RequestParser
 from gunicorn.workers.gthread import TConn, ThreadWorker
+
+from api.compat import continue_already_sent
 
 # nginx's defaults are 60 s each; a waiting connection holds no thread here, only a socket.
 HEAD_TIMEOUT_SECONDS = 20.0
@@ -281,7 +284,7 @@ class BufferingWorker(ThreadWorker):
         conn.sock.settimeout(THREAD_IO_TIMEOUT_SECONDS)
         if conn.continued:
             # The event loop already asked for the body; gunicorn would ask again.
-            req._expected_100_continue = False
+            continue_already_sent(req)
         return super().handle_request(req, conn)
 
     def _keepalive_after(self, conn: TConn, keepalive: bool) -> bool:

@@ -4,6 +4,7 @@ import multiprocessing
 import os
 
 from api.slow_clients import BufferingWorker
+from api.uploads import FORM_OVERHEAD_BYTES
 from config.env import env
 from config.logs import gunicorn_logconfig
 
@@ -18,8 +19,10 @@ threads = int(os.environ.get("GUNICORN_THREADS", "2"))
 # connections are drained by the event loop: slow clients hold no thread (api/slow_clients.py). Bodies
 # declared longer than an upload may be are not read (the app refuses them by their declared length).
 worker_class = "api.slow_clients.BufferingWorker"
-# The upload limit (settings.py's default) and room for the form (api/uploads.py's FORM_OVERHEAD_BYTES).
-BufferingWorker.body_max_bytes = env.int("IMAGE_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024) + 64 * 1024
+# The upload limit (settings.py's default) and room for the form, as the app's upload handler allows.
+BufferingWorker.body_max_bytes = (
+    env.int("IMAGE_MAX_UPLOAD_BYTES", default=50 * 1024 * 1024) + FORM_OVERHEAD_BYTES
+)
 # Connections one client address may hold in a worker. Behind proxies (NUM_PROXIES > 0) every connection
 # comes from a proxy, which bounds its own clients: no bound by default.
 BufferingWorker.connections_per_address = env.int(

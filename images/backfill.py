@@ -27,6 +27,7 @@ from django.db.models import F, Q, QuerySet
 from images import pipeline, storage
 from images.exceptions import ImageTooLarge, InvalidImage, StorageUnavailable, UnsupportedFormat
 from images.models import Image
+from images.selectors import image_files_in_batches
 
 logger = logging.getLogger(__name__)
 
@@ -54,19 +55,9 @@ def backfill_placeholders(*, batch: int = 500, done: Callable[[int], None] = lam
     `done(n)` is called after each batch with the rows it finished (filled or found unusable). Raises
     StorageUnavailable when the store fails; what was written before stays.
     """
-    if batch < 1:
-        raise ValueError("batch must be at least 1")
     result = Backfill()
     remembered: OrderedDict[str, pipeline.Placeholder | None] = OrderedDict()
-    after = 0
-    while True:
-        rows = list(lacking().filter(pk__gt=after).order_by("pk").values_list("pk", "file")[:batch])
-        if not rows:
-            return result
-        after = rows[-1][0]
-        by_file: dict[str, list[int]] = {}
-        for pk, name in rows:
-            by_file.setdefault(name, []).append(pk)
+    for by_file in image_files_in_batches(rows=lacking(), batch=batch):
         # Outside any transaction: reading a file may take long (S3), and SQLite's write lock is global.
         for name in by_file:
             if name in remembered:
@@ -88,7 +79,8 @@ def backfill_placeholders(*, batch: int = 500, done: Callable[[int], None] = lam
                     # A change of what the object answers: a new version, and so a new ETag.
                     .update(placeholder=described.thumbhash, color=described.color, version=F("version") + 1)
                 )
-        done(len(rows))
+        done(sum(map(len, by_file.values())))
+    return result
 
 
 def _describe_stored(name: str) -> pipeline.Placeholder | None:

@@ -29,6 +29,7 @@ from images import locks, pipeline, renditions, storage
 from images.exceptions import ImageTooLarge, InvalidImage, StorageUnavailable, UnsupportedFormat
 from images.formats import OutputFormat
 from images.models import Image
+from images.selectors import image_files_in_batches
 from images.services import image_file_discard_unreferenced
 
 logger = logging.getLogger(__name__)
@@ -55,30 +56,18 @@ def convert_masters(*, batch: int = 100, done: Callable[[int], None] = lambda n:
 
     Raises StorageUnavailable when the store fails; what was converted before stays converted.
     """
-    if batch < 1:
-        raise ValueError("batch must be at least 1")
     result = Conversion()
     seen: set[str] = set()
-    after = 0
-    while True:
-        rows = list(
-            Image.objects.filter(format=OutputFormat.JPEG.value, pk__gt=after)
-            .order_by("pk")
-            .values_list("pk", "file")[:batch]
-        )
-        if not rows:
-            return result
-        after = rows[-1][0]
-        by_file: dict[str, list[int]] = {}
-        for pk, name in rows:
-            by_file.setdefault(name, []).append(pk)
+    jpegs = Image.objects.filter(format=OutputFormat.JPEG.value)
+    for by_file in image_files_in_batches(rows=jpegs, batch=batch):
         for name, ids in by_file.items():
             if name in seen:  # a file shared by rows of an earlier batch: handled there
                 continue
             seen.add(name)
             # Rows of a later batch may share the file, now under its new name: not looked at again.
             seen.add(_convert(name, ids, result))
-        done(len(rows))
+        done(sum(map(len, by_file.values())))
+    return result
 
 
 def _read(name: str) -> bytes:

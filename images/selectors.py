@@ -1,6 +1,7 @@
-"""Reads: every query the API makes for images."""
+"""Reads: every query the API makes for images, and the batches of rows the maintenance commands walk."""
 
 import datetime as dt
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from django.db import connection
@@ -135,3 +136,24 @@ def image_file_get(*, image_id: int) -> ImageFile:
 def image_file_in_use(*, name: str) -> bool:
     """Whether any row uses the stored file `name` (identical uploads share one)."""
     return Image.objects.filter(file=name).exists()
+
+
+def image_files_in_batches(*, rows: QuerySet[Image], batch: int) -> Iterator[dict[str, list[int]]]:
+    """`rows` in id order, `batch` at a time (a short query each, resumable from any row): each batch as
+    its stored files' names, each with the ids of its rows there (identical uploads share one file).
+
+    For the commands that work on every stored file once (backfill_placeholders, convert_masters); a row
+    changed or added behind the batch being read is met in a later batch, or not at all.
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    after = 0
+    while True:
+        page = list(rows.filter(pk__gt=after).order_by("pk").values_list("pk", "file")[:batch])
+        if not page:
+            return
+        after = page[-1][0]
+        by_file: dict[str, list[int]] = {}
+        for pk, name in page:
+            by_file.setdefault(name, []).append(pk)
+        yield by_file

@@ -1,13 +1,17 @@
-"""The private names of other libraries that images/pixels/compat.py and images/compat.py rely on: each
-test fails loudly when an upgrade of Pillow or django-storages changes one, naming what to look at."""
+"""The private names of other libraries that images/pixels/compat.py, images/compat.py and api/compat.py rely
+on: each test fails loudly when an upgrade of Pillow, django-storages or gunicorn changes one, naming what to
+look at."""
 
 from __future__ import annotations
 
+import inspect
 import io
+from typing import Any
 
 from PIL import Image
 from PIL.PngImagePlugin import Blend
 
+from api import compat as gunicorn_compat
 from images import compat as storages_compat
 from images.pixels import compat
 from tests.images import encode
@@ -55,3 +59,49 @@ def test_django_storages_builds_its_s3_clients_from_a_boto3_session():
     session = storages_compat.s3_session(backend)
     assert isinstance(session, boto3.session.Session), "S3Storage._create_session changed"
     assert session.get_credentials().access_key == "a"
+
+
+class _Sent:
+    """A socket that records what gunicorn sends on it."""
+
+    def __init__(self) -> None:
+        self.sent = b""
+
+    def send(self, data: bytes) -> int:
+        self.sent += data
+        return len(data)
+
+    def sendall(self, data: bytes) -> None:
+        self.sent += data
+
+
+def _expecting_continue() -> Any:
+    from gunicorn.config import Config
+    from gunicorn.http.parser import RequestParser
+
+    head = b"POST /images HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc"
+    return next(RequestParser(Config(), iter([head]), ("127.0.0.1", 1))), Config()
+
+
+def test_gunicorn_sends_no_second_100_continue_when_told_it_was_sent():
+    from gunicorn.http import wsgi
+
+    req, cfg = _expecting_continue()
+    sock = _Sent()
+    wsgi.create(req, sock, ("127.0.0.1", 1), ("127.0.0.1", 8000), cfg)
+    assert sock.sent == b"HTTP/1.1 100 Continue\r\n\r\n", "gunicorn no longer answers 100-continue itself"
+
+    req, cfg = _expecting_continue()
+    sock = _Sent()
+    gunicorn_compat.continue_already_sent(req)
+    wsgi.create(req, sock, ("127.0.0.1", 1), ("127.0.0.1", 8000), cfg)
+    assert sock.sent == b"", "gunicorn no longer reads Request._expected_100_continue: api/compat.py"
+
+
+def test_gthread_still_asks_its_keepalive_hook_that_the_buffering_worker_overrides():
+    from gunicorn.workers.gthread import ThreadWorker
+
+    # api/slow_clients.BufferingWorker closes a connection whose body it left unread through this hook.
+    assert "self._keepalive_after(" in inspect.getsource(ThreadWorker.handle), (
+        "gthread's handle() no longer calls _keepalive_after: api/slow_clients.BufferingWorker"
+    )

@@ -121,8 +121,10 @@ class Front:
     s3: Stub
 
 
-def start_front(folder: Path, *, trusted_front: str = "") -> Iterator[Front]:
-    app = Stub(answer={"Content-Type": "application/json"})
+def start_front(
+    folder: Path, *, trusted_front: str = "", app_answer: dict[str, str] | None = None
+) -> Iterator[Front]:
+    app = Stub(answer=app_answer or {"Content-Type": "application/json"})
     s3 = Stub(
         answer={
             "Content-Type": "image/jpeg",
@@ -230,6 +232,38 @@ def test_only_conditional_and_range_headers_reach_the_bucket(front: Front) -> No
     names = {name.lower() for name in seen["headers"]}
     assert {"if-none-match", "range"} <= names
     assert not {"authorization", "x-amz-security-token", "cookie"} & names
+
+
+# --- /_stored/s3/: what nginx sends from the bucket once the app answered X-Accel-Redirect -----------
+
+RENDITION = f"renditions/{DIGEST}/w320.5f4d78fb28.webp"
+
+
+@pytest.fixture(scope="module")
+def accel_front(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Front]:
+    """An app that answers every request as images/sending.py does with FILE_ACCEL_REDIRECT=/_stored/."""
+    yield from start_front(
+        tmp_path_factory.mktemp("nginx-accel"),
+        app_answer={"X-Accel-Redirect": f"/_stored/s3/imagery/{RENDITION}", "ETag": '"app-etag"'},
+    )
+
+
+def test_a_file_sent_for_the_app_reaches_the_bucket_without_the_clients_credentials(
+    accel_front: Front,
+) -> None:
+    sent = {
+        # IMAGERY_AUTH=all: every file request carries the client's API key, which is the app's to read.
+        "Authorization": "Bearer aBcDeFgH.the-clients-secret",
+        "Cookie": "sessionid=1",
+        "X-Amz-Security-Token": "token",
+    }
+    status, headers, _ = fetch(f"{accel_front.url}/images/1/file?width=320&format=webp", headers=sent)
+    assert status == 200 and headers["ETag"] == '"app-etag"'
+    assert "authorization" in {name.lower() for name in accel_front.app.seen[0]["headers"]}
+    (seen,) = accel_front.s3.seen
+    assert seen["path"] == f"/imagery/{RENDITION}"  # the app's target, without the client's query
+    names = {name.lower() for name in seen["headers"]}
+    assert not {"authorization", "cookie", "x-amz-security-token"} & names, seen["headers"]
 
 
 @pytest.mark.parametrize(

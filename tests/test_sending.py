@@ -98,6 +98,7 @@ def test_a_missing_rendition_source_is_the_apps_answer_not_nginxs(
     settings.FILE_ACCEL_REDIRECT = PREFIX
     wrong = f"/images/{photo['id']}/file?width=320&format=png"
     api.get(wrong)  # stored now
+    # `renditions/<digest>/w320.<recipe>.png`: the recipe is a digest of the settings that made it.
     name = next(n for n in stored_names() if "/w320." in n and n.endswith(".png"))
     remove_stored_file(name)
     response = api.get(wrong)  # not stored: rendered again by the app, never a redirect to nothing
