@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.db import transaction
+from django.db.models import F
 
 from images import locks, pipeline, renditions, storage
 from images.exceptions import ImageTooLarge, InvalidImage, StorageUnavailable, UnsupportedFormat
@@ -111,7 +112,9 @@ def _convert(name: str, ids: list[int], result: Conversion) -> str:
         storage.store_as(new_name, new, media_type=OutputFormat.JPEG.media_type)
         with transaction.atomic():
             # Every row of the old file, including any saved since this batch was read.
-            moved = Image.objects.filter(file=name).update(file=new_name, size=len(new))
+            moved = Image.objects.filter(file=name).update(
+                file=new_name, size=len(new), version=F("version") + 1
+            )
     if image_file_discard_unreferenced(name=name):
         renditions.delete_renditions(storage.digest_of(name))
     result.converted += 1
