@@ -15,6 +15,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from api.caching import cache_forever_read
 from api.conditional import if_none_match_matches
 from api.params import one_value_each
 from api.schema import problem_responses
@@ -49,7 +50,8 @@ class ImageFileApi(APIView):
             "Without parameters: the stored file, the same bytes as the object's `url`. With `width`, "
             "`height` or `preset`, and/or `format`: a rendition, rendered on its first request and stored, "
             "then served from storage. Cached forever (`Cache-Control: public, max-age=31536000, "
-            "immutable`), with an `ETag` (`If-None-Match` answers 304); `format=auto` answers with "
+            "immutable`; `private` instead where reads need an API key, `IMAGERY_AUTH=all`), with an "
+            "`ETag` (`If-None-Match` answers 304); `format=auto` answers with "
             "`Vary: Accept`. `HEAD` answers the headers alone. A first render counts against "
             "`THROTTLE_RENDERS_PER_KEY` and `THROTTLE_RENDERS_PER_ADDRESS` (429 past them)."
         ),
@@ -90,7 +92,7 @@ class ImageFileApi(APIView):
             output_format=RenditionFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
             accept=request.headers.get("Accept", ""),
         )
-        headers = {**FILE_HEADERS, "ETag": spec.etag(source)}
+        headers = {**FILE_HEADERS, "Cache-Control": cache_forever_read(), "ETag": spec.etag(source)}
         if spec.negotiated:
             headers["Vary"] = "Accept"
         if if_none_match_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
