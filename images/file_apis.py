@@ -17,7 +17,6 @@ from rest_framework.views import APIView
 
 from api.caching import cache_forever_read
 from api.conditional import if_none_match_matches
-from api.params import one_value_each
 from api.schema import problem_responses
 from api.throttling import check_render_throttles
 from images.files import FILE_HEADERS
@@ -30,7 +29,7 @@ from images.renditions import (
 )
 from images.selectors import image_file_get
 from images.sending import stored_file_response
-from images.serializers import RenditionInputSerializer
+from images.serializers import RenditionInputSerializer, rendition_query
 
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
 
@@ -81,15 +80,14 @@ class ImageFileApi(APIView):
     )
     def get(self, request: Request, image_id: int) -> HttpResponseBase:
         image = image_file_get(image_id=image_id)
-        params = RenditionInputSerializer(data=one_value_each(request.query_params, RenditionInputSerializer))
-        params.is_valid(raise_exception=True)
+        params = rendition_query(request.query_params)
         source = Source(name=image.name, width=image.width, height=image.height, format=image.format)
         spec = resolve(
             source,
-            width=params.validated_data.get("width"),
-            height=params.validated_data.get("height"),
-            preset=params.validated_data.get("preset"),
-            output_format=RenditionFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
+            width=params.get("width"),
+            height=params.get("height"),
+            preset=params.get("preset"),
+            output_format=RenditionFormat(fmt) if (fmt := params.get("format")) else None,
             accept=request.headers.get("Accept", ""),
         )
         headers = {**FILE_HEADERS, "Cache-Control": cache_forever_read(), "ETag": spec.etag(source)}
