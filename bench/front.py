@@ -25,9 +25,17 @@ class NginxFront:
     """nginx (foreground, a child of the bench) in front of `app_port`; use as a context manager."""
 
     def __init__(
-        self, binary: Path, folder: Path, *, app_port: int, media_root: Path, s3_port: int | None = None
+        self,
+        binary: Path,
+        folder: Path,
+        *,
+        app_port: int,
+        media_root: Path,
+        s3_port: int | None = None,
+        cache: bool = True,
     ) -> None:
         self.binary, self.folder, self.app_port, self.media_root = binary, folder, app_port, media_root
+        self.cache = cache  # False: the file endpoint's cache off, every request reaches the app
         self.s3_port = s3_port
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -50,6 +58,8 @@ class NginxFront:
             r"127\.0\.0\.1:8081;$": (f"{HOST}:{free_port()};", 2),
             r"^proxy_cache_path /var/cache/nginx/imagery ": (f"proxy_cache_path {cache} ", 1),
         }
+        if not self.cache:
+            replacements[r"^        proxy_cache \$imagery_files_cache;$"] = ("        proxy_cache off;", 1)
         if self.s3_port is not None:
             s3 = f"{HOST}:{self.s3_port}"
             replacements[r"^    set \$s3_upstream http://s3:9000;$"] = (
