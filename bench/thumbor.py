@@ -38,11 +38,14 @@ It prints a table and each goal with PASS or MISS; it always exits 0: it reports
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import http.client
 import io
 import json
+import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -178,6 +181,8 @@ class ThumborServer:
             ],
             stdout=self.log,
             stderr=self.log,
+            # Its own process group: `--processes` forks workers that outlive a master stopped alone.
+            start_new_session=True,
         )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -191,12 +196,15 @@ class ThumborServer:
         raise RuntimeError("thumbor did not answer in 60 s")
 
     def __exit__(self, *exc: object) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+        if self.process is not None:
+            # The master and the workers it forked, which a bench that stopped the master alone left running.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
         self.log.close()
 
