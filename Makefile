@@ -120,13 +120,17 @@ $(THUMBOR_VENV)/.stamp: requirements/bench-thumbor.txt
 	$(THUMBOR_VENV)/bin/pip install --quiet -r requirements/bench-thumbor.txt
 	@touch $@
 
-# nginx (Debian's, unpacked with the deploy tools) for the stored renditions sent by X-Accel-Redirect.
+# nginx (Debian's, unpacked with the deploy tools) for the stored renditions sent by X-Accel-Redirect and
+# from nginx's cache; wrk (Debian's, installed when missing) measures nginx's throughput, which Python
+# client threads cannot reach.
 bench: install-dev $(THUMBOR_VENV)/.stamp $(VENV)/.deploy-tools.stamp
+	@command -v wrk >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) wrk; }
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/work_bounds.py
 	$(BIN)/python bench/renditions.py
 	$(BIN)/python bench/render_budget.py
-	$(BIN)/python bench/thumbor.py --thumbor $(THUMBOR_VENV)/bin/thumbor --nginx $(VENV)/nginx/root/usr/sbin/nginx
+	$(BIN)/python bench/thumbor.py --thumbor $(THUMBOR_VENV)/bin/thumbor --nginx $(VENV)/nginx/root/usr/sbin/nginx \
+	  --wrk "$$(command -v wrk)"
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named
 # imagery_bench_reads on 127.0.0.1:5432, dropped and created anew); about five minutes.

@@ -25,9 +25,17 @@ class NginxFront:
     """nginx (foreground, a child of the bench) in front of `app_port`; use as a context manager."""
 
     def __init__(
-        self, binary: Path, folder: Path, *, app_port: int, media_root: Path, s3_port: int | None = None
+        self,
+        binary: Path,
+        folder: Path,
+        *,
+        app_port: int,
+        media_root: Path,
+        s3_port: int | None = None,
+        cache: bool = True,
     ) -> None:
         self.binary, self.folder, self.app_port, self.media_root = binary, folder, app_port, media_root
+        self.cache = cache  # False: the file endpoint's cache off, every request reaches the app
         self.s3_port = s3_port
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -36,18 +44,35 @@ class NginxFront:
         self.folder.mkdir(parents=True, exist_ok=True)
         log = f"    access_log {self.folder}/access.log imagery_json;"
         source = (ROOT / "deploy" / "nginx.conf").read_text()
+        cache = self.folder / "cache"
+        # pattern: (replacement, how many lines it must match)
         replacements = {
-            r"^    listen 80;$": f"    listen {HOST}:{self.port};",
-            r"^    set \$app_upstream http://app:8000;$": f"    set $app_upstream http://{HOST}:{self.app_port};",
-            r"^    access_log /dev/stdout imagery_json;$": log,
+            r"^    listen 80;$": (f"    listen {HOST}:{self.port};", 1),
+            # The public server and the one behind the file cache each name the app.
+            r"^    set \$app_upstream http://app:8000;$": (
+                f"    set $app_upstream http://{HOST}:{self.app_port};",
+                2,
+            ),
+            r"^    access_log /dev/stdout imagery_json;$": (log, 1),
+            # The server behind the file cache: its address, and the upstream naming it.
+            r"127\.0\.0\.1:8081;$": (f"{HOST}:{free_port()};", 2),
+            r"^proxy_cache_path /var/cache/nginx/imagery ": (f"proxy_cache_path {cache} ", 1),
         }
+        if not self.cache:
+            replacements[r"^        proxy_cache \$imagery_files_cache;$"] = ("        proxy_cache off;", 1)
         if self.s3_port is not None:
             s3 = f"{HOST}:{self.s3_port}"
-            replacements[r"^    set \$s3_upstream http://s3:9000;$"] = f"    set $s3_upstream http://{s3};"
-            replacements[r"^        proxy_set_header Host s3:9000;$"] = f"        proxy_set_header Host {s3};"
-        for pattern, replacement in replacements.items():
+            replacements[r"^    set \$s3_upstream http://s3:9000;$"] = (
+                f"    set $s3_upstream http://{s3};",
+                2,
+            )
+            replacements[r"^        proxy_set_header Host s3:9000;$"] = (
+                f"        proxy_set_header Host {s3};",
+                1,
+            )
+        for pattern, (replacement, times) in replacements.items():
             source, count = re.subn(pattern, replacement, source, flags=re.MULTILINE)
-            if count != 1:
+            if count != times:
                 raise RuntimeError(f"deploy/nginx.conf changed shape: {pattern!r} matched {count} times")
         source = source.replace("alias /data/media/;", f"alias {self.media_root}/;")
         server = self.folder / "nginx-server.conf"

@@ -21,8 +21,8 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from api.caching import cache_forever_read
 from api.conditional import if_none_match_matches
-from api.params import one_value_each
 from api.schema import problem_responses
 from api.throttling import render_budget_reserve
 from images.files import FILE_HEADERS
@@ -36,7 +36,7 @@ from images.renditions import (
 )
 from images.selectors import image_file_get
 from images.sending import stored_file_response
-from images.serializers import RenditionInputSerializer
+from images.serializers import RenditionInputSerializer, rendition_query
 
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
 
@@ -56,7 +56,8 @@ class ImageFileApi(APIView):
             "Without parameters: the stored file, the same bytes as the object's `url`. With `width`, "
             "`height` or `preset`, and/or `format`: a rendition, rendered on its first request and stored, "
             "then served from storage. Cached forever (`Cache-Control: public, max-age=31536000, "
-            "immutable`), with an `ETag` (`If-None-Match` answers 304); `format=auto` answers with "
+            "immutable`; `private` instead where reads need an API key, `IMAGERY_AUTH=all`), with an "
+            "`ETag` (`If-None-Match` answers 304); `format=auto` answers with "
             "`Vary: Accept`. `HEAD` answers the headers alone and never renders: for a rendition not "
             "rendered yet it has no `Content-Length`. A first render is charged what it costs (CPU seconds, "
             "bytes stored) to the render budgets of the key and the address, `THROTTLE_RENDER_*` (429 "
@@ -88,18 +89,17 @@ class ImageFileApi(APIView):
     )
     def get(self, request: Request, image_id: int) -> HttpResponseBase:
         image = image_file_get(image_id=image_id)
-        params = RenditionInputSerializer(data=one_value_each(request.query_params, RenditionInputSerializer))
-        params.is_valid(raise_exception=True)
+        params = rendition_query(request.query_params)
         source = Source(name=image.name, width=image.width, height=image.height, format=image.format)
         spec = resolve(
             source,
-            width=params.validated_data.get("width"),
-            height=params.validated_data.get("height"),
-            preset=params.validated_data.get("preset"),
-            output_format=RenditionFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
+            width=params.get("width"),
+            height=params.get("height"),
+            preset=params.get("preset"),
+            output_format=RenditionFormat(fmt) if (fmt := params.get("format")) else None,
             accept=request.headers.get("Accept", ""),
         )
-        headers = {**FILE_HEADERS, "ETag": spec.etag(source)}
+        headers = {**FILE_HEADERS, "Cache-Control": cache_forever_read(), "ETag": spec.etag(source)}
         if spec.negotiated:
             headers["Vary"] = "Accept"
         if if_none_match_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):

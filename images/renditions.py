@@ -19,6 +19,7 @@ identical.
 
 from __future__ import annotations
 
+import copy
 import functools
 import hashlib
 import json
@@ -127,8 +128,20 @@ def presets_from_setting(raw: Mapping[str, Any]) -> dict[str, Preset]:
     return presets
 
 
+# IMAGE_PRESETS as last parsed: (the setting's value then, its presets). Every rendition request reads the
+# presets (the query's check, then resolve); parsing them each time was a visible part of a stored one.
+_parsed_presets: tuple[Any, dict[str, Preset]] | None = None
+
+
 def configured_presets() -> dict[str, Preset]:
-    return presets_from_setting(settings.IMAGE_PRESETS)
+    """IMAGE_PRESETS as Presets, parsed again only when the setting's value changes (tests change it)."""
+    global _parsed_presets
+    raw = settings.IMAGE_PRESETS
+    parsed = _parsed_presets
+    if parsed is None or parsed[0] != raw:
+        parsed = (copy.deepcopy(raw), presets_from_setting(raw))
+        _parsed_presets = parsed
+    return dict(parsed[1])
 
 
 @dataclass(frozen=True)

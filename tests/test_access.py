@@ -88,6 +88,28 @@ def test_all_mode_needs_a_key_to_read(api, settings, key, image_id, path):
     assert response.status_code == 200
 
 
+@pytest.mark.parametrize("query", ["", "?width=16&format=png", "?width=16"])
+def test_all_mode_file_answers_are_for_the_key_holders_cache_only(api, settings, key, image_id, query):
+    # `public` would let a shared cache (nginx's proxy_cache, a CDN) hand a key holder's answer to anyone.
+    settings.IMAGERY_AUTH = "all"
+    path = f"/images/{image_id}/file{query}"
+    response = api.get(path, HTTP_AUTHORIZATION=f"Bearer {key}")
+    assert response.status_code == 200
+    assert response["Cache-Control"] == "private, max-age=31536000, immutable"
+    again = api.get(path, HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_IF_NONE_MATCH=response["ETag"])
+    assert again.status_code == 304
+    assert again["Cache-Control"] == "private, max-age=31536000, immutable"
+
+
+@pytest.mark.parametrize("mode", ["off", "write"])
+def test_file_answers_anyone_may_read_are_public(api, settings, key, image_id, mode):
+    settings.IMAGERY_AUTH = mode
+    for headers in ({}, {"HTTP_AUTHORIZATION": f"Bearer {key}"}):
+        response = api.get(f"/images/{image_id}/file?width=16", **headers)
+        assert response.status_code == 200
+        assert response["Cache-Control"] == "public, max-age=31536000, immutable"
+
+
 def test_health_and_docs_stay_open_in_all_mode(api, settings):
     settings.IMAGERY_AUTH = "all"
     assert api.get("/healthz").status_code == 200

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -44,6 +46,8 @@ class Stub:
 
     answer: dict[str, str]
     seen: list[dict[str, Any]] = field(default_factory=list)
+    # Per path (with its query): the status and headers to answer instead of 200 and `answer`.
+    answers: dict[str, tuple[int, dict[str, str]]] = field(default_factory=dict)
 
     def start(self) -> int:
         stub = self
@@ -51,13 +55,16 @@ class Stub:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 stub.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers)})
-                body = json.dumps(dict(self.headers)).encode()
-                self.send_response(200)
-                for name, value in stub.answer.items():
+                # What was asked, so that a client can tell which request an answer came from.
+                body = json.dumps({**dict(self.headers), "request": len(stub.seen)}).encode()
+                status, headers = stub.answers.get(self.path, (200, stub.answer))
+                self.send_response(status)
+                for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                if self.command != "HEAD":
+                    self.wfile.write(body)
 
             do_HEAD = do_POST = do_PUT = do_DELETE = do_GET  # noqa: N815
 
@@ -79,20 +86,34 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def render(folder: Path, *, port: int, app_port: int, s3_port: int, trusted_front: str = "") -> Path:
-    """deploy/nginx.conf with its address and upstreams on this machine (each line matched exactly once)."""
+def render(
+    folder: Path, *, port: int, app_port: int, s3_port: int, cache: Path, trusted_front: str = ""
+) -> Path:
+    """deploy/nginx.conf with its addresses, upstreams and cache folder on this machine (each line matched as
+    often as the file has it)."""
     source = (ROOT / "deploy" / "nginx.conf").read_text()
+    # pattern: (replacement, how many lines it must match)
     replacements = {
-        r"^    listen 80;$": f"    listen 127.0.0.1:{port};",
-        r"^    set \$app_upstream http://app:8000;$": f"    set $app_upstream http://127.0.0.1:{app_port};",
-        r"^    set \$s3_upstream http://s3:9000;$": f"    set $s3_upstream http://127.0.0.1:{s3_port};",
+        r"^    listen 80;$": (f"    listen 127.0.0.1:{port};", 1),
+        # The public server and the one behind the file cache each name the upstreams.
+        r"^    set \$app_upstream http://app:8000;$": (
+            f"    set $app_upstream http://127.0.0.1:{app_port};",
+            2,
+        ),
+        r"^    set \$s3_upstream http://s3:9000;$": (f"    set $s3_upstream http://127.0.0.1:{s3_port};", 2),
+        # The server behind the file cache: its listening address and the upstream naming it.
+        r"127\.0\.0\.1:8081;$": (f"127.0.0.1:{free_port()};", 2),
+        r"^proxy_cache_path /var/cache/nginx/imagery ": (f"proxy_cache_path {cache} ", 1),
     }
     if trusted_front:
         # What an operator adds for a TLS terminator in front (README, "Deploy").
-        replacements[r"^    default 0;$"] = f"    default 0;\n    {trusted_front} 1;"
-    for pattern, replacement in replacements.items():
+        replacements[r"^geo \$imagery_trusted_front \{\n    default 0;$"] = (
+            f"geo $imagery_trusted_front {{\n    default 0;\n    {trusted_front} 1;",
+            1,
+        )
+    for pattern, (replacement, times) in replacements.items():
         source, count = re.subn(pattern, replacement, source, flags=re.MULTILINE)
-        assert count == 1, f"deploy/nginx.conf changed shape: {pattern!r} matched {count} times"
+        assert count == times, f"deploy/nginx.conf changed shape: {pattern!r} matched {count} times"
     (folder / "server.conf").write_text(source)
     main = folder / "nginx.conf"
     main.write_text(
@@ -119,6 +140,7 @@ class Front:
     url: str
     app: Stub
     s3: Stub
+    cache: Path  # nginx's proxy_cache_path
 
 
 def start_front(
@@ -135,7 +157,12 @@ def start_front(
     )
     port = free_port()
     folder.chmod(0o755)  # nginx's workers run unprivileged when the master is root
-    config = render(folder, port=port, app_port=app.start(), s3_port=s3.start(), trusted_front=trusted_front)
+    # Outside pytest's folders, whose parents only their owner may enter: the workers read and write here.
+    cache = Path(tempfile.mkdtemp(prefix="imagery-nginx-cache-"))
+    cache.chmod(0o777)
+    config = render(
+        folder, port=port, app_port=app.start(), s3_port=s3.start(), cache=cache, trusted_front=trusted_front
+    )
     process = subprocess.Popen(  # noqa: S603  # a fixed binary and our own configuration
         [
             str(NGINX),
@@ -161,12 +188,13 @@ def start_front(
                     raise RuntimeError((folder / "error.log").read_text()) from None
                 time.sleep(0.05)  # waiting for nginx to listen; nothing is asserted on time
         app.seen.clear()
-        yield Front(f"http://127.0.0.1:{port}", app, s3)
+        yield Front(f"http://127.0.0.1:{port}", app, s3, cache)
     finally:
         process.terminate()
         process.wait(timeout=10)
         app.stop()
         s3.stop()
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -331,3 +359,188 @@ def test_probes_for_the_network_are_404_and_never_reach_the_app(front: Front, pa
 def test_everything_else_reaches_the_app(front: Front) -> None:
     assert fetch(f"{front.url}/healthz")[0] == 200
     assert [r["path"] for r in front.app.seen] == ["/healthz"]
+
+
+# --- The cache of GET /images/{id}/file ------------------------------------------------------------
+
+PUBLIC = {
+    "Content-Type": "image/jpeg",
+    "Cache-Control": "public, max-age=31536000, immutable",
+    "X-Content-Type-Options": "nosniff",
+}
+RENDITION = f"renditions/{DIGEST}/w320.1f0c9a2b7d.jpg"
+
+
+def public(etag: str = '"w320.1f0c9a2b7d"', **more: str) -> tuple[int, dict[str, str]]:
+    return 200, {**PUBLIC, "ETag": etag, **more}
+
+
+def app_paths(front: Front) -> list[str]:
+    return [r["path"] for r in front.app.seen]
+
+
+def test_a_public_file_answer_is_sent_from_the_cache_the_second_time(front: Front) -> None:
+    path = "/images/1/file?width=320&format=jpeg"
+    front.app.answers[path] = public(**{"X-Request-ID": "the-first"})
+    first = fetch(front.url + path, headers={"X-Request-ID": "the-first"})
+    second = fetch(front.url + path, headers={"X-Request-ID": "the-second"})
+    assert first[0] == second[0] == 200
+    assert app_paths(front) == [path]
+    assert second[2] == first[2]
+    for name in ("Content-Type", "Cache-Control", "ETag", "X-Content-Type-Options"):
+        assert second[1][name] == first[1][name] == front.app.answers[path][1][name]
+    assert (first[1]["X-Cache-Status"], second[1]["X-Cache-Status"]) == ("MISS", "HIT")
+    # Each answer carries its own request's id, not the one kept with the first.
+    assert (first[1]["X-Request-ID"], second[1]["X-Request-ID"]) == ("the-first", "the-second")
+
+
+def test_what_nginx_sends_for_an_x_accel_redirect_is_what_the_cache_keeps(front: Front) -> None:
+    path = "/images/2/file?width=320&format=jpeg"
+    _, headers = public(**{"X-Accel-Redirect": f"/_stored/s3/imagery/{RENDITION}"})
+    del headers["Content-Type"]  # the app sends none with a redirect: the stored file's is taken
+    front.app.answers[path] = (200, headers)
+    first, second = fetch(front.url + path), fetch(front.url + path)
+    assert app_paths(front) == [path]
+    assert [r["path"] for r in front.s3.seen] == [f"/imagery/{RENDITION}"]
+    assert first[0] == second[0] == 200 and second[2] == first[2]
+    assert json.loads(second[2])["request"] == 1  # the bucket's bytes, sent once by nginx
+    assert second[1]["Content-Type"] == "image/jpeg"
+    assert second[1]["Cache-Control"] == PUBLIC["Cache-Control"]
+    assert second[1]["ETag"] == '"w320.1f0c9a2b7d"'
+    assert "x-accel-redirect" not in {h.lower() for h in second[1]}
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        public(
+            **{"Cache-Control": "private, max-age=31536000, immutable"}
+        ),  # a key was needed (IMAGERY_AUTH=all)
+        public(**{"Cache-Control": "no-store"}),
+        public(**{"Cache-Control": "public, no-cache"}),
+        (200, {"Content-Type": "image/jpeg"}),  # the app said nothing: nothing is kept
+        (404, {"Content-Type": "application/problem+json"}),
+        (503, {"Content-Type": "application/problem+json", "Retry-After": "5"}),
+        public(**{"Vary": "Origin"}),  # varies on what the key does not hold
+        public(**{"Set-Cookie": "a=b"}),
+    ],
+    ids=["private", "no-store", "no-cache", "no-cache-control", "404", "503", "vary-origin", "set-cookie"],
+)
+def test_an_answer_not_marked_public_is_never_kept(front: Front, answer: tuple[int, dict[str, str]]) -> None:
+    path = f"/images/3/file?width=320&case={len(front.app.answers)}"
+    front.app.answers[path] = answer
+    assert fetch(front.url + path)[0] == fetch(front.url + path)[0] == answer[0]
+    assert app_paths(front) == [path, path]
+
+
+def test_only_the_file_endpoint_is_cached(front: Front) -> None:
+    front.app.answers["/images/4"] = public()
+    fetch(f"{front.url}/images/4"), fetch(f"{front.url}/images/4")
+    assert app_paths(front) == ["/images/4", "/images/4"]
+
+
+def test_format_auto_is_kept_once_per_format_the_app_would_choose(front: Front) -> None:
+    path = "/images/5/file?width=320"
+    front.app.answers[path] = public(Vary="Accept")
+    chrome = "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8"
+    firefox = "image/avif,image/webp,*/*"
+    safari = (
+        "image/webp,image/avif,image/jxl,image/heic,image/heic-sequence,video/*;q=0.8,image/png,"
+        "image/*;q=0.8,*/*;q=0.5"
+    )
+    old_edge = "image/webp,image/apng,image/*,*/*;q=0.8"
+    cases = [
+        (chrome, "image/avif,image/webp"),
+        (firefox, "image/avif,image/webp"),
+        (safari, "image/avif,image/webp"),
+        (old_edge, "image/webp"),
+        ("image/avif;q=0, image/webp", "image/webp"),
+        ("image/avif;q=0.5", "image/avif"),
+        ("image/avifx,image/webps", "*/*"),
+        ("*/*", "*/*"),
+        ("", "*/*"),
+    ]
+    answers = {}
+    for accept, canonical in cases:
+        status, headers, body = fetch(front.url + path, headers={"Accept": accept} if accept else {})
+        assert status == 200 and headers["Vary"] == "Accept"
+        # The answer is the one made for this client's choice, whoever asked first.
+        assert json.loads(body)["Accept"] == canonical, accept
+        answers.setdefault(canonical, body)
+        assert body == answers[canonical]
+    # The app saw each choice once, as the canonical Accept nginx sends.
+    assert [r["headers"]["Accept"] for r in front.app.seen] == list(answers)
+
+
+def test_a_request_with_a_key_is_neither_served_from_nor_kept_in_the_cache(front: Front) -> None:
+    path = "/images/6/file?width=320&format=jpeg"
+    front.app.answers[path] = public()
+    key = {"Authorization": "Bearer k"}
+    fetch(front.url + path, headers=key), fetch(front.url + path, headers=key)
+    assert app_paths(front) == [path, path]  # not kept
+    fetch(front.url + path), fetch(front.url + path, headers=key)
+    assert app_paths(front) == [path] * 4  # the keyless answer kept, not given to the key
+    assert all(r["headers"].get("Authorization") == "Bearer k" for r in front.app.seen[::3])
+
+
+def test_head_and_get_share_an_entry_and_a_head_gets_no_body(front: Front) -> None:
+    path = "/images/7/file?width=320&format=jpeg"
+    front.app.answers[path] = public()
+    status, headers, body = fetch(front.url + path, method="HEAD")
+    assert (status, body) == (200, b"")
+    assert headers["ETag"] == '"w320.1f0c9a2b7d"'
+    get = fetch(front.url + path)
+    assert get[0] == 200 and json.loads(get[2])["request"] == 1 and get[1]["X-Cache-Status"] == "HIT"
+    assert [(r["method"], r["path"]) for r in front.app.seen] == [("GET", path)]
+
+
+def test_if_none_match_is_answered_304_by_nginx_and_never_cached(front: Front) -> None:
+    path = "/images/8/file?width=320&format=jpeg"
+    front.app.answers[path] = public()
+    etag = {"If-None-Match": '"w320.1f0c9a2b7d"'}
+    # A conditional first request: the app is asked unconditionally, so what is kept is the whole answer.
+    assert fetch(front.url + path, headers=etag)[0] == 304
+    assert "If-None-Match" not in front.app.seen[0]["headers"]
+    assert fetch(front.url + path, headers=etag)[0] == 304
+    status, _, body = fetch(front.url + path)
+    assert status == 200 and json.loads(body)["request"] == 1
+    assert fetch(front.url + path, headers={"If-None-Match": '"other"'})[0] == 200
+    assert app_paths(front) == [path]
+
+
+def test_the_key_holds_the_host_and_the_query_string(front: Front) -> None:
+    base = "/images/9/file"
+    for query in ("?width=320", "?width=640", "?width=320&format=jpeg"):
+        front.app.answers[base + query] = public()
+    for query in ("?width=320", "?width=640", "?width=320&format=jpeg", "?width=320"):
+        fetch(front.url + base + query)
+    fetch(front.url + base + "?width=320", headers={"Host": "other.example"})
+    # The same width again is kept; another Host is another entry.
+    kept = [base + "?width=320", base + "?width=640", base + "?width=320&format=jpeg"]
+    assert app_paths(front) == [*kept, base + "?width=320"]
+    assert front.app.seen[-1]["headers"]["Host"] == "other.example"
+
+
+def test_the_app_is_told_the_client_address_once_through_both_hops(front: Front) -> None:
+    path = "/images/10/file?width=320"
+    front.app.answers[path] = public()
+    fetch(front.url + path, headers={"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"})
+    (seen,) = front.app.seen
+    # nginx appends the address it saw (the client's) once; the hop behind the cache appends nothing.
+    assert seen["headers"]["X-Forwarded-For"] == "203.0.113.9, 127.0.0.1"
+    assert seen["headers"]["X-Forwarded-Proto"] == "http"
+
+
+def test_emptying_the_cache_folder_purges_every_kept_answer(tmp_path: Path) -> None:
+    # What a takedown does (README, "Renditions"): nginx keeps running and asks the app again.
+    path = "/images/11/file?width=320&format=jpeg"
+    for cached in start_front(tmp_path):
+        cached.app.answers[path] = public()
+        fetch(cached.url + path), fetch(cached.url + path)
+        assert app_paths(cached) == [path]
+        kept = [f for f in cached.cache.rglob("*") if f.is_file()]
+        assert kept
+        for file in kept:
+            file.unlink()
+        assert fetch(cached.url + path)[1]["X-Cache-Status"] == "MISS"
+        assert app_paths(cached) == [path, path]

@@ -7,9 +7,13 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.http import QueryDict
 from django.test import Client
+from rest_framework.exceptions import ValidationError
 
+from api.params import one_value_each
 from images.models import Image
+from images.serializers import RenditionInputSerializer, rendition_query
 from tests.images import quadrants
 from tests.problems import assert_problem
 
@@ -64,3 +68,64 @@ def test_rendition_refuses_a_repeated_parameter_and_a_decimal_width(
     assert_problem(api.get(url, {"width": ["20", "40"]}), 400, "repeated", field="width")
     assert_problem(api.get(url, {"width": "20.0"}), 400, field="width")
     assert api.get(url, {"width": "20"}).status_code == 200
+
+
+# --- The rendition query's quick read: the serializer's answer, without the serializer -----------
+
+
+def serializer_reads(query: str) -> dict[str, Any] | dict[str, list[str]]:
+    """What RenditionInputSerializer makes of a query: its validated data, or its errors' codes."""
+    try:
+        params = RenditionInputSerializer(data=one_value_each(QueryDict(query), RenditionInputSerializer))
+    except ValidationError as error:
+        return {"errors": sorted(error.get_codes())}
+    if not params.is_valid():
+        return {"errors": sorted(params.errors)}
+    return dict(params.validated_data)
+
+
+RENDITION_QUERIES = [
+    "",
+    "width=320",
+    "height=240",
+    "preset=small",
+    "preset=thumb&format=avif",
+    "width=320&format=jpeg",
+    "format=webp&width=1",
+    "format=auto",
+    "format=png",
+    "width=10000",  # IMAGE_MAX_DIMENSION
+    "width=10001",
+    "width=999999",
+    "width=0",
+    "width=-1",
+    "width=+5",
+    "width=007",
+    "width=2.0",
+    "width=٣",
+    "width=",
+    "width= 3",
+    "width=320&height=240",
+    "width=320&preset=small",
+    "preset=nope",
+    "preset=SMALL",
+    "format=JPEG",
+    "format=",
+    "format=gif",
+    "width=320&width=320",
+    "format=jpeg&format=jpeg",
+    "width=320&v=2",
+    "Width=320",
+    "width=320&format=jpeg&preset=small",
+]
+
+
+@pytest.mark.parametrize("query", RENDITION_QUERIES)
+def test_the_rendition_query_is_read_as_the_serializer_reads_it(db: None, query: str) -> None:
+    expected = serializer_reads(query)
+    try:
+        read: dict[str, Any] = rendition_query(QueryDict(query))
+    except ValidationError as error:
+        codes = error.get_codes()
+        read = {"errors": sorted(codes) if isinstance(codes, dict) else codes}
+    assert read == expected

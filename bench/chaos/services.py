@@ -292,15 +292,20 @@ def render_nginx(*, folder: Path, port: int, replicas: list[Replica], s3_port: i
     replicas; nothing else of the file changes (asserted, so the rig tests the file that ships).
     """
     source = (ROOT / "deploy" / "nginx.conf").read_text()
+    # pattern: (replacement, how many lines it must match)
     replacements = {
-        r"^    listen 80;$": f"    listen {HOST}:{port};",
-        r"^    set \$app_upstream http://app:8000;$": "    set $app_upstream http://imagery_app;",
-        r"^    set \$s3_upstream http://s3:9000;$": f"    set $s3_upstream http://{HOST}:{s3_port};",
-        r"^        proxy_set_header Host s3:9000;$": f"        proxy_set_header Host {HOST}:{s3_port};",
+        r"^    listen 80;$": (f"    listen {HOST}:{port};", 1),
+        # The public server and the one behind the file cache each name the app and the store.
+        r"^    set \$app_upstream http://app:8000;$": ("    set $app_upstream http://imagery_app;", 2),
+        r"^    set \$s3_upstream http://s3:9000;$": (f"    set $s3_upstream http://{HOST}:{s3_port};", 2),
+        r"^        proxy_set_header Host s3:9000;$": (f"        proxy_set_header Host {HOST}:{s3_port};", 1),
+        # The server behind the file cache: its address, and the upstream naming it.
+        r"127\.0\.0\.1:8081;$": (f"{HOST}:{free_port()};", 2),
+        r"^proxy_cache_path /var/cache/nginx/imagery ": (f"proxy_cache_path {folder / 'nginx-cache'} ", 1),
     }
-    for pattern, replacement in replacements.items():
+    for pattern, (replacement, times) in replacements.items():
         source, count = re.subn(pattern, replacement, source, flags=re.MULTILINE)
-        if count != 1:
+        if count != times:
             raise RuntimeError(f"deploy/nginx.conf changed shape: {pattern!r} matched {count} times")
     server = folder / "nginx-server.conf"
     server.write_text(source)
