@@ -131,7 +131,12 @@ def renditions_serve(stack: Stack, created: list[dict[str, Any]]) -> Check:
         group = n // RENDERS_PER_CHECK_ADDRESS
         client = {"X-Forwarded-For": f"10.20.{group // 250}.{group % 250 + 1}"}
         replica = stack.replicas[n % len(stack.replicas)]
-        status, body = _get(f"{replica.url}/images/{record['id']}/file?width=64", headers=client)
+        path = f"/images/{record['id']}/file?width=64"
+        status, body = _get(f"{replica.url}{path}", headers=client)
+        if status == 200 and not body:
+            # Stored already (by the load): the replica answers X-Accel-Redirect for nginx to send the
+            # bytes (FILE_ACCEL_REDIRECT), so they are asked of nginx, a read now, not a render.
+            status, body = _get(f"{stack.nginx.url}{path}")
         if status != 200 or not body:
             bad.append((record["id"], status))
     detail = f"{len(created)} renditions serve"
@@ -377,12 +382,15 @@ def rate_limit_race(stack: Stack, key: str) -> list[dict[str, Any]]:
 
 def rate_limit_raced(records: list[dict[str, Any]]) -> Check:
     statuses = [r["status"] for r in records]
-    allowed, limited = statuses.count(201), statuses.count(429)
-    ok = allowed == UPLOAD_LIMIT and limited == PROBE_UPLOADS - UPLOAD_LIMIT
-    ok = ok and all(r.get("retry_after") for r in records if r["status"] == 429)
+    # A 503 (the store's guard shedding a burst it cannot take in time) comes after the limit let the
+    # upload in, so it spent an allowance as a 201 does: the limit held when exactly the rest are 429s.
+    allowed, limited, shed = statuses.count(201), statuses.count(429), statuses.count(503)
+    ok = allowed + shed == UPLOAD_LIMIT and limited == PROBE_UPLOADS - UPLOAD_LIMIT
+    ok = ok and all(r.get("retry_after") for r in records if r["status"] in (429, 503))
     detail = (
         f"{PROBE_UPLOADS} uploads with one key, to the 3 replicas at once, limit {UPLOAD_LIMIT}/minute: "
-        f"{allowed} x 201, {limited} x 429 with Retry-After"
+        f"{allowed} x 201 and {shed} x 503 (let in, then shed by the store's guard), "
+        f"{limited} x 429 with Retry-After"
     )
     return Check(
         "a key's upload limit holds when the replicas race for its last uploads (Redis)",
