@@ -168,7 +168,7 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         checks.files_serve(created),
         checks.renditions_serve(stack, created),
         checks.rows_have_files(stack),
-        checks.orphans_explained(stack, faults, records + no_redis_probe + in_flight.records),
+        checks.orphans_explained(stack, faults, records + race_probe + no_redis_probe + in_flight.records),
         checks.errors_during_faults(faults, records),
         checks.healed(faults, records, health),
         checks.rate_limit_shared(shared_probe),

@@ -212,6 +212,13 @@ def orphans_explained(stack: Stack, faults: list[Fault], records: list[dict[str,
         and r["status"] in (204, None)
         and fault_at(faults, r["t"] + r["ms"] / 1000, slack=HEAL_SECONDS)
     }
+    # An upload the store's guard shed (503) outside a fault may have stored its file before a later call
+    # of it was refused: its file stays for reconcile_storage, as a cut-off upload's does.
+    shed = [(r["t"], r["t"] + r["ms"] / 1000) for r in cut_off if r["status"] == 503]
+
+    def written_by_a_shed_upload(modified: float) -> bool:
+        return any(start - 2 <= modified <= end + 2 for start, end in shed)
+
     # An orphan's object was written while a fault was on (or just after, for a request that was slow).
     unexplained = [
         name
@@ -221,6 +228,7 @@ def orphans_explained(stack: Stack, faults: list[Fault], records: list[dict[str,
         if fault_at(faults, modified, slack=15) is None
         and fault_at(faults, modified + 2, slack=15) is None
         and _digest(name) not in deleted_in_faults
+        and not written_by_a_shed_upload(modified)
     ]
     problems = []
     if unexplained:
