@@ -19,7 +19,9 @@ from api.conditional import if_none_match_matches
 from api.params import last_values
 from api.schema import problem_responses
 from api.throttling import check_render_throttles
+from images.file_access import SignedOrImageryAccess, may_ask_unsigned, signed_access, unsigned_access
 from images.files import FILE_HEADERS
+from images.models import Image
 from images.renditions import (
     RenditionFormat,
     Source,
@@ -29,12 +31,15 @@ from images.renditions import (
 )
 from images.selectors import image_file_get
 from images.serializers import RenditionInputSerializer
+from images.signing import is_signed
 
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
 
 
 class ImageFileApi(APIView):
-    """The bytes of one image: its stored file, or a rendition of it."""
+    """The bytes of one image: its stored file, or a rendition of it (who may: images/file_access.py)."""
+
+    permission_classes = [SignedOrImageryAccess]
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         # Accept chooses the image's format here (`format=auto`), never the error format: errors are JSON
@@ -77,9 +82,21 @@ class ImageFileApi(APIView):
         },
     )
     def get(self, request: Request, image_id: int) -> HttpResponseBase:
-        image = image_file_get(image_id=image_id)
-        params = RenditionInputSerializer(data=last_values(request.query_params))
-        params.is_valid(raise_exception=True)
+        query = last_values(request.query_params)
+        params = RenditionInputSerializer(data=query)
+        if is_signed(query):
+            # Verified before the row is read: a bad signature is the same 403 for any id.
+            cache_control = signed_access(
+                image_id, params.validated_data if params.is_valid() else None, query
+            )
+            image = image_file_get(image_id=image_id)
+        else:
+            image = image_file_get(image_id=image_id)
+            if not may_ask_unsigned(image, query, request.auth):
+                # Before the parameters are checked: a 400 would tell that the image exists.
+                raise Image.DoesNotExist
+            params.is_valid(raise_exception=True)
+            cache_control = unsigned_access(image, params.validated_data, request.auth)
         source = Source(name=image.name, width=image.width, height=image.height, format=image.format)
         spec = resolve(
             source,
@@ -89,7 +106,7 @@ class ImageFileApi(APIView):
             output_format=RenditionFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
             accept=request.headers.get("Accept", ""),
         )
-        headers = {**FILE_HEADERS, "ETag": spec.etag(source)}
+        headers = {**FILE_HEADERS, "Cache-Control": cache_control, "ETag": spec.etag(source)}
         if spec.negotiated:
             headers["Vary"] = "Accept"
         if if_none_match_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):
