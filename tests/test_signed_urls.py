@@ -11,8 +11,12 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from images import signing
+from images.exceptions import SignatureExpired, SignatureInvalid
 from tests.private import keys, private, upload_as, who  # noqa: F401 (fixtures)
 from tests.problems import assert_problem
 
@@ -240,3 +244,33 @@ def test_the_access_log_never_holds_a_whole_signature(api, private, caplog):
     assert "api.access" in {record.name for record in caplog.records}
     assert sig not in caplog.text
     assert re.search(r"sig=\S{4}…", caplog.text)
+
+
+# --- Parsing: never a 5xx ---------------------------------------------------------------------------
+
+_PARTS = ["width", "height", "preset", "format", "expires", "kid", "sig", "other"]
+_values = st.one_of(
+    st.text(max_size=60),
+    st.integers(min_value=-(10**20), max_value=10**20).map(str),
+    st.sampled_from(["thumb", "webp", "auto", "default", "2000000060", "A" * 43, "²", ""]),
+)
+
+
+@hyp_settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(query=st.dictionaries(st.sampled_from(_PARTS), _values, max_size=8), start_from_real=st.booleans())
+def test_any_signed_looking_query_is_answered_without_a_5xx(api, private, query, start_from_real):
+    base = query_of(srcset_url(private, 20)) if start_from_real else {}
+    response = api.get(f"/images/{private['id']}/file?{urlencode({**base, **query})}")
+    assert response.status_code < 500, response.content
+    if signing.is_signed({**base, **query}):
+        assert response.status_code in (200, 403), response.content
+
+
+@hyp_settings(max_examples=300, deadline=None)
+@given(
+    params=st.dictionaries(st.sampled_from(_PARTS[:4]), _values, max_size=4),
+    query=st.dictionaries(st.sampled_from(["expires", "kid", "sig"]), _values, max_size=3),
+)
+def test_verify_only_ever_refuses_with_its_two_errors(params, query):
+    with pytest.raises((SignatureInvalid, SignatureExpired)):
+        signing.verify(1, params, query)
