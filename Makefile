@@ -19,7 +19,7 @@ help:
 	@echo "make test-s3    the tests that use the app, with files on S3 (a local S3 server the tests start)"
 	@echo "make lint       ruff format --check + ruff check"
 	@echo "make format     ruff format + ruff check --fix"
-	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions)"
+	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, signing)"
 	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
 	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
@@ -101,6 +101,7 @@ bench: install-dev
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/work_bounds.py
 	$(BIN)/python bench/renditions.py
+	$(BIN)/python bench/signing.py
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named
 # imagery_bench_reads on 127.0.0.1:5432, dropped and created anew); about five minutes.
