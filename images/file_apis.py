@@ -54,11 +54,28 @@ class ImageFileApi(APIView):
             "`height` or `preset`, and/or `format`: a rendition, rendered on its first request and stored, "
             "then served from storage. Cached forever (`Cache-Control: public, max-age=31536000, "
             "immutable`), with an `ETag` (`If-None-Match` answers 304); `format=auto` answers with "
-            "`Vary: Accept`. `HEAD` answers the headers alone. A first render counts against "
-            "`THROTTLE_RENDERS_PER_KEY` and `THROTTLE_RENDERS_PER_ADDRESS` (429 past them)."
+            "`Vary: Accept`. A private image's: only with a signature (or its owner's key), cached "
+            "privately until the signature expires; 404 without. `HEAD` answers the headers alone. A first "
+            "render counts against `THROTTLE_RENDERS_PER_KEY` and `THROTTLE_RENDERS_PER_ADDRESS` (429 past "
+            "them)."
         ),
         parameters=[
             RenditionInputSerializer,
+            OpenApiParameter(
+                "expires",
+                int,
+                description="A signed URL's expiry (Unix seconds), with `kid` and `sig`.",
+            ),
+            OpenApiParameter("kid", str, description="The id of the key a signed URL was signed with."),
+            OpenApiParameter(
+                "sig",
+                str,
+                description=(
+                    "A signed URL's signature (HMAC-SHA256, base64url): the URLs of a private image's object "
+                    "are signed (README, Private images and signed URLs). Expired: 403 `expired`; altered: "
+                    "403 `invalid`."
+                ),
+            ),
             OpenApiParameter(
                 "Accept",
                 str,
@@ -78,7 +95,7 @@ class ImageFileApi(APIView):
                 for media_type in _IMAGE_TYPES
             },
             304: OpenApiResponse(description="Not modified: the copy with the ETag sent is current."),
-            **problem_responses(400, 401, 404, 413, 429, 503),
+            **problem_responses(400, 401, 403, 404, 413, 429, 503),
         },
     )
     def get(self, request: Request, image_id: int) -> HttpResponseBase:

@@ -156,3 +156,34 @@ def test_the_counts_follow_inserts_changes_and_deletes(api, mixed, keys):
     assert image_count(visibility="public") == 2
     assert image_count(visibility="private") == Image.objects.filter(visibility="private").count()
     assert image_count() == Image.objects.count()
+
+
+# --- Every access mode ------------------------------------------------------------------------------
+
+# What each caller gets for a private image's object and its unsigned file, under each IMAGERY_AUTH (the
+# image was made while keys were on; with `off`, a key sent still names its owner).
+_MATRIX = {
+    "off": {"owner": 200, "admin": 200, "other": 404, None: 404},
+    "write": {"owner": 200, "admin": 200, "other": 404, None: 404},
+    "all": {"owner": 200, "admin": 200, "other": 404, None: 401},
+}
+
+
+@pytest.mark.parametrize("mode", list(_MATRIX))
+@pytest.mark.parametrize("caller", ["owner", "admin", "other", None])
+def test_every_caller_under_every_access_mode(api, private, keys, settings, mode, caller):
+    settings.IMAGERY_AUTH = mode
+    status = _MATRIX[mode][caller]
+    for path in [f"/images/{private['id']}", f"/images/{private['id']}/file"]:
+        response = api.get(path, **who(keys, caller))
+        assert response.status_code == status, (path, response.content)
+    listed_ids = (
+        [] if status == 401 else [i["id"] for i in api.get("/images", **who(keys, caller)).json()["results"]]
+    )
+    assert private["id"] not in listed_ids
+    # Changing it: 404 for whoever may not see it (a key is needed to write except with `off`).
+    response = api.patch(
+        f"/images/{private['id']}", {"title": "x"}, content_type="application/json", **who(keys, caller)
+    )
+    expected = 200 if status == 200 else (404 if caller or mode == "off" else 401)
+    assert response.status_code == expected, response.content
