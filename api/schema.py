@@ -130,9 +130,15 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 CLOSED = "x-closed"
 
 
+# Likewise `extensions={MIN_PROPERTIES: n}`: an object of optional fields that needs at least n of them.
+MIN_PROPERTIES = "x-min-properties"
+
+
 def closed_objects(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """Postprocessing hook: components marked CLOSED allow no other properties."""
+    """Postprocessing hook: components marked CLOSED allow no other properties; MIN_PROPERTIES, fewer."""
     for component in result.get("components", {}).get("schemas", {}).values():
         if component.pop(CLOSED, False):
             component["additionalProperties"] = False
+        if (least := component.pop(MIN_PROPERTIES, None)) is not None:
+            component["minProperties"] = least
     return result

@@ -14,7 +14,7 @@ from rest_framework.exceptions import ValidationError
 
 from api.conditional import etag_of
 from api.pagination import PageInputSerializer
-from api.schema import CLOSED
+from api.schema import CLOSED, MIN_PROPERTIES
 from images.models import Image, Visibility
 from images.pixels.processing import Fit, OutputFormat
 from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
@@ -107,6 +107,18 @@ class TitleSearchField(TitleField):
         super().__init__(blank="empty", **kwargs)
 
 
+def offer_visibilities(fields: dict[str, serializers.Field]) -> dict[str, serializers.Field]:
+    """`visibility`'s choices as this server has them: with access open (IMAGERY_AUTH=off) only `public`,
+    so the schema says what is accepted, and `private` is refused with why (read again per request)."""
+    field = fields.get("visibility")
+    if isinstance(field, serializers.ChoiceField) and settings.IMAGERY_AUTH == "off":
+        field.choices = [Visibility.PUBLIC]
+        field.error_messages["invalid_choice"] = (
+            "Private images need API keys: set IMAGERY_AUTH=write or all, and upload with a key."
+        )
+    return fields
+
+
 def visibility_field(**kwargs: Any) -> serializers.ChoiceField:
     return serializers.ChoiceField(
         choices=Visibility.values,
@@ -171,8 +183,11 @@ class ImageCreateInputSerializer(serializers.Serializer):
     )
     visibility = visibility_field(required=False)
 
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return offer_visibilities(super().get_fields())
 
-@extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True})
+
+@extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True, MIN_PROPERTIES: 1})
 class ImageUpdateInputSerializer(serializers.Serializer):
     """An edit: the title and/or the visibility. Any other field is refused by name (upload again to change
     the pixels)."""
@@ -182,6 +197,9 @@ class ImageUpdateInputSerializer(serializers.Serializer):
         help_text="1-255 characters after trimming, without NUL.",
     )
     visibility = visibility_field(required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return offer_visibilities(super().get_fields())
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
