@@ -37,6 +37,7 @@ from images.serializers import (
     ImageListInputSerializer,
     ImageOutputSerializer,
     ImageUpdateInputSerializer,
+    answers_signed_urls,
     image_etag,
 )
 from images.services import image_create, image_delete, image_update
@@ -171,7 +172,10 @@ class ImageDetailApi(GenericAPIView):
     @extend_schema(
         operation_id="images_retrieve",
         summary="Get one image",
-        description="The answer has an `ETag`; `If-None-Match` with it answers 304.",
+        description=(
+            "The answer has an `ETag`; `If-None-Match` with it answers 304, except for an object with signed "
+            "URLs (a private image's), which is answered whole with fresh ones."
+        ),
         responses={
             200: ImageOutputSerializer,
             304: OpenApiResponse(description="Not modified: the image still has the ETag sent."),
@@ -181,7 +185,13 @@ class ImageDetailApi(GenericAPIView):
     )
     def get(self, request: Request, image_id: int) -> Response:
         image = image_get_visible(image_id=image_id, key=request.auth)
-        return conditional(request, Response(self.get_serializer(image).data), etag=image_etag(image))
+        response = Response(self.get_serializer(image).data)
+        if answers_signed_urls(image):
+            # A 304 would keep a copy whose signed URLs expire: the object again, with fresh ones. The ETag
+            # (the version's) still serves If-Match.
+            response["ETag"] = image_etag(image)
+            return response
+        return conditional(request, response, etag=image_etag(image))
 
     @extend_schema(
         operation_id="images_update",

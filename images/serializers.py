@@ -305,7 +305,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
         }
 
     def _signs_sizes(self, image: Image) -> bool:
-        return image.visibility == Visibility.PRIVATE or settings.IMAGE_RENDITIONS_REQUIRE_SIGNATURE == "all"
+        return answers_signed_urls(image)
 
     def _signed(self, image: Image, url: str, params: dict[str, object]) -> str:
         """`url` with `params`, signed (the ETag's form: unsigned)."""
@@ -348,6 +348,12 @@ class ImageOutputSerializer(serializers.ModelSerializer):
 
 
 _DATETIME = serializers.DateTimeField()
+
+
+def answers_signed_urls(image: Image) -> bool:
+    """Whether the image's object carries signed URLs (which expire): a private image's, and every image's
+    `srcset` with IMAGE_RENDITIONS_REQUIRE_SIGNATURE=all."""
+    return image.visibility == Visibility.PRIVATE or settings.IMAGE_RENDITIONS_REQUIRE_SIGNATURE == "all"
 
 
 def image_etag(image: Image) -> str:

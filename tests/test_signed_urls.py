@@ -274,3 +274,12 @@ def test_any_signed_looking_query_is_answered_without_a_5xx(api, private, query,
 def test_verify_only_ever_refuses_with_its_two_errors(params, query):
     with pytest.raises((SignatureInvalid, SignatureExpired)):
         signing.verify(1, params, query)
+
+
+def test_an_object_with_signed_urls_is_never_a_304_its_urls_would_expire(api, private, keys, clock):
+    first = api.get(f"/images/{private['id']}", **who(keys, "owner"))
+    clock["t"] = NOW + 7200  # the first answer's URLs have expired by now
+    again = api.get(f"/images/{private['id']}", HTTP_IF_NONE_MATCH=first["ETag"], **who(keys, "owner"))
+    assert again.status_code == 200
+    assert api.get(path_of(again.json()["url"])).status_code == 200
+    assert_problem(api.get(path_of(first.json()["url"])), 403, "expired")
