@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import urllib.error
@@ -79,13 +81,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def render(folder: Path, *, port: int, app_port: int, s3_port: int, trusted_front: str = "") -> Path:
+def render(
+    folder: Path, *, port: int, app_port: int, s3_port: int, media: Path, trusted_front: str = ""
+) -> Path:
     """deploy/nginx.conf with its address and upstreams on this machine (each line matched exactly once)."""
     source = (ROOT / "deploy" / "nginx.conf").read_text()
     replacements = {
         r"^    listen 80;$": f"    listen 127.0.0.1:{port};",
         r"^    set \$app_upstream http://app:8000;$": f"    set $app_upstream http://127.0.0.1:{app_port};",
         r"^    set \$s3_upstream http://s3:9000;$": f"    set $s3_upstream http://127.0.0.1:{s3_port};",
+        # The filesystem stack's media volume: a folder of this run.
+        r"^        alias /data/media/\$imagery_media;$": f"        alias {media}/$imagery_media;",
     }
     if trusted_front:
         # What an operator adds for a TLS terminator in front (README, "Deploy").
@@ -119,6 +125,7 @@ class Front:
     url: str
     app: Stub
     s3: Stub
+    media: Path  # the media volume (filesystem storage)
 
 
 def start_front(folder: Path, *, trusted_front: str = "") -> Iterator[Front]:
@@ -133,7 +140,12 @@ def start_front(folder: Path, *, trusted_front: str = "") -> Iterator[Front]:
     )
     port = free_port()
     folder.chmod(0o755)  # nginx's workers run unprivileged when the master is root
-    config = render(folder, port=port, app_port=app.start(), s3_port=s3.start(), trusted_front=trusted_front)
+    # Outside pytest's temporary folders, which nginx's unprivileged workers cannot enter.
+    media = Path(tempfile.mkdtemp(prefix="imagery-nginx-media-"))
+    media.chmod(0o755)
+    config = render(
+        folder, port=port, app_port=app.start(), s3_port=s3.start(), media=media, trusted_front=trusted_front
+    )
     process = subprocess.Popen(  # noqa: S603  # a fixed binary and our own configuration
         [
             str(NGINX),
@@ -159,10 +171,11 @@ def start_front(folder: Path, *, trusted_front: str = "") -> Iterator[Front]:
                     raise RuntimeError((folder / "error.log").read_text()) from None
                 time.sleep(0.05)  # waiting for nginx to listen; nothing is asserted on time
         app.seen.clear()
-        yield Front(f"http://127.0.0.1:{port}", app, s3)
+        yield Front(f"http://127.0.0.1:{port}", app, s3, media)
     finally:
         process.terminate()
         process.wait(timeout=10)
+        shutil.rmtree(media, ignore_errors=True)
         app.stop()
         s3.stop()
 
@@ -195,6 +208,31 @@ def raw_status(front: Front, target: str) -> int:
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
         return int(conn.recv(64).split()[1])
+
+
+# --- /media/: a public stored file's name and nothing else --------------------------------------------
+
+
+def test_media_serves_public_files_only_never_a_private_images(front: Front) -> None:
+    """The filesystem stack: private images' files (private/images/…) share the volume and must not pass."""
+    public, private = f"images/3f/a1/{DIGEST}.jpg", f"private/images/3f/a1/{DIGEST}.jpg"
+    for name in (public, private, f"private/renditions/{DIGEST}/w320.abc.webp"):
+        path = front.media / name
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path.write_bytes(b"\xff\xd8 bytes")
+        path.chmod(0o644)
+    status, headers, body = fetch(f"{front.url}/media/{public}")
+    assert (status, body) == (200, b"\xff\xd8 bytes")
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    for target in [
+        f"/media/{private}",
+        f"/media/private/renditions/{DIGEST}/w320.abc.webp",
+        f"/media/images/../{private}",
+        "/media/private/",
+        "/media/",
+    ]:
+        assert raw_status(front, target) in (400, 404), target
+    assert front.app.seen == []
 
 
 # --- /s3/: a stored file's name and nothing else ---------------------------------------------------
@@ -244,6 +282,8 @@ def test_only_conditional_and_range_headers_reach_the_bucket(front: Front) -> No
         "/s3/minio/health/live",  # MinIO's own paths
         "/s3/minio/admin/v3/info",
         "/s3/imagery/renditions/" + DIGEST + "/w320.webp",  # served by the app, not the bucket
+        "/s3/imagery/private/images/3f/a1/" + DIGEST + ".jpg",  # a private image's file: signed URLs only
+        "/s3/imagery/private/renditions/" + DIGEST + "/w320.webp",
         "/s3/imagery/images/3f/a1/",
         "/s3/imagery/images/3f/a1/" + DIGEST + ".html",
         "/s3/imagery/images/3f/a1/" + DIGEST.upper() + ".jpg",
