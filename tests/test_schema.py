@@ -232,6 +232,7 @@ def test_schema_edit_needs_a_title_or_a_visibility_and_documents_if_match(schema
         component = schema["components"]["schemas"][ref]
         assert set(component["properties"]) == {"title", "visibility"}
         assert component["minProperties"] == 1 and "required" not in component
+    assert operation["requestBody"]["required"] is True
     assert "If-Match" in [p["name"] for p in operation["parameters"]]
     assert {"200", "400", "403", "404", "412"} <= operation["responses"].keys()
     assert {"204", "403", "404"} <= schema["paths"]["/images/{image_id}"]["delete"]["responses"].keys()
