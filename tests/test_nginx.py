@@ -92,6 +92,7 @@ def render(
         r"^    set \$s3_upstream http://s3:9000;$": f"    set $s3_upstream http://127.0.0.1:{s3_port};",
         # The filesystem stack's media volume: a folder of this run.
         r"^        alias /data/media/\$imagery_media;$": f"        alias {media}/$imagery_media;",
+        r"^    access_log /dev/stdout imagery_json;$": f"    access_log {folder}/access.log imagery_json;",
     }
     if trusted_front:
         # What an operator adds for a TLS terminator in front (README, "Deploy").
@@ -126,6 +127,7 @@ class Front:
     app: Stub
     s3: Stub
     media: Path  # the media volume (filesystem storage)
+    access_log: Path
 
 
 def start_front(folder: Path, *, trusted_front: str = "") -> Iterator[Front]:
@@ -171,7 +173,7 @@ def start_front(folder: Path, *, trusted_front: str = "") -> Iterator[Front]:
                     raise RuntimeError((folder / "error.log").read_text()) from None
                 time.sleep(0.05)  # waiting for nginx to listen; nothing is asserted on time
         app.seen.clear()
-        yield Front(f"http://127.0.0.1:{port}", app, s3, media)
+        yield Front(f"http://127.0.0.1:{port}", app, s3, media, folder / "access.log")
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -233,6 +235,17 @@ def test_media_serves_public_files_only_never_a_private_images(front: Front) -> 
     ]:
         assert raw_status(front, target) in (400, 404), target
     assert front.app.seen == []
+
+
+def test_the_access_log_never_holds_a_signature(front: Front) -> None:
+    secret = "Zk3SeCrEtSiGnAtUrE0123456789abcdefghijklmno"
+    for query in [f"width=320&expires=2000000000&kid=k1&sig={secret}", f"sig={secret}&width=320"]:
+        assert fetch(f"{front.url}/images/12/file?{query}")[0] == 200  # the stub app answers
+    assert fetch(f"{front.url}/images?title=sig")[0] == 200
+    log = front.access_log.read_text()
+    assert secret not in log
+    assert '"path":"/images/12/file?(signed)"' in log
+    assert '"path":"/images?title=sig"' in log  # other queries are logged as they came
 
 
 # --- /s3/: a stored file's name and nothing else ---------------------------------------------------
