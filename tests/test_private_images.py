@@ -156,6 +156,23 @@ def test_the_counts_follow_inserts_changes_and_deletes(api, mixed, keys):
     assert image_count(visibility="public") == 2
     assert image_count(visibility="private") == Image.objects.filter(visibility="private").count()
     assert image_count() == Image.objects.count()
+    # A bulk insert is one statement (PostgreSQL's statement triggers count it at once).
+    row = Image.objects.get(pk=mixed["public"][0])
+    Image.objects.bulk_create(
+        Image(
+            title=f"bulk {i}",
+            title_folded=f"bulk {i}",
+            file=row.file.name,
+            width=row.width,
+            height=row.height,
+            format=row.format,
+            size=row.size,
+            visibility="private" if i % 2 else "public",
+        )
+        for i in range(5)
+    )
+    assert image_count(visibility="private") == 2 == Image.objects.filter(visibility="private").count()
+    assert image_count() == Image.objects.count()
 
 
 # --- Every access mode ------------------------------------------------------------------------------
