@@ -4,7 +4,7 @@ Every request gets an id: the caller's `X-Request-ID` when it is a sane token (a
 already made one), else a fresh one. It is echoed in the response's `X-Request-ID`, and every log record
 written while the request runs carries it (`RequestIdFilter`, wired in `config/logs.py`), so one id finds a
 request's lines across nginx, the app and the client. The middleware also writes the access log: one line
-per request with method, path, status and duration.
+per request with method, path (a signature cut short: `redact`), status and duration.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class RequestLogMiddleware:
         response = self.get_response(request)
         response[HEADER] = request_id
         duration_ms = (time.perf_counter() - started) * 1000
-        path = request.get_full_path()
+        path = redact(request.get_full_path())
         access_logger.info(
             "%s %s %s %.1fms",
             request.method,
@@ -73,6 +73,17 @@ class RequestLogMiddleware:
             },
         )
         return response
+
+
+# Query parameters that are credentials (a signed URL's `sig`): logged as a short prefix, never whole, so a
+# log line cannot be replayed as a URL.
+SECRET_PARAMETERS = ("sig",)
+_SECRET_IN_QUERY = re.compile(rf"([?&](?:{'|'.join(SECRET_PARAMETERS)})=)([^&#]*)")
+
+
+def redact(path: str) -> str:
+    """`path` (with its query) with each secret parameter's value cut to its first 4 characters."""
+    return _SECRET_IN_QUERY.sub(lambda m: f"{m[1]}{m[2][:4]}…", path)
 
 
 def _clear(**kwargs: object) -> None:

@@ -137,11 +137,27 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
 CLOSED = "x-closed"
 
 
+# Likewise `extensions={MIN_PROPERTIES: n}`: an object of optional fields that needs at least n of them.
+MIN_PROPERTIES = "x-min-properties"
+
+
 def closed_objects(result: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
-    """Postprocessing hook: components marked CLOSED allow no other properties."""
-    for component in result.get("components", {}).get("schemas", {}).values():
+    """Postprocessing hook: components marked CLOSED allow no other properties; MIN_PROPERTIES, fewer (and
+    a request body of one is required: drf-spectacular makes a body of only optional fields optional)."""
+    needing: set[str] = set()
+    for name, component in result.get("components", {}).get("schemas", {}).items():
         if component.pop(CLOSED, False):
             component["additionalProperties"] = False
+        if (least := component.pop(MIN_PROPERTIES, None)) is not None:
+            component["minProperties"] = least
+            needing.add(f"#/components/schemas/{name}")
+    for path in result.get("paths", {}).values():
+        for operation in path.values():
+            body = operation.get("requestBody") if isinstance(operation, dict) else None
+            if body and any(
+                c.get("schema", {}).get("$ref") in needing for c in body.get("content", {}).values()
+            ):
+                body["required"] = True
     return result
 
 

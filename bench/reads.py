@@ -8,7 +8,8 @@ name must contain "bench", since it is dropped and created anew) is migrated, th
 app runs under gunicorn with deploy/gunicorn.conf.py on 127.0.0.1:8123, in production mode, with read
 throttling off (one client address would hit it). Separate client processes drive it over keep-alive
 connections: first one client alone, for latency (p50, p99), then `--concurrency` clients at once, for
-requests per second.
+requests per second. Every tenth row is private (`--private-every`), as issue 23's bar asks: the list and
+its count leave those out.
 
 It prints one row per size and endpoint, then the growth from the smallest to the largest size of each,
 measured in the same run (ratios, not absolute times, are what compare across machines), and a sweep of
@@ -64,6 +65,12 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=3.0, help="Per measurement (latency, then rate).")
     parser.add_argument("--concurrency", type=int, default=4, help="Client processes for the rate.")
     parser.add_argument("--sweep", type=int, default=5, help="Requests per word in the word sweep (0: none).")
+    parser.add_argument(
+        "--private-every",
+        type=int,
+        default=10,
+        help="Make every Nth row private (default 10: 10 %%, which lists leave out; 0: none).",
+    )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if sizes != sorted(sizes):
@@ -103,6 +110,8 @@ def main() -> None:
                 manage(
                     env, "seed_images", "--count", str(size - seeded), "--batch", "10000", "--seed", str(size)
                 )
+                if args.private_every:
+                    make_private(args.private_every)
                 seed_seconds = time.perf_counter() - started
                 vacuum()
                 shares = {w: word_share(w) for w in (COMMON_WORD, MID_WORD, RARE_WORD)}
@@ -156,6 +165,17 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([PYTHON, "manage.py", *args], cwd=ROOT, env={**env, "LOG_LEVEL": "WARNING"}, check=True)
 
 
+def make_private(every: int) -> None:
+    """Every `every`th row private: the public list (and its count) leaves them out (issue 23)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE images_image SET visibility = 'private' WHERE id %% %s = 0 AND visibility = 'public'",
+            [every],
+        )
+
+
 def vacuum() -> None:
     """What autovacuum and the checkpointer would have done by the time a real table had grown so."""
     from django.db import connection
@@ -180,8 +200,9 @@ def endpoints(size: int) -> dict[str, list[str]]:
     from images.selectors import image_list
 
     rng = random.Random(size)
-    ids = list(Image.objects.values_list("id", flat=True).order_by("id"))
-    deep = image_list().values("created_at", "id")[size // 2]
+    # Public ones: a private image's detail is a 404 for the anonymous client.
+    ids = list(Image.objects.filter(visibility="public").values_list("id", flat=True).order_by("id"))
+    deep = image_list().values("created_at", "id")[len(ids) // 2]
     cursor = encode_cursor(Position(deep["created_at"], deep["id"]))
     return {
         "list, first page": ["/images"],

@@ -192,6 +192,35 @@ IMAGE_PRESETS = env.json(
 # WebP above: AVIF's encoder needs about 30 bytes per pixel (2560x1920: 150 MB).
 IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS = env.int("IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS", default=5_000_000)
 
+# --- Private images and signed URLs (README "Private images") -------------------------------------
+# What an upload is when it does not say: public (anyone may read it) or private (its key and admin keys).
+IMAGE_DEFAULT_VISIBILITY = env.str("IMAGE_DEFAULT_VISIBILITY", default="public")
+if IMAGE_DEFAULT_VISIBILITY not in ("public", "private"):
+    raise ImproperlyConfigured(
+        f"IMAGE_DEFAULT_VISIBILITY must be public or private, not {IMAGE_DEFAULT_VISIBILITY!r}."
+    )
+# Seconds a signed URL stays valid: at least a minute (expiries are whole minutes), at most 7 days.
+IMAGE_SIGNED_URL_TTL = env.int("IMAGE_SIGNED_URL_TTL", default=3600)
+if not 60 <= IMAGE_SIGNED_URL_TTL <= 7 * 24 * 3600:
+    raise ImproperlyConfigured(
+        f"IMAGE_SIGNED_URL_TTL must be 60 to 604800 seconds (7 days), not {IMAGE_SIGNED_URL_TTL}."
+    )
+# `id:secret,id:secret`: the first signs, all verify (rotation: add a new key first, drop the old one later;
+# a dropped key's URLs answer 403 at once). Empty: one key derived from SECRET_KEY. Checked at start
+# (images/apps.py).
+IMAGERY_SIGNING_KEYS = env.str("IMAGERY_SIGNING_KEYS", default="")
+# Presets that stay unsigned (and publicly cacheable) even for private images, comma-separated names.
+IMAGE_PUBLIC_PRESETS = env.list("IMAGE_PUBLIC_PRESETS", default=[])
+# Which free-form renditions (`width`, `height`) need a signature: off (a private image's owner may ask
+# with its key), private (every one of a private image), all (public images' too: only presets, the stored
+# file and signed sizes render, against render abuse).
+IMAGE_RENDITIONS_REQUIRE_SIGNATURE = env.str("IMAGE_RENDITIONS_REQUIRE_SIGNATURE", default="private")
+if IMAGE_RENDITIONS_REQUIRE_SIGNATURE not in ("off", "private", "all"):
+    raise ImproperlyConfigured(
+        "IMAGE_RENDITIONS_REQUIRE_SIGNATURE must be off, private or all, "
+        f"not {IMAGE_RENDITIONS_REQUIRE_SIGNATURE!r}."
+    )
+
 # --- API ----------------------------------------------------------------------------------------
 # A filtered list is counted exactly up to this many matches; past it `count` is a lower bound and the
 # page says `"count_exact": false` (an exact count of a common word costs tens of ms at a million rows).

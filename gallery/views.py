@@ -51,6 +51,8 @@ class GalleryView(TemplateView):
             "max_upload_bytes": settings.IMAGE_MAX_UPLOAD_BYTES,
             "max_dimension": settings.IMAGE_MAX_DIMENSION,
             "fits": [(fit.value, FIT_LABELS[fit]) for fit in Fit],
+            # Private images need owners, so API keys: with access open the switches are not shown.
+            "private_images": settings.IMAGERY_AUTH != "off",
         }
 
     def render_to_response(self, context: dict[str, Any], **kwargs: Any) -> HttpResponse:

@@ -12,12 +12,13 @@ from drf_spectacular.utils import (
     extend_schema,
 )
 from rest_framework import status
+from rest_framework.exceptions import NotAuthenticated
 from rest_framework.generics import GenericAPIView
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from api.auth import ImageryAccess
+from api.auth import ImageryAccess, is_admin
 from api.conditional import conditional, if_match_matches
 from api.pagination import (
     cursor_page,
@@ -28,14 +29,15 @@ from api.pagination import (
 from api.params import one_value_each
 from api.schema import page_of, problem_responses
 from images.formats import Fit, OutputFormat
-from images.models import Image
+from images.models import Image, Visibility
 from images.permissions import MayChangeImage
-from images.selectors import image_get, image_list, image_list_page
+from images.selectors import image_get_visible, image_list, image_list_page
 from images.serializers import (
     ImageCreateInputSerializer,
     ImageListInputSerializer,
     ImageOutputSerializer,
     ImageUpdateInputSerializer,
+    answers_signed_urls,
     image_etag,
 )
 from images.services import image_create, image_delete, image_update
@@ -57,6 +59,17 @@ def if_match_precondition(request: Request) -> Callable[[Image], bool] | None:
     if if_match is None:
         return None
     return lambda image: if_match_matches(if_match, image_etag(image))
+
+
+def list_scope(request: Request, visibility: str) -> tuple[str, str | None]:
+    """Which images a list shows the caller: the public ones, or private ones (`visibility=private`):
+    the caller's key's own, or every one for an admin key (owner None). Without a key, a 401."""
+    if visibility != Visibility.PRIVATE:
+        return visibility, None
+    key = request.auth
+    if key is None:
+        raise NotAuthenticated("Private images are listed for the API key that uploaded them: send it.")
+    return visibility, None if is_admin(key) else key.pk
 
 
 IF_NONE_MATCH = OpenApiParameter(
@@ -90,15 +103,22 @@ class ImageCollectionApi(GenericAPIView):
         params = ImageListInputSerializer(data=one_value_each(request.query_params, ImageListInputSerializer))
         params.is_valid(raise_exception=True)
         title, size = params.validated_data.get("title") or None, params.validated_data["page_size"]
+        visibility, owner_id = list_scope(request, params.validated_data["visibility"])
         if "cursor" in params.validated_data:
             position = cursor_position(params.validated_data["cursor"])
-            page = cursor_page(request, image_list(title=title), position=position, size=size)
+            images = image_list(title=title, visibility=visibility, owner_id=owner_id)
+            page = cursor_page(request, images, position=position, size=size)
         else:
             number = params.validated_data["page"]
             start = page_offset(number, size)
             # One row more than the page says whether another page follows, whatever the count says.
             found = image_list_page(
-                title=title, start=start, stop=start + size + 1, count_cap=settings.LIST_COUNT_CAP
+                title=title,
+                visibility=visibility,
+                owner_id=owner_id,
+                start=start,
+                stop=start + size + 1,
+                count_cap=settings.LIST_COUNT_CAP,
             )
             page = numbered_page(
                 request, found.items, number=number, size=size, count=found.count, exact=found.exact
@@ -134,6 +154,7 @@ class ImageCollectionApi(GenericAPIView):
             height=params.validated_data.get("height"),
             fit=Fit(params.validated_data["fit"]),
             output_format=OutputFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
+            visibility=params.validated_data.get("visibility", settings.IMAGE_DEFAULT_VISIBILITY),
             api_key=request.auth,
         )
         return Response(
@@ -151,7 +172,10 @@ class ImageDetailApi(GenericAPIView):
     @extend_schema(
         operation_id="images_retrieve",
         summary="Get one image",
-        description="The answer has an `ETag`; `If-None-Match` with it answers 304.",
+        description=(
+            "The answer has an `ETag`; `If-None-Match` with it answers 304, except for an object with signed "
+            "URLs (a private image's), which is answered whole with fresh ones."
+        ),
         responses={
             200: ImageOutputSerializer,
             304: OpenApiResponse(description="Not modified: the image still has the ETag sent."),
@@ -160,17 +184,24 @@ class ImageDetailApi(GenericAPIView):
         parameters=[IF_NONE_MATCH],
     )
     def get(self, request: Request, image_id: int) -> Response:
-        image = image_get(image_id=image_id)
-        return conditional(request, Response(self.get_serializer(image).data), etag=image_etag(image))
+        image = image_get_visible(image_id=image_id, key=request.auth)
+        response = Response(self.get_serializer(image).data)
+        if answers_signed_urls(image):
+            # A 304 would keep a copy whose signed URLs expire: the object again, with fresh ones. The ETag
+            # (the version's) still serves If-Match.
+            response["ETag"] = image_etag(image)
+            return response
+        return conditional(request, response, etag=image_etag(image))
 
     @extend_schema(
         operation_id="images_update",
-        summary="Change an image's title",
+        summary="Change an image's title or visibility",
         description=(
-            "Only `title` can be changed (the pixels never change: upload again for that); any other field "
-            "is a 400 naming it. Send the image's `ETag` in `If-Match` to change it only if nobody else "
-            "has since (`412` otherwise). With `IMAGERY_AUTH=write` or `all`, only the API key that "
-            "uploaded the image or an admin key may."
+            "Only `title` and `visibility` can be changed (the pixels never change: upload again for that); "
+            "any other field is a 400 naming it. A change of visibility moves the stored file (and drops "
+            "its renditions, made again on demand); a private image's URLs are signed. Send the image's "
+            "`ETag` in `If-Match` to change it only if nobody else has since (`412` otherwise). With "
+            "`IMAGERY_AUTH=write` or `all`, only the API key that uploaded the image or an admin key may."
         ),
         # JSON only: the view parses forms too, but a client generated from a schema that offers three
         # bodies sends the one it likes least (openapi-python-client: multipart, the title twice).
@@ -181,10 +212,11 @@ class ImageDetailApi(GenericAPIView):
     def patch(self, request: Request, image_id: int) -> Response:
         params = ImageUpdateInputSerializer(data=one_value_each(request.data, ImageUpdateInputSerializer))
         params.is_valid(raise_exception=True)
-        self.check_object_permissions(request, image_get(image_id=image_id))
+        self.check_object_permissions(request, image_get_visible(image_id=image_id, key=request.auth))
         image = image_update(
             image_id=image_id,
-            title=params.validated_data["title"],
+            title=params.validated_data.get("title"),
+            visibility=params.validated_data.get("visibility"),
             precondition=if_match_precondition(request),
         )
         return Response(self.get_serializer(image).data, headers={"ETag": image_etag(image)})
@@ -206,7 +238,7 @@ class ImageDetailApi(GenericAPIView):
         parameters=[IF_MATCH],
     )
     def delete(self, request: Request, image_id: int) -> Response:
-        image = image_get(image_id=image_id)
+        image = image_get_visible(image_id=image_id, key=request.auth)
         self.check_object_permissions(request, image)
         image_delete(image=image, precondition=if_match_precondition(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -33,3 +33,14 @@ class ImagesConfig(AppConfig):
             configured_presets()
         except (ValueError, TypeError) as exc:
             raise ImproperlyConfigured(f"IMAGE_PRESETS: {exc}") from exc
+        from images.signing import keys_from_setting
+
+        try:
+            keys_from_setting(settings.IMAGERY_SIGNING_KEYS, secret_key=settings.SECRET_KEY)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"IMAGERY_SIGNING_KEYS: {exc}") from exc
+        unknown = set(settings.IMAGE_PUBLIC_PRESETS) - set(configured_presets())
+        if unknown:
+            raise ImproperlyConfigured(
+                f"IMAGE_PUBLIC_PRESETS names no preset of IMAGE_PRESETS: {sorted(unknown)}"
+            )

@@ -16,8 +16,12 @@ __all__ = [
     "ImageryError",
     "InvalidImage",
     "PixelError",
+    "PrivacyNeedsKeys",
     "RenditionTooLarge",
     "ServerBusy",
+    "SignatureExpired",
+    "SignatureInvalid",
+    "SignatureRequired",
     "StorageUnavailable",
     "UnsupportedFormat",
 ]
@@ -62,3 +66,32 @@ class ImageChanged(ImageryError):
 
     status = 412
     code = "precondition_failed"
+
+
+class PrivacyNeedsKeys(ImageryError):
+    """A private image asked for while access is open (IMAGERY_AUTH=off): it would have no owner."""
+
+    status = 400
+    code = "invalid"
+
+
+class SignatureInvalid(ImageryError):
+    """A signed URL that is altered, made for other parameters or another image, or names an unknown key."""
+
+    status = 403
+    code = "invalid"
+
+
+class SignatureExpired(ImageryError):
+    """A signed URL whose expiry has passed."""
+
+    status = 403
+    code = "expired"
+
+
+class SignatureRequired(ImageryError):
+    """A free-form rendition asked for without a signature where the deployment requires one
+    (IMAGE_RENDITIONS_REQUIRE_SIGNATURE)."""
+
+    status = 403
+    code = "signature_required"

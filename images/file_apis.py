@@ -21,11 +21,13 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from api.caching import cache_forever_read
 from api.conditional import if_none_match_matches
+from api.params import one_value_each
 from api.schema import problem_responses
 from api.throttling import render_budget_reserve
+from images.file_access import SignedOrImageryAccess, may_ask_unsigned, signed_access, unsigned_access
 from images.files import FILE_HEADERS
+from images.models import Image
 from images.renditions import (
     RenditionFormat,
     Source,
@@ -37,12 +39,15 @@ from images.renditions import (
 from images.selectors import image_file_get
 from images.sending import stored_file_response
 from images.serializers import RenditionInputSerializer, rendition_query
+from images.signing import is_signed
 
 _IMAGE_TYPES = ("image/jpeg", "image/png", "image/gif", "image/webp", "image/avif")
 
 
 class ImageFileApi(APIView):
-    """The bytes of one image: its stored file, or a rendition of it."""
+    """The bytes of one image: its stored file, or a rendition of it (who may: images/file_access.py)."""
+
+    permission_classes = [SignedOrImageryAccess]
 
     def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
         # Accept chooses the image's format here (`format=auto`), never the error format: errors are JSON
@@ -58,13 +63,30 @@ class ImageFileApi(APIView):
             "then served from storage. Cached forever (`Cache-Control: public, max-age=31536000, "
             "immutable`; `private` instead where reads need an API key, `IMAGERY_AUTH=all`), with an "
             "`ETag` (`If-None-Match` answers 304); `format=auto` answers with "
-            "`Vary: Accept`. `HEAD` answers the headers alone and never renders: for a rendition not "
-            "rendered yet it has no `Content-Length`. A first render is charged what it costs (CPU seconds, "
-            "bytes stored) to the render budgets of the key and the address, `THROTTLE_RENDER_*` (429 "
-            "past one; 413 when one render alone would cost more than a whole budget)."
+            "`Vary: Accept`. A private image's: only with a signature (or its owner's key), cached "
+            "privately until the signature expires; 404 without. `HEAD` answers the headers alone and never "
+            "renders: for a rendition not rendered yet it has no `Content-Length`. A first render is charged "
+            "what it costs (CPU seconds, bytes stored) to the render budgets of the key and the address, "
+            "`THROTTLE_RENDER_*` (429 past one; 413 when one render alone would cost more than a whole "
+            "budget)."
         ),
         parameters=[
             RenditionInputSerializer,
+            OpenApiParameter(
+                "expires",
+                int,
+                description="A signed URL's expiry (Unix seconds), with `kid` and `sig`.",
+            ),
+            OpenApiParameter("kid", str, description="The id of the key a signed URL was signed with."),
+            OpenApiParameter(
+                "sig",
+                str,
+                description=(
+                    "A signed URL's signature (HMAC-SHA256, base64url): the URLs of a private image's object "
+                    "are signed (README, Private images and signed URLs). Expired: 403 `expired`; altered: "
+                    "403 `invalid`."
+                ),
+            ),
             OpenApiParameter(
                 "Accept",
                 str,
@@ -84,12 +106,25 @@ class ImageFileApi(APIView):
                 for media_type in _IMAGE_TYPES
             },
             304: OpenApiResponse(description="Not modified: the copy with the ETag sent is current."),
-            **problem_responses(400, 401, 404, 413, 429, 503),
+            **problem_responses(400, 401, 403, 404, 413, 429, 503),
         },
     )
     def get(self, request: Request, image_id: int) -> HttpResponseBase:
-        image = image_file_get(image_id=image_id)
-        params = rendition_query(request.query_params)
+        query = one_value_each(request.query_params, RenditionInputSerializer)
+        if is_signed(query):
+            # Verified before the row is read: a bad signature is the same 403 for any id.
+            signed = RenditionInputSerializer(data=query)
+            params = dict(signed.validated_data) if signed.is_valid() else None
+            cache_control = signed_access(image_id, params, query)
+            assert params is not None  # signed_access refused it otherwise
+            image = image_file_get(image_id=image_id)
+        else:
+            image = image_file_get(image_id=image_id)
+            if not may_ask_unsigned(image, query, request.auth):
+                # Before the parameters are checked: a 400 would tell that the image exists.
+                raise Image.DoesNotExist
+            params = rendition_query(request.query_params)
+            cache_control = unsigned_access(image, params, request.auth)
         source = Source(name=image.name, width=image.width, height=image.height, format=image.format)
         spec = resolve(
             source,
@@ -99,7 +134,7 @@ class ImageFileApi(APIView):
             output_format=RenditionFormat(fmt) if (fmt := params.get("format")) else None,
             accept=request.headers.get("Accept", ""),
         )
-        headers = {**FILE_HEADERS, "Cache-Control": cache_forever_read(), "ETag": spec.etag(source)}
+        headers = {**FILE_HEADERS, "Cache-Control": cache_control, "ETag": spec.etag(source)}
         if spec.negotiated:
             headers["Vary"] = "Accept"
         if if_none_match_matches(request.headers.get("If-None-Match", ""), headers["ETag"]):

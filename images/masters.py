@@ -105,7 +105,8 @@ def _convert(name: str, ids: list[int], result: Conversion) -> str:
         logger.warning("convert_masters: %s cannot be used: %s", name, exc)
         result.unusable.setdefault(name, []).extend(ids)
         return name
-    new_name = storage.content_name(new, OutputFormat.JPEG.extension)
+    # A private master stays private: its new file goes under the private prefix too.
+    new_name = storage.content_name(new, OutputFormat.JPEG.extension, private=storage.is_private_name(name))
     storage.store_as(new_name, new, media_type=OutputFormat.JPEG.media_type)
     with locks.file_name_lock(new_name):
         # As in image_create: a cleanup may have removed the new file since it was stored.
@@ -116,7 +117,7 @@ def _convert(name: str, ids: list[int], result: Conversion) -> str:
                 file=new_name, size=len(new), version=F("version") + 1
             )
     if image_file_discard_unreferenced(name=name):
-        renditions.delete_renditions(storage.digest_of(name))
+        renditions.delete_renditions(storage.digest_of(name), private=storage.is_private_name(name))
     result.converted += 1
     result.rows += moved
     result.bytes_before += len(data)

@@ -16,6 +16,13 @@ ImageFormat = models.TextChoices(
 )
 
 
+class Visibility(models.TextChoices):
+    """Who may read an image: anyone, or only the key that uploaded it and admin keys (images/visibility)."""
+
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
 class Image(models.Model):
     title = models.CharField(max_length=TITLE_MAX_LENGTH)
     # `title` case- and unicode-folded (see images.titles.fold); what the title filter searches.
@@ -37,6 +44,9 @@ class Image(models.Model):
     # Raised by one with every change of the row (a title, a placeholder): the object's ETag is made from it
     # and the answered fields (images.serializers.image_etag), never from the host the request named.
     version = models.PositiveIntegerField(default=1, editable=False)
+    # public or private. Private files live under their own prefix (images.storage.PRIVATE_PREFIX), which no
+    # unsigned URL reaches; the image count keeps how many rows are private (migration 0007).
+    visibility = models.CharField(max_length=7, choices=Visibility.choices, default=Visibility.PUBLIC)
     # The API key that uploaded it (none when access is open); kept when the key is deleted.
     api_key = models.ForeignKey(
         "rest_framework_api_key.APIKey",
@@ -56,6 +66,9 @@ class Image(models.Model):
             models.CheckConstraint(condition=~Q(title=""), name="image_title_not_empty"),
             models.CheckConstraint(condition=Q(format__in=ImageFormat.values), name="image_format_known"),
             models.CheckConstraint(condition=Q(version__gt=0), name="image_version_positive"),
+            models.CheckConstraint(
+                condition=Q(visibility__in=Visibility.values), name="image_visibility_known"
+            ),
         ]
 
     def __str__(self) -> str:

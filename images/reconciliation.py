@@ -19,7 +19,7 @@ from typing import TypeVar
 
 from images import storage
 from images.models import Image
-from images.renditions import Source, configured_presets, digest_of_rendition, is_current
+from images.renditions import Source, configured_presets, folder_of_rendition, is_current
 from images.services import image_file_discard_unreferenced
 
 T = TypeVar("T")
@@ -29,7 +29,7 @@ Progress = Callable[[Iterable[T], str, int | None], Iterable[T]]
 
 @dataclass
 class Reconciliation:
-    stored: int  # files under images/
+    stored: int  # files under images/ and private/images/
     referenced: int  # distinct names the rows point at
     rows: int
     orphans: list[str] = field(default_factory=list)  # stored, and no row points at them
@@ -85,7 +85,7 @@ def reconcile(
         if listed.partial:
             if listed.modified < stale:
                 partials.append(listed.name)
-        elif listed.name.startswith(storage.RENDITIONS_PREFIX):
+        elif listed.name.startswith((storage.RENDITIONS_PREFIX, storage.PRIVATE_RENDITIONS_PREFIX)):
             renditions.append(listed.name)
         else:
             stored[listed.name] = listed.size
@@ -101,8 +101,9 @@ def reconcile(
         renditions=len(renditions),
     )
     result.orphans = sorted(stored.keys() - sizes.keys())
-    sources = {storage.digest_of(name) for name in sizes}
-    result.rendition_orphans = sorted(name for name in renditions if digest_of_rendition(name) not in sources)
+    # A private file's renditions are under the private prefix: each folder belongs to one stored name.
+    sources = {storage.renditions_prefix_of(name) for name in sizes}
+    result.rendition_orphans = sorted(name for name in renditions if folder_of_rendition(name) not in sources)
     if renditions:
         result.rendition_stale = _stale_renditions(sorted(set(renditions) - set(result.rendition_orphans)))
     lost = {name for name in sizes.keys() - stored.keys() if not storage.exists(name)}
@@ -140,19 +141,19 @@ def reconcile(
 
 def _stale_renditions(names: list[str]) -> list[str]:
     """The renditions among `names` (each of a file some row uses) that are not current (`is_current`)."""
-    digests = {digest_of_rendition(name) for name in names}
+    folders = {folder_of_rendition(name) for name in names}
     sources: dict[str, Source] = {}
     # Rows that share a file share its size and format: one of them describes the source.
     facts = Image.objects.order_by().values_list("file", "width", "height", "format").distinct()
     for file, width, height, fmt in facts.iterator(chunk_size=2000):
-        digest = storage.digest_of(file)
-        if digest in digests:
-            sources[digest] = Source(name=file, width=width, height=height, format=fmt)
+        folder = storage.renditions_prefix_of(file)
+        if folder in folders:
+            sources[folder] = Source(name=file, width=width, height=height, format=fmt)
     presets = configured_presets()
     return [
         name
         for name in names
-        if (source := sources.get(digest_of_rendition(name))) is None
+        if (source := sources.get(folder_of_rendition(name))) is None
         or not is_current(source, name, presets=presets)
     ]
 

@@ -175,7 +175,9 @@ class Spec:
     def name(self, source: Source) -> str:
         if self.original:
             return source.name
-        return f"{PREFIX}{source.digest}/{self.key}.{self.recipe}.{self.output.extension}"
+        # A private image's renditions live under the private prefix, as its file does.
+        folder = storage.renditions_prefix_of(source.name)
+        return f"{folder}{self.key}.{self.recipe}.{self.output.extension}"
 
     def etag(self, source: Source) -> str:
         """Strong, from the name: a rendition's name says what it is, as a stored file's hash does."""
@@ -300,9 +302,13 @@ def is_current(source: Source, name: str, *, presets: Mapping[str, Preset] | Non
     of `source` gets under the current settings; False for a rendition made under other settings (a
     preset changed or gone, another quality, another AVIF speed), of another file, or named before
     recipes were: nothing will ask for it again."""
-    folder, _, filename = name.removeprefix(PREFIX).partition("/")
+    folder, _, filename = name.rpartition("/")
     parsed = _RENDITION_FILE.fullmatch(filename)
-    if folder != source.digest or parsed is None or parsed["ext"] not in _BY_EXTENSION:
+    if (
+        f"{folder}/" != storage.renditions_prefix_of(source.name)
+        or parsed is None
+        or parsed["ext"] not in _BY_EXTENSION
+    ):
         return False
     key = parsed["key"]
     presets = presets if presets is not None else configured_presets()
@@ -531,17 +537,24 @@ def _keep_only_while_used(source: Source) -> None:
     with locks.file_name_lock(source.name):
         if image_file_in_use(name=source.name):
             return
-        delete_renditions(source.digest)
+        delete_renditions(source.digest, private=storage.is_private_name(source.name))
     logger.info("the image of %s was deleted while it rendered; its renditions are removed", source.name)
     raise Image.DoesNotExist("The image was deleted.")
 
 
-def delete_renditions(digest: str) -> bool:
+def delete_renditions(digest: str, *, private: bool = False) -> bool:
     """Remove every rendition of the stored file whose SHA-256 is `digest` (the prefix
-    `renditions/<digest>/`); False (logged, never raised) when the store failed and some remain."""
-    return storage.delete_prefix(f"{PREFIX}{digest}/")
+    `renditions/<digest>/`, or `private/renditions/<digest>/`); False (logged, never raised) when the store
+    failed and some remain."""
+    prefix = storage.PRIVATE_RENDITIONS_PREFIX if private else PREFIX
+    return storage.delete_prefix(f"{prefix}{digest}/")
 
 
 def digest_of_rendition(name: str) -> str:
-    """The source digest a rendition's name carries: `renditions/<digest>/<key>.<ext>`."""
-    return name.removeprefix(PREFIX).split("/", 1)[0]
+    """The source digest a rendition's name carries: `renditions/<digest>/<key>.<ext>` (or private)."""
+    return name.removeprefix(storage.PRIVATE_RENDITIONS_PREFIX).removeprefix(PREFIX).split("/", 1)[0]
+
+
+def folder_of_rendition(name: str) -> str:
+    """The folder of a rendition: `storage.renditions_prefix_of` its source's name."""
+    return name.rsplit("/", 1)[0] + "/"

@@ -1,15 +1,22 @@
 """Reads: every query the API makes for images, and the batches of rows the maintenance commands walk."""
 
+from __future__ import annotations
+
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from django.db import connection
 from django.db.models import F, QuerySet
 
 from api.pagination import MAX_BIGINT
-from images.models import Image
+from images.models import Image, Visibility
 from images.titles import fold
+from images.visibility import may_see
+
+if TYPE_CHECKING:
+    from rest_framework_api_key.models import APIKey
 
 # The columns the API answers with: a list or detail read loads nothing else (a field used but missing
 # here costs a query per row, which the query-count tests catch).
@@ -25,22 +32,32 @@ ANSWERED_FIELDS = (
     "placeholder",
     "color",
     "version",
+    "visibility",
+    "api_key",  # its id: whose private image it is
 )
 
 
-def image_list(*, title: str | None = None) -> QuerySet[Image]:
+def image_list(
+    *, title: str | None = None, visibility: str = Visibility.PUBLIC, owner_id: str | None = None
+) -> QuerySet[Image]:
     """Newest first, id as the tie-break (a total order, so pages never repeat or skip a row).
 
     `title` keeps the images whose title contains it, ignoring case (Unicode-aware on every database).
+    `visibility`: the public images, or the private ones; of those, with `owner_id`, only the ones that API
+    key uploaded (None: every one, for an admin key).
     """
     images = Image.objects.only(*ANSWERED_FIELDS).order_by("-created_at", "-id")
+    images = images.filter(visibility=visibility)
+    if visibility == Visibility.PRIVATE and owner_id is not None:
+        images = images.filter(api_key_id=owner_id)
     if title:
         images = images.filter(title_folded__contains=fold(title))
     return images
 
 
-def image_count() -> int:
-    """How many images there are: exact and O(1), from the counter the database's triggers keep.
+def image_count(*, visibility: str | None = None) -> int:
+    """How many images there are (of a `visibility`, or all): exact and O(1), from the counter the
+    database's triggers keep (migrations 0002 and 0007: every row, and the private ones).
 
     `images_image_count` holds one row. Triggers (migration 0002) update it in the transaction of every
     INSERT, DELETE and TRUNCATE on the image table, whatever issued it (image_create, bulk_create, a
@@ -51,8 +68,11 @@ def image_count() -> int:
     """
     # Every list page asks; plain SQL costs a fifth of the ORM's query building.
     with connection.cursor() as cursor:
-        cursor.execute("SELECT total FROM images_image_count WHERE id = 1")
-        return cursor.fetchone()[0]
+        cursor.execute("SELECT total, private FROM images_image_count WHERE id = 1")
+        total, private = cursor.fetchone()
+    if visibility is None:
+        return total
+    return private if visibility == Visibility.PRIVATE else total - private
 
 
 @dataclass(frozen=True)
@@ -64,16 +84,26 @@ class ImagePage:
     exact: bool  # False: `count` is a lower bound
 
 
-def image_list_page(*, title: str | None = None, start: int, stop: int, count_cap: int) -> ImagePage:
-    """`image_list(title=title)[start:stop]`, and its count.
+def image_list_page(
+    *,
+    title: str | None = None,
+    visibility: str = Visibility.PUBLIC,
+    owner_id: str | None = None,
+    start: int,
+    stop: int,
+    count_cap: int,
+) -> ImagePage:
+    """`image_list(title=title, visibility=visibility, owner_id=owner_id)[start:stop]`, and its count.
 
-    The count: without `title`, exact and O(1) (`image_count`). With one, counted exactly up to
-    `count_cap`, and past it `count_cap` as a lower bound, since an exact count of a common word's matches
-    reads them all. A slice past an exact count is empty without a query.
+    The count: without `title` (and for one owner's private images), exact and O(1) (`image_count`).
+    Otherwise counted exactly up to `count_cap`, and past it `count_cap` as a lower bound, since an exact
+    count of a common word's matches reads them all. A slice past an exact count is empty without a query.
     """
-    images = image_list(title=title)
-    if not title:
-        count, exact = image_count(), True
+    images = image_list(title=title, visibility=visibility, owner_id=owner_id)
+    title = title or None
+    narrowed = bool(title) or (visibility == Visibility.PRIVATE and owner_id is not None)
+    if not narrowed:
+        count, exact = image_count(visibility=visibility), True
     else:
         # COUNT over a LIMITed subquery: the database stops after count_cap + 1 matches. (QuerySet.count()
         # on the slice writes the same SQL, with twice the Python work.)
@@ -109,6 +139,15 @@ def image_get(*, image_id: int) -> Image:
     return Image.objects.only(*ANSWERED_FIELDS).get(pk=image_id)
 
 
+def image_get_visible(*, image_id: int, key: APIKey | None) -> Image:
+    """`image_get`, for the caller with `key`: a private image not theirs (nor an admin's) raises
+    Image.DoesNotExist like an unknown id, so that its existence is not revealed."""
+    image = image_get(image_id=image_id)
+    if not may_see(visibility=image.visibility, owner_id=image.api_key_id, key=key):
+        raise Image.DoesNotExist
+    return image
+
+
 @dataclass(frozen=True)
 class ImageFile:
     """An image's stored file, as its row describes it: what its renditions are made from."""
@@ -117,6 +156,8 @@ class ImageFile:
     width: int
     height: int
     format: str
+    visibility: str
+    owner_id: str | None  # the API key that uploaded it
 
 
 def image_file_get(*, image_id: int) -> ImageFile:
@@ -126,7 +167,8 @@ def image_file_get(*, image_id: int) -> ImageFile:
         raise Image.DoesNotExist
     table = connection.ops.quote_name(Image._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT file, width, height, format FROM {table} WHERE id = %s", [image_id])  # noqa: S608
+        columns = "file, width, height, format, visibility, api_key_id"
+        cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s", [image_id])  # noqa: S608
         row = cursor.fetchone()
     if row is None:
         raise Image.DoesNotExist

@@ -17,10 +17,11 @@ from rest_framework.exceptions import ValidationError
 from api.conditional import etag_of
 from api.pagination import PageInputSerializer
 from api.params import WholeNumberField, one_value_each
-from api.schema import CLOSED
+from api.schema import CLOSED, MIN_PROPERTIES
 from images.formats import Fit, OutputFormat
-from images.models import Image
+from images.models import Image, Visibility
 from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
+from images.signing import signed_query
 from images.titles import TITLE_MAX_LENGTH
 
 # Python's whitespace, which trimming removes (JSON Schema's `\\s` differs), as a regex class's body.
@@ -109,6 +110,31 @@ class TitleSearchField(TitleField):
         super().__init__(blank="empty", **kwargs)
 
 
+def offer_visibilities(fields: dict[str, serializers.Field]) -> dict[str, serializers.Field]:
+    """`visibility`'s choices as this server has them: with access open (IMAGERY_AUTH=off) only `public`,
+    so the schema says what is accepted, and `private` is refused with why (read again per request)."""
+    field = fields.get("visibility")
+    if isinstance(field, serializers.ChoiceField) and settings.IMAGERY_AUTH == "off":
+        field.choices = [Visibility.PUBLIC]
+        field.error_messages["invalid_choice"] = (
+            "Private images need API keys: set IMAGERY_AUTH=write or all, and upload with a key."
+        )
+    return fields
+
+
+def visibility_field(**kwargs: Any) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=Visibility.values,
+        help_text=(
+            "`public`: anyone may read it. `private`: only the API key that uploaded it and admin keys see "
+            "it (everyone else gets 404, and lists leave it out); its `url`, `srcset` and `presets` are "
+            "signed URLs that expire after `IMAGE_SIGNED_URL_TTL`. Needs API keys (`IMAGERY_AUTH=write` "
+            "or `all`): with access open, `private` is a 400."
+        ),
+        **kwargs,
+    )
+
+
 @extend_schema_serializer(component_name="ImageUpload")
 class ImageCreateInputSerializer(serializers.Serializer):
     image = serializers.FileField(
@@ -158,15 +184,25 @@ class ImageCreateInputSerializer(serializers.Serializer):
             "is flattened onto white."
         ),
     )
+    visibility = visibility_field(required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return offer_visibilities(super().get_fields())
 
 
-@extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True})
+@extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True, MIN_PROPERTIES: 1})
 class ImageUpdateInputSerializer(serializers.Serializer):
-    """An edit: the title only. Any other field is refused by name (upload again to change the pixels)."""
+    """An edit: the title and/or the visibility. Any other field is refused by name (upload again to change
+    the pixels)."""
 
     title = EditTitleField(
-        help_text="1-255 characters after trimming, without NUL. The only field that can be changed."
+        required=False,
+        help_text="1-255 characters after trimming, without NUL.",
     )
+    visibility = visibility_field(required=False)
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return offer_visibilities(super().get_fields())
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         unknown = sorted(set(data) - set(self.fields)) if isinstance(data, dict) else []
@@ -175,11 +211,16 @@ class ImageUpdateInputSerializer(serializers.Serializer):
         except ValidationError as exc:
             errors = dict(exc.detail) if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
         else:
-            errors = (
-                {} if value["title"] else {"title": ["A title needs 1 to 255 characters after trimming."]}
-            )
+            errors = {}
+            if "title" in value and not value["title"]:
+                errors["title"] = ["A title needs 1 to 255 characters after trimming."]
+            elif not value and not unknown:
+                errors["title"] = ["Give `title` and/or `visibility`: the fields that can be changed."]
         for name in unknown:
-            errors[name] = ["Only `title` can be changed; upload the image again to change anything else."]
+            errors[name] = [
+                "Only `title` and `visibility` can be changed; upload the image again to change anything "
+                "else."
+            ]
         if errors:
             raise ValidationError(errors)
         return value
@@ -187,7 +228,14 @@ class ImageUpdateInputSerializer(serializers.Serializer):
 
 @extend_schema_serializer(component_name="Image")
 class ImageOutputSerializer(serializers.ModelSerializer):
-    url = serializers.SerializerMethodField(help_text="Absolute URL of the stored file.")
+    """The image object. A private image's `url`, `srcset` and `presets` are signed URLs (images/signing.py),
+    as are the `srcset` of every image with IMAGE_RENDITIONS_REQUIRE_SIGNATURE=all; with the context
+    `unsigned` (the ETag), the same URLs without signatures."""
+
+    url = serializers.SerializerMethodField(
+        help_text="Absolute URL of the stored file; for a private image, a signed URL of its file endpoint."
+    )
+    visibility = serializers.ChoiceField(choices=Visibility.values, help_text="`public` or `private`.")
     srcset = serializers.SerializerMethodField(
         help_text=(
             "A ready `srcset` attribute: the image's renditions at every ladder width below its own, "
@@ -230,20 +278,46 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "presets",
             "placeholder",
             "color",
+            "visibility",
         ]
         # An output serializer: every field is always answered, so the schema marks each required.
         read_only_fields = fields
 
     @extend_schema_field(OpenApiTypes.URI)
     def get_url(self, image: Image) -> str:
+        if image.visibility == Visibility.PRIVATE:
+            # Its stored file is under the private prefix, which no unsigned URL reaches.
+            return self._signed(image, self._file_url(image), {})
         return self._absolute(image.file.url)
 
     def get_srcset(self, image: Image) -> str:
-        return srcset(self._file_url(image), image.width)
+        url = self._file_url(image)
+        if not self._signs_sizes(image):
+            return srcset(url, image.width)
+        widths = [*(w for w in LADDER if w < image.width), image.width]
+        return ", ".join(f"{self._signed(image, url, {'width': w})} {w}w" for w in widths)
 
     @extend_schema_field({"type": "object", "additionalProperties": {"type": "string", "format": "uri"}})
     def get_presets(self, image: Image) -> dict[str, str]:
-        return preset_urls(self._file_url(image), list(settings.IMAGE_PRESETS))
+        url = self._file_url(image)
+        names = list(settings.IMAGE_PRESETS)
+        if image.visibility != Visibility.PRIVATE:
+            return preset_urls(url, names)
+        public = set(settings.IMAGE_PUBLIC_PRESETS)
+        return {
+            name: f"{url}?preset={name}" if name in public else self._signed(image, url, {"preset": name})
+            for name in names
+        }
+
+    def _signs_sizes(self, image: Image) -> bool:
+        return answers_signed_urls(image)
+
+    def _signed(self, image: Image, url: str, params: dict[str, object]) -> str:
+        """`url` with `params`, signed (the ETag's form: unsigned)."""
+        if self.context.get("unsigned"):
+            query = "&".join(f"{k}={v}" for k, v in params.items())
+            return f"{url}?{query}" if query else url
+        return f"{url}?{signed_query(image.pk, params)}"
 
     def _file_url(self, image: Image) -> str:
         """`…/images/{id}/file`, built from the row: the absolute prefix once per serializer."""
@@ -274,10 +348,17 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "presets": self.get_presets(image),
             "placeholder": image.placeholder,
             "color": image.color,
+            "visibility": image.visibility,
         }
 
 
 _DATETIME = serializers.DateTimeField()
+
+
+def answers_signed_urls(image: Image) -> bool:
+    """Whether the image's object carries signed URLs (which expire): a private image's, and every image's
+    `srcset` with IMAGE_RENDITIONS_REQUIRE_SIGNATURE=all."""
+    return image.visibility == Visibility.PRIVATE or settings.IMAGE_RENDITIONS_REQUIRE_SIGNATURE == "all"
 
 
 def image_etag(image: Image) -> str:
@@ -287,10 +368,19 @@ def image_etag(image: Image) -> str:
     with every change of the row (its version, so a title changed and changed back is still a change), and
     new when what the object answers changes with the settings (its presets). `image` needs `version`.
     """
-    return etag_of([image.version, ImageOutputSerializer(image).data])
+    # Unsigned: a signed URL's expiry moves every minute, and an ETag must not (a PATCH's If-Match).
+    return etag_of([image.version, ImageOutputSerializer(image, context={"unsigned": True}).data])
 
 
 class ImageListInputSerializer(PageInputSerializer):
+    visibility = serializers.ChoiceField(
+        choices=Visibility.values,
+        default=Visibility.PUBLIC,
+        help_text=(
+            "`public` (the default): the public images. `private`: private images, for an API key: the "
+            "ones it uploaded (an admin key: every one); without a key, a 401."
+        ),
+    )
     title = TitleSearchField(
         required=False,
         help_text=(

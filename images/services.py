@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, BinaryIO
 from django.db import transaction
 
 from images import locks, pipeline, renditions, storage
-from images.exceptions import ImageChanged
+from images.exceptions import ImageChanged, StorageUnavailable
 from images.formats import Fit, OutputFormat
-from images.models import Image
+from images.models import Image, Visibility
 from images.selectors import ANSWERED_FIELDS
 from images.titles import default_title, fold
+from images.visibility import check_may_be_private
 
 if TYPE_CHECKING:
     from rest_framework_api_key.models import APIKey
@@ -32,13 +33,17 @@ def image_create(
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
     output_format: OutputFormat | None = None,
+    visibility: str = Visibility.PUBLIC,
     api_key: APIKey | None = None,
 ) -> Image:
     """Process an uploaded image, store its file and save its row.
 
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
-    for another row stays). Raises the domain errors of `images.exceptions`.
+    for another row stays). A private image's file is stored under the private prefix, apart from any
+    public image's file of the same bytes. Raises the domain errors of `images.exceptions`
+    (PrivacyNeedsKeys: private while access is open).
     """
+    check_may_be_private(visibility)
     # While the store is failing, the decode and encode below would be work for nothing (and a thread held).
     storage.refuse_if_failing()
     rendered = pipeline.render(
@@ -48,7 +53,7 @@ def image_create(
     described = pipeline.describe(rendered.preview)
     title = title or default_title(filename)
     data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type
-    name = storage.content_name(data, extension)
+    name = storage.content_name(data, extension, private=visibility == Visibility.PRIVATE)
     created = False
     try:
         # The slow part, outside any lock and transaction: the bytes go to storage under their content name.
@@ -70,6 +75,7 @@ def image_create(
                     size=len(rendered.data),
                     placeholder=described.thumbhash,
                     color=described.color,
+                    visibility=visibility,
                     api_key=api_key,
                 )
     except BaseException:
@@ -123,25 +129,102 @@ def image_delete(*, image: Image, precondition: Callable[[Image], bool] | None =
     if file_deleted:
         # After the lock: renditions are made again on demand, so deleting them needs no lock (a listing
         # and a delete per rendition on S3). A failure leaves orphans for reconcile_storage --fix.
-        renditions.delete_renditions(storage.digest_of(name))
+        renditions.delete_renditions(storage.digest_of(name), private=storage.is_private_name(name))
     logger.info("image deleted id=%s%s", image.pk, f", and its file {name}" if file_deleted else "")
 
 
-def image_update(*, image_id: int, title: str, precondition: Callable[[Image], bool] | None = None) -> Image:
-    """Change an image's title (the pixels never change: upload again for that).
+def image_update(
+    *,
+    image_id: int,
+    title: str | None = None,
+    visibility: str | None = None,
+    precondition: Callable[[Image], bool] | None = None,
+) -> Image:
+    """Change an image's title and/or visibility (the pixels never change: upload again for that).
 
     `precondition`, when given, is asked with the row as it is now, locked until the change commits; False
-    raises ImageChanged (the client's `If-Match` no longer matches). Raises Image.DoesNotExist.
+    raises ImageChanged (the client's `If-Match` no longer matches). Raises Image.DoesNotExist, and
+    PrivacyNeedsKeys for `private` while access is open.
+
+    A change of visibility moves the file to where that visibility keeps files (`images/` or
+    `private/images/`), crash-safe: the file is copied first (under its new name's lock, as an upload
+    stores one), then the row is switched in one transaction, then the old file is deleted unless another
+    row uses it (under its lock, as a delete does), with its renditions; they are rendered again under the
+    new prefix when asked for. At every step the row has its file; a crash leaves at most an orphan for
+    `reconcile_storage --fix`.
     """
+    if visibility is not None:
+        check_may_be_private(visibility)
+    current = Image.objects.only("file", "format", "visibility").get(pk=image_id)
+    if visibility is None or visibility == current.visibility:
+        return _image_save(image_id=image_id, title=title, precondition=precondition)
+    old_name = current.file.name
+    new_name = storage.name_for_digest(
+        storage.digest_of(old_name),
+        old_name.rsplit(".", 1)[-1],
+        private=visibility == Visibility.PRIVATE,
+    )
+    data = _read_stored(old_name)
+    media_type = OutputFormat(current.format).media_type
+    created = False
+    try:
+        created = storage.store_as(new_name, data, media_type=media_type)
+        with locks.file_name_lock(new_name):
+            # As in image_create: a cleanup may have removed the copy since; store it again under the lock.
+            created = storage.store_as(new_name, data, media_type=media_type) or created
+            image = _image_save(
+                image_id=image_id,
+                title=title,
+                precondition=precondition,
+                moved=(old_name, new_name, visibility),
+            )
+    except BaseException:
+        if created:
+            image_file_discard_unreferenced(name=new_name)
+        raise
+    if image_file_discard_unreferenced(name=old_name):
+        renditions.delete_renditions(storage.digest_of(old_name), private=storage.is_private_name(old_name))
+    logger.info("image %s is now %s; its file moved to %s", image_id, visibility, new_name)
+    return image
+
+
+def _image_save(
+    *,
+    image_id: int,
+    title: str | None,
+    precondition: Callable[[Image], bool] | None,
+    moved: tuple[str, str, str] | None = None,
+) -> Image:
+    """The row's change in one transaction; `moved`: (old file, new file, visibility) to switch to."""
     with transaction.atomic():
         image = Image.objects.select_for_update().only(*ANSWERED_FIELDS).get(pk=image_id)
         if precondition is not None and not precondition(image):
             raise ImageChanged(_CHANGED)
-        image.title, image.title_folded = title, fold(title)
+        fields = ["version"]
+        if title is not None:
+            image.title, image.title_folded = title, fold(title)
+            fields += ["title", "title_folded"]
+        if moved is not None:
+            old_name, new_name, visibility = moved
+            if image.file.name != old_name:
+                # Another change moved it meanwhile: this one's copy is not the row's file.
+                raise ImageChanged(_CHANGED)
+            image.file, image.visibility = new_name, visibility
+            fields += ["file", "visibility"]
         # Every change raises the version, which the object's ETag is made from (under the row's lock).
         image.version += 1
-        image.save(update_fields=["title", "title_folded", "version"])
+        image.save(update_fields=fields)
     return image
+
+
+def _read_stored(name: str) -> bytes:
+    """The bytes of a stored file; StorageUnavailable when the store cannot give them."""
+    try:
+        with storage.open_file(name) as file:
+            return file.read()
+    except Exception as exc:
+        logger.exception("reading %s failed", name)
+        raise StorageUnavailable("The file store is unavailable; nothing was changed.") from exc
 
 
 _CHANGED = "The image has changed since the version your If-Match names; get it again."

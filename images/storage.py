@@ -42,6 +42,12 @@ logger = logging.getLogger(__name__)
 PREFIX = "images/"
 # Renditions of stored images (images/renditions.py): `renditions/<sha256 of the image file>/<key>.<ext>`.
 RENDITIONS_PREFIX = "renditions/"
+# Private images' files and their renditions, named the same way under `private/`: no unsigned URL reaches
+# them (/media/ serves only `images/`, nginx passes only `images/`, the bucket policy lets anyone read only
+# `images/*`). The same bytes uploaded as public and as private are two files, each with its own rows.
+PRIVATE_PREFIX = "private/images/"
+PRIVATE_RENDITIONS_PREFIX = "private/renditions/"
+ALL_PREFIXES = (PREFIX, RENDITIONS_PREFIX, PRIVATE_PREFIX, PRIVATE_RENDITIONS_PREFIX)
 # S3's DeleteObjects removes at most this many keys a request: a prefix is deleted in batches of it.
 S3_DELETE_BATCH = 1000
 # A readiness probe answers within this many seconds, even when the store hangs.
@@ -61,10 +67,25 @@ guard = Guard(
 )
 
 
-def content_name(data: bytes, extension: str) -> str:
-    """`images/ab/cd/<sha256>.<ext>`: two levels of fan-out keep directories and listings small."""
-    digest = hashlib.sha256(data).hexdigest()
-    return f"{PREFIX}{digest[:2]}/{digest[2:4]}/{digest}.{extension}"
+def content_name(data: bytes, extension: str, *, private: bool = False) -> str:
+    """`images/ab/cd/<sha256>.<ext>` (`private/images/…` for a private image): two levels of fan-out keep
+    directories and listings small."""
+    return name_for_digest(hashlib.sha256(data).hexdigest(), extension, private=private)
+
+
+def name_for_digest(digest: str, extension: str, *, private: bool) -> str:
+    prefix = PRIVATE_PREFIX if private else PREFIX
+    return f"{prefix}{digest[:2]}/{digest[2:4]}/{digest}.{extension}"
+
+
+def is_private_name(name: str) -> bool:
+    """Whether a stored name is a private image's file or rendition."""
+    return name.startswith((PRIVATE_PREFIX, PRIVATE_RENDITIONS_PREFIX))
+
+
+def renditions_prefix_of(name: str) -> str:
+    """Where the renditions of the stored file `name` live: `renditions/<sha256>/` or its private twin."""
+    return f"{PRIVATE_RENDITIONS_PREFIX if is_private_name(name) else RENDITIONS_PREFIX}{digest_of(name)}/"
 
 
 def digest_of(name: str) -> str:
@@ -153,8 +174,9 @@ class Listed:
     partial: bool = False  # a local write's temporary file: in progress, or left by a killed process
 
 
-def list_files(prefixes: tuple[str, ...] = (PREFIX, RENDITIONS_PREFIX)) -> Iterator[Listed]:
-    """Every file under `images/` and `renditions/` (or `prefixes`), in no particular order;
+def list_files(prefixes: tuple[str, ...] = ALL_PREFIXES) -> Iterator[Listed]:
+    """Every file under `images/` and `renditions/` and their private twins (or `prefixes`), in no
+    particular order;
     StorageUnavailable on failure.
 
     S3: one paginated listing per prefix (1000 keys a request), sizes included. Other backends:

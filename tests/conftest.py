@@ -240,18 +240,29 @@ def assert_rows_match_stored_files(*, orphans_allowed: bool = False) -> None:
     """
     referenced = set(Image.objects.values_list("file", flat=True))
     everything = set(stored_names())
-    # Renditions (renditions/<sha256 of a stored file>/…) must be of a file some row uses.
-    renditions = {name for name in everything if name.startswith("renditions/")}
+    # Renditions (renditions/<sha256 of a stored file>/…, or private/renditions/…) must be of a file some
+    # row uses, public with public, private with private.
+    renditions = {name for name in everything if name.startswith(("renditions/", "private/renditions/"))}
     stored = everything - renditions
     report = reconcile()
     assert referenced <= stored, ("rows without their file", referenced - stored)
     assert not report.losses, report.losses
     if not orphans_allowed:
         assert stored == referenced, ("files without a row", stored - referenced)
-        sources = {name.rsplit("/", 1)[-1].split(".")[0] for name in referenced}
-        orphans = {name for name in renditions if name.split("/")[1] not in sources}
+        sources = {
+            ("private/" if name.startswith("private/") else "") + name.rsplit("/", 1)[-1].split(".")[0]
+            for name in referenced
+        }
+        orphans = {name for name in renditions if _rendition_source(name) not in sources}
         assert not orphans, ("renditions of no row's file", orphans)
         assert report.clean, (report.orphans, report.rendition_orphans)
+
+
+def _rendition_source(name: str) -> str:
+    """`renditions/<digest>/…` → digest; `private/renditions/<digest>/…` → private/digest."""
+    if name.startswith("private/"):
+        return "private/" + name.split("/")[2]
+    return name.split("/")[1]
 
 
 # A statement that deletes image rows: the app sends one only for DELETE /images/{id}, which deletes the

@@ -20,6 +20,7 @@ IMAGE_FIELDS = {
     "presets",
     "placeholder",
     "color",
+    "visibility",
 }
 
 

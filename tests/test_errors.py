@@ -77,7 +77,7 @@ def test_unexpected_exception_is_500_problem(db: None, monkeypatch: pytest.Monke
     def explode(**kwargs: Any) -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(images.apis, "image_get", explode)
+    monkeypatch.setattr(images.apis, "image_get_visible", explode)
     response = Client(raise_request_exception=False).get("/images/1")
     body = assert_problem(response, 500)
     assert "a bug" not in body["detail"]

@@ -144,9 +144,9 @@ def test_unfiltered_count_is_the_counters_whatever_the_base_list_filters(
     plain = selectors.image_list
     calls: list[str | None] = []
 
-    def with_a_default_filter(*, title: str | None = None) -> Any:
+    def with_a_default_filter(*, title: str | None = None, **scope: Any) -> Any:
         calls.append(title)
-        return plain(title=title).filter(size__gte=0)
+        return plain(title=title, **scope).filter(size__gte=0)
 
     monkeypatch.setattr(selectors, "image_list", with_a_default_filter)
     monkeypatch.setattr(apis, "image_list", with_a_default_filter)

@@ -87,10 +87,10 @@ def free_port() -> int:
 
 
 def render(
-    folder: Path, *, port: int, app_port: int, s3_port: int, cache: Path, trusted_front: str = ""
+    folder: Path, *, port: int, app_port: int, s3_port: int, cache: Path, media: Path, trusted_front: str = ""
 ) -> Path:
-    """deploy/nginx.conf with its addresses, upstreams and cache folder on this machine (each line matched as
-    often as the file has it)."""
+    """deploy/nginx.conf with its addresses, upstreams, cache and media folders on this machine (each line
+    matched as often as the file has it)."""
     source = (ROOT / "deploy" / "nginx.conf").read_text()
     # pattern: (replacement, how many lines it must match)
     replacements = {
@@ -104,6 +104,12 @@ def render(
         # The server behind the file cache: its listening address and the upstream naming it.
         r"127\.0\.0\.1:8081;$": (f"127.0.0.1:{free_port()};", 2),
         r"^proxy_cache_path /var/cache/nginx/imagery ": (f"proxy_cache_path {cache} ", 1),
+        # The filesystem stack's media volume: a folder of this run.
+        r"^        alias /data/media/\$imagery_media;$": (f"        alias {media}/$imagery_media;", 1),
+        r"^    access_log /dev/stdout imagery_json;$": (
+            f"    access_log {folder}/access.log imagery_json;",
+            1,
+        ),
     }
     if trusted_front:
         # What an operator adds for a TLS terminator in front (README, "Deploy").
@@ -141,6 +147,8 @@ class Front:
     app: Stub
     s3: Stub
     cache: Path  # nginx's proxy_cache_path
+    media: Path  # the media volume (filesystem storage)
+    access_log: Path
 
 
 def start_front(
@@ -160,8 +168,16 @@ def start_front(
     # Outside pytest's folders, whose parents only their owner may enter: the workers read and write here.
     cache = Path(tempfile.mkdtemp(prefix="imagery-nginx-cache-"))
     cache.chmod(0o777)
+    media = Path(tempfile.mkdtemp(prefix="imagery-nginx-media-"))
+    media.chmod(0o755)
     config = render(
-        folder, port=port, app_port=app.start(), s3_port=s3.start(), cache=cache, trusted_front=trusted_front
+        folder,
+        port=port,
+        app_port=app.start(),
+        s3_port=s3.start(),
+        cache=cache,
+        media=media,
+        trusted_front=trusted_front,
     )
     process = subprocess.Popen(  # noqa: S603  # a fixed binary and our own configuration
         [
@@ -188,10 +204,11 @@ def start_front(
                     raise RuntimeError((folder / "error.log").read_text()) from None
                 time.sleep(0.05)  # waiting for nginx to listen; nothing is asserted on time
         app.seen.clear()
-        yield Front(f"http://127.0.0.1:{port}", app, s3, cache)
+        yield Front(f"http://127.0.0.1:{port}", app, s3, cache, media, folder / "access.log")
     finally:
         process.terminate()
         process.wait(timeout=10)
+        shutil.rmtree(media, ignore_errors=True)
         app.stop()
         s3.stop()
         shutil.rmtree(cache, ignore_errors=True)
@@ -225,6 +242,42 @@ def raw_status(front: Front, target: str) -> int:
     with socket.create_connection((host, int(port)), timeout=10) as conn:
         conn.sendall(f"GET {target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode())
         return int(conn.recv(64).split()[1])
+
+
+# --- /media/: a public stored file's name and nothing else --------------------------------------------
+
+
+def test_media_serves_public_files_only_never_a_private_images(front: Front) -> None:
+    """The filesystem stack: private images' files (private/images/…) share the volume and must not pass."""
+    public, private = f"images/3f/a1/{DIGEST}.jpg", f"private/images/3f/a1/{DIGEST}.jpg"
+    for name in (public, private, f"private/renditions/{DIGEST}/w320.abc.webp"):
+        path = front.media / name
+        path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        path.write_bytes(b"\xff\xd8 bytes")
+        path.chmod(0o644)
+    status, headers, body = fetch(f"{front.url}/media/{public}")
+    assert (status, body) == (200, b"\xff\xd8 bytes")
+    assert headers["Cache-Control"] == "public, max-age=31536000, immutable"
+    for target in [
+        f"/media/{private}",
+        f"/media/private/renditions/{DIGEST}/w320.abc.webp",
+        f"/media/images/../{private}",
+        "/media/private/",
+        "/media/",
+    ]:
+        assert raw_status(front, target) in (400, 404), target
+    assert front.app.seen == []
+
+
+def test_the_access_log_never_holds_a_signature(front: Front) -> None:
+    secret = "Zk3SeCrEtSiGnAtUrE0123456789abcdefghijklmno"
+    for query in [f"width=320&expires=2000000000&kid=k1&sig={secret}", f"sig={secret}&width=320"]:
+        assert fetch(f"{front.url}/images/12/file?{query}")[0] == 200  # the stub app answers
+    assert fetch(f"{front.url}/images?title=sig")[0] == 200
+    log = front.access_log.read_text()
+    assert secret not in log
+    assert '"path":"/images/12/file?(signed)"' in log
+    assert '"path":"/images?title=sig"' in log  # other queries are logged as they came
 
 
 # --- /s3/: a stored file's name and nothing else ---------------------------------------------------
@@ -306,6 +359,8 @@ def test_a_file_sent_for_the_app_reaches_the_bucket_without_the_clients_credenti
         "/s3/minio/health/live",  # MinIO's own paths
         "/s3/minio/admin/v3/info",
         "/s3/imagery/renditions/" + DIGEST + "/w320.webp",  # served by the app, not the bucket
+        "/s3/imagery/private/images/3f/a1/" + DIGEST + ".jpg",  # a private image's file: signed URLs only
+        "/s3/imagery/private/renditions/" + DIGEST + "/w320.webp",
         "/s3/imagery/images/3f/a1/",
         "/s3/imagery/images/3f/a1/" + DIGEST + ".html",
         "/s3/imagery/images/3f/a1/" + DIGEST.upper() + ".jpg",

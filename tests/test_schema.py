@@ -226,11 +226,14 @@ def test_docs_local_assets_are_served(api: Client, page: str) -> None:
         assert b"".join(response.streaming_content), url
 
 
-def test_schema_edit_needs_a_title_and_documents_if_match(schema: dict[str, Any]) -> None:
+def test_schema_edit_needs_a_title_or_a_visibility_and_documents_if_match(schema: dict[str, Any]) -> None:
     operation = schema["paths"]["/images/{image_id}"]["patch"]
     for content in operation["requestBody"]["content"].values():
         ref = content["schema"]["$ref"].rsplit("/", 1)[-1]
-        assert schema["components"]["schemas"][ref]["required"] == ["title"]
+        component = schema["components"]["schemas"][ref]
+        assert set(component["properties"]) == {"title", "visibility"}
+        assert component["minProperties"] == 1 and "required" not in component
+    assert operation["requestBody"]["required"] is True
     assert "If-Match" in [p["name"] for p in operation["parameters"]]
     assert {"200", "400", "403", "404", "412"} <= operation["responses"].keys()
     assert {"204", "403", "404"} <= schema["paths"]["/images/{image_id}"]["delete"]["responses"].keys()

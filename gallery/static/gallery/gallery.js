@@ -12,6 +12,8 @@ const API_URL = app.dataset.apiUrl;
 const PAGE_SIZE = Number(app.dataset.pageSize);
 const MAX_UPLOAD_BYTES = Number(app.dataset.maxUploadBytes);
 const KEY_STORAGE = "imagery.apiKey";
+// Whether this server can keep private images (it has API keys on): only then are the switches shown.
+const PRIVATE_IMAGES = app.dataset.privateImages === "true";
 
 // The `thumbhash` package of npm (pinned in package-lock.json; `make install` and the Dockerfile copy it
 // into static/gallery/vendor/), loaded on its own: should it fail, the tiles still show their colour.
@@ -67,11 +69,14 @@ function readState() {
     title: query.get("title") ?? "",
     page: positiveInt(query.get("page")) ?? 1,
     image: positiveInt(query.get("image")),
+    // The list of the key's private images instead of the public ones.
+    private: PRIVATE_IMAGES && query.get("private") === "1",
   };
 }
 
-function urlFor({ title = "", page = 1, image = null }) {
+function urlFor({ title = "", page = 1, image = null, private: privateList = false }) {
   const query = new URLSearchParams();
+  if (privateList) query.set("private", "1");
   if (title) query.set("title", title);
   if (page > 1) query.set("page", String(page));
   if (image) query.set("image", String(image));
@@ -204,6 +209,14 @@ async function renderList(state, signal, moves) {
 
   const query = new URLSearchParams({ page: String(state.page), page_size: String(PAGE_SIZE) });
   if (state.title) query.set("title", state.title);
+  if (state.private) query.set("visibility", "private");
+  const switchLink = $("visibility-link");
+  if (switchLink) {
+    // Private images are listed for the key that uploaded them: the link to them, or back to the public ones.
+    switchLink.textContent = state.private ? "Show public images" : "Show my private images";
+    switchLink.href = urlFor({ title: state.title, private: !state.private });
+    switchLink.dataset.route = "";
+  }
   let data;
   try {
     data = await getJson(`${API_URL}?${query}`, signal);
@@ -229,11 +242,15 @@ async function renderList(state, signal, moves) {
   // Past the server's count cap, `count` is a lower bound and `count_exact` is false: "500+ images".
   const exact = data.count_exact !== false;
   const count = exact ? `${data.count}` : `${data.count}+`;
-  const noun = data.count === 1 && exact ? "image" : "images";
+  const noun = `${state.private ? "private " : ""}${data.count === 1 && exact ? "image" : "images"}`;
   if (data.count === 0) {
     setStatus(
       $("list-status"),
-      state.title ? `No image title contains “${state.title}”.` : "No images yet: upload the first one.",
+      state.title
+        ? `No image title contains “${state.title}”.`
+        : state.private
+          ? "No private images of this API key."
+          : "No images yet: upload the first one.",
     );
   } else {
     setStatus($("list-status"), state.title ? `${count} ${noun} match “${state.title}”` : `${count} ${noun}`);
@@ -261,6 +278,8 @@ function card(image, state) {
   img.height = image.height;
   showPlaceholder(item.querySelector(".thumb"), img, image);
   item.querySelector(".card-title").textContent = image.title;
+  // Its URLs are signed and expire: the server made them for the key that may see it.
+  item.querySelector(".badge.lock").hidden = image.visibility !== "private";
   item.querySelector(".card-meta").textContent =
     `${formatDimensions(image)} · ${formatName(image.format)} · ${formatBytes(image.size)}`;
   return item;
@@ -309,8 +328,9 @@ function renderPager(state, data) {
   const pages = Math.max(1, Math.ceil(data.count / PAGE_SIZE));
   $("page-info").textContent =
     data.count_exact === false ? `Page ${state.page}` : `Page ${state.page} of ${pages}`;
-  pagerLink($("prev-page"), data.previous ? urlFor({ title: state.title, page: state.page - 1 }) : null);
-  pagerLink($("next-page"), data.next ? urlFor({ title: state.title, page: state.page + 1 }) : null);
+  const list = { title: state.title, private: state.private };
+  pagerLink($("prev-page"), data.previous ? urlFor({ ...list, page: state.page - 1 }) : null);
+  pagerLink($("next-page"), data.next ? urlFor({ ...list, page: state.page + 1 }) : null);
 }
 
 // A link without href is not focusable and not announced as a link: what a disabled pager link should be.
@@ -326,7 +346,7 @@ function pagerLink(link, href) {
 }
 
 async function renderDetail(state, signal, moves) {
-  $("back-link").href = urlFor({ title: state.title, page: state.page });
+  $("back-link").href = urlFor({ title: state.title, page: state.page, private: state.private });
   $("back-link").dataset.route = "";
   $("detail-body").hidden = true;
   setStatus($("detail-status"), "Loading…");
@@ -373,7 +393,14 @@ async function renderDetail(state, signal, moves) {
   $("detail-id").textContent = String(image.id);
   $("detail-url").value = image.url;
   $("detail-json").href = `${API_URL}/${image.id}`;
-  shownImage = { id: image.id, title: image.title, etag, back: { title: state.title, page: state.page } };
+  $("detail-lock").hidden = image.visibility !== "private";
+  const privateSwitch = $("private-switch");
+  if (privateSwitch) {
+    privateSwitch.checked = image.visibility === "private";
+    $("switch-error").hidden = true;
+  }
+  const back = { title: state.title, page: state.page, private: state.private };
+  shownImage = { id: image.id, title: image.title, etag, back };
   $("edit-title-input").value = image.title;
   showEditError("");
   $("edit-title-status").textContent = "";
@@ -429,6 +456,36 @@ $("title-form").addEventListener("submit", async (event) => {
         : (changeRefused(error) ?? field?.message ?? error.message),
     );
     $("edit-title-input").focus();
+  }
+});
+
+// The public/private switch: the server moves the file and answers the object with its new URLs (signed
+// for a private image), which the view then shows.
+$("private-switch")?.addEventListener("change", async () => {
+  if (!shownImage) return;
+  const image = shownImage;
+  const visibility = $("private-switch").checked ? "private" : "public";
+  $("switch-error").hidden = true;
+  $("switch-status").textContent = "";
+  try {
+    await apiRequest(`${API_URL}/${image.id}`, {
+      method: "PATCH",
+      body: { visibility },
+      headers: image.etag ? { "If-Match": image.etag } : {},
+    });
+    if (shownImage !== image) return;
+    render();
+    $("switch-status").textContent = visibility === "private" ? "The image is private now." : "The image is public now.";
+  } catch (error) {
+    if (shownImage !== image) return;
+    $("private-switch").checked = visibility !== "private";
+    if (error.status === 401) askForKey(error.message);
+    const field = error.problem?.errors?.find((item) => item.field === "visibility");
+    $("switch-error").textContent =
+      error.status === 412
+        ? "Someone changed this image since you opened it: reload the page to see their change."
+        : (changeRefused(error) ?? field?.message ?? error.message);
+    $("switch-error").hidden = false;
   }
 });
 
@@ -506,7 +563,8 @@ $("search-input").addEventListener("input", () => {
 
 const form = $("upload-form");
 const fileInput = $("image-input");
-const FIELDS = ["image", "title", "width", "height", "fit", "api_key"];
+// `visibility` only where the server can keep private images (the form has the field then).
+const FIELDS = ["image", "title", "width", "height", "fit", "api_key", ...(PRIVATE_IMAGES ? ["visibility"] : [])];
 let inFlight = null; // the upload's XMLHttpRequest, while it runs
 
 function fieldInput(field) {
@@ -612,6 +670,7 @@ function uploadData() {
     if (value) data.append(field, value);
   }
   data.append("fit", $("fit-input").value);
+  if ($("private-input")?.checked) data.append("visibility", "private");
   return data;
 }
 
@@ -683,10 +742,13 @@ function uploaded(image) {
     href: urlFor({ image: image.id }),
     text: "View it",
   });
-  // The newest image is first on the first page of all images: show that, so the upload is in sight.
+  // The newest image is first on the first page of all images (a private one: of the private images):
+  // show that, so the upload is in sight.
   const state = readState();
-  if (state.title || state.page > 1 || state.image) navigate({}, { focus: false });
-  else render();
+  const privateList = image.visibility === "private";
+  if (state.title || state.page > 1 || state.image || state.private !== privateList) {
+    navigate({ private: privateList }, { focus: false });
+  } else render();
 }
 
 // --- Choosing and dropping a file ----------------------------------------------------------------
