@@ -74,8 +74,11 @@ PHOTOS = 12
 CLIENTS = 8
 PROCESSES = 3
 APP_ENV = {
-    "THROTTLE_RENDERS_PER_ADDRESS": "1000000/minute",
-    "THROTTLE_RENDERS_PER_KEY": "1000000/minute",
+    # No render budgets: the bench measures the work, not the limits on it.
+    "THROTTLE_RENDER_CPU_SECONDS_PER_ADDRESS": "",
+    "THROTTLE_RENDER_CPU_SECONDS_PER_KEY": "",
+    "THROTTLE_RENDER_MEGABYTES_PER_ADDRESS": "",
+    "THROTTLE_RENDER_MEGABYTES_PER_KEY": "",
     "THROTTLE_READS_PER_ADDRESS": "100000000/minute",
     "THROTTLE_READS_PER_KEY": "100000000/minute",
     # `make run`'s process model: cores + 1 workers of 2 threads (deploy/gunicorn.conf.py).

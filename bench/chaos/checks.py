@@ -118,7 +118,7 @@ def files_serve(created: list[dict[str, Any]]) -> Check:
     return Check("every 201 upload's file serves", not bad, detail)
 
 
-# The render limit stays on (THROTTLE_RENDERS_PER_ADDRESS, 120/minute by default), and the load meets it
+# The render budgets stay on (THROTTLE_RENDER_*_PER_ADDRESS, at their defaults), and the load meets them
 # from the rig's one address. The rendition check gets its own allowance: it asks the replicas directly,
 # as clients of their own (a forwarded address per this many renders; NUM_PROXIES=1 believes it).
 RENDERS_PER_CHECK_ADDRESS = 100

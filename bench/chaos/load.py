@@ -57,7 +57,7 @@ MIX = {
 DATABASE_ONLY = ("list", "filter", "detail", "patch")
 NEEDS_STORAGE = ("upload", "rendition", "delete")
 # Widths and formats the renditions are asked for: a few of each, so some are stored already (a read)
-# and some are first renders (counted against THROTTLE_RENDERS_PER_ADDRESS).
+# and some are first renders (charged to the render budgets, THROTTLE_RENDER_*_PER_ADDRESS).
 RENDITION_WIDTHS = (64, 160, 320, 480)
 RENDITION_FORMATS = ("jpeg", "webp", "png")
 TIMEOUT_SECONDS = 60
