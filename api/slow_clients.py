@@ -40,6 +40,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import ipaddress
 import selectors
 import socket
 import tempfile
@@ -57,8 +58,9 @@ HEAD_TIMEOUT_SECONDS = 20.0
 BODY_TIMEOUT_SECONDS = 30.0
 # A head longer than this goes to gunicorn's parser as it is, which refuses it (its limits are lower).
 HEAD_MAX_BYTES = 1024 * 1024
-# Bodies are kept in memory up to this size, then in a temporary file.
-BODY_MEMORY_BYTES = 1024 * 1024
+# Bodies are kept in memory up to this size, then in a temporary file (small: a worker may hold a
+# thousand waiting connections, and an upload goes to a file in any case).
+BODY_MEMORY_BYTES = 64 * 1024
 # nginx's lingering_time, lingering_timeout; and what one closing connection may make us read.
 LINGER_SECONDS = 30.0
 LINGER_IDLE_SECONDS = 5.0
@@ -372,5 +374,16 @@ class BufferingWorker(ThreadWorker):
 
 
 def _address(client: Any) -> str:
-    """The client's IP address (a Unix socket's peer has none: all count as one)."""
-    return str(client[0]) if isinstance(client, tuple) and client else ""
+    """Who a connection counts for: the client's IPv4 address, or its IPv6 /64 (one host is given a whole
+    /64 and may use any address in it); a Unix socket's peer has none: all count as one."""
+    if not (isinstance(client, tuple) and client):
+        return ""
+    try:
+        address = ipaddress.ip_address(str(client[0]).split("%", 1)[0])
+    except ValueError:
+        return str(client[0])
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return str(address)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from api.slow_clients import _address
 from bench.server import HOST, AppServer, multipart
 from tests.images import encode, quadrants
 
@@ -197,3 +198,17 @@ def test_one_address_cannot_take_every_connection(small_server):
             other.sendall(b"GET /images HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
             assert status_of(other.recv(65536)) == 200
         assert sum(still_open(conn) for conn in slow) == PER_ADDRESS
+
+
+@pytest.mark.parametrize(
+    ("one", "other", "same"),
+    [
+        ("203.0.113.7", "203.0.113.8", False),
+        # One host is given a whole /64: every address in it counts as that host's.
+        ("2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff", True),
+        ("2001:db8:1:2::1", "2001:db8:1:3::1", False),
+        ("::ffff:203.0.113.7", "203.0.113.7", True),
+    ],
+)
+def test_connections_per_address_count_an_ipv6_host_by_its_64(one: str, other: str, same: bool) -> None:
+    assert (_address((one, 0)) == _address((other, 0))) is same
