@@ -259,6 +259,12 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # `visibility` has two sets of choices: both in objects and lists, `public` alone where an upload or an
+    # edit is offered it with access open (IMAGERY_AUTH=off). Each set gets a name of its own.
+    "ENUM_NAME_OVERRIDES": {
+        "VisibilityEnum": [("public", "public"), ("private", "private")],
+        "OpenAccessVisibilityEnum": [("public", "public")],
+    },
     "COMPONENT_SPLIT_REQUEST": True,
     # PATCH takes the same fields as its serializer says (an edit needs its title), not all optional.
     "COMPONENT_SPLIT_PATCH": False,
