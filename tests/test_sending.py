@@ -14,7 +14,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings as django_settings
+from django.core import signals
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import close_old_connections
 from django.test import Client
 from PIL import Image as PILImage
 
@@ -147,11 +149,19 @@ def test_without_it_the_wsgi_server_gets_the_open_file_to_sendfile(
             "wsgi.file_wrapper": FileWrapper,
         }
         status: list[str] = []
-        result = WSGIHandler()(environ, lambda s, h, status=status: status.append(s))
-        stored = Path(django_settings.MEDIA_ROOT) / name_of(photo)
-        assert os.fstat(handed[-1].fileno()).st_ino == stored.stat().st_ino  # the stored file itself
-        body = b"".join(result)
-        result.close()
+        # As Django's test client does: the handler's request signals would close the test's database
+        # connection, inside its transaction (on PostgreSQL the next query then fails).
+        signals.request_started.disconnect(close_old_connections)
+        signals.request_finished.disconnect(close_old_connections)
+        try:
+            result = WSGIHandler()(environ, lambda s, h, status=status: status.append(s))
+            stored = Path(django_settings.MEDIA_ROOT) / name_of(photo)
+            assert os.fstat(handed[-1].fileno()).st_ino == stored.stat().st_ino  # the stored file itself
+            body = b"".join(result)
+            result.close()
+        finally:
+            signals.request_started.connect(close_old_connections)
+            signals.request_finished.connect(close_old_connections)
         assert status == ["200 OK"]
         assert body == stored.read_bytes()
 
