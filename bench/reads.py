@@ -91,6 +91,9 @@ def main() -> None:
         "THROTTLE_READS_PER_KEY": "",
     }
     os.environ.update(env)
+    # This process seeds and vacuums a million rows, which takes longer than a request may; the app it
+    # serves keeps DATABASE_STATEMENT_TIMEOUT (`env`).
+    os.environ["DATABASE_STATEMENT_TIMEOUT"] = "0"
     sys.path.insert(0, str(ROOT))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
