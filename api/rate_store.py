@@ -110,6 +110,18 @@ def _refused(spent: list[tuple[float, int]], *, amount: int, limit: int, window:
     return window
 
 
+def _answer(spent: list[tuple[float, int]], *, amount: int, limit: int, window: float, now: float) -> Taken:
+    """What a take of `amount` did, given what the window counted before it (`spent`, oldest first)."""
+    used = sum(n for _, n in spent)
+    if used + amount <= limit:
+        return Taken(allowed=True, used=used + amount)
+    return Taken(
+        allowed=False,
+        used=used,
+        retry_after=_refused(spent, amount=amount, limit=limit, window=window, now=now),
+    )
+
+
 # --- SQLite -------------------------------------------------------------------------------------
 
 _SCHEMA = """
@@ -152,6 +164,14 @@ class SQLiteStore:
 
     def take(self, key: str, *, amount: int, limit: int, window: float, now: float) -> Taken:
         db = self._connection()
+        if not amount:
+            # A look writes nothing, so it takes no write lock (every keyed request looks at its address's
+            # failed authentications): one read, of what the window still counts.
+            spent = db.execute(
+                "SELECT until, amount FROM spent WHERE key = ? AND until > ? ORDER BY until",
+                (key, now - window),
+            ).fetchall()
+            return _answer(spent, amount=0, limit=limit, window=window, now=now)
         # IMMEDIATE takes the write lock first: what is read below cannot change before the write.
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -162,7 +182,7 @@ class SQLiteStore:
                 "SELECT until, amount FROM spent WHERE key = ? ORDER BY until", (key,)
             ).fetchall()
             used = sum(n for _, n in spent)
-            if amount and used + amount <= limit:
+            if used + amount <= limit:
                 until = _slot_end(now, window)
                 db.execute(
                     "INSERT INTO spent (key, until, amount, expires) VALUES (?, ?, ?, ?) "
@@ -173,10 +193,7 @@ class SQLiteStore:
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        if used + amount <= limit:
-            return Taken(allowed=True, used=used + amount)
-        wait = _refused(spent, amount=amount, limit=limit, window=window, now=now)
-        return Taken(allowed=False, used=used, retry_after=wait)
+        return _answer(spent, amount=amount, limit=limit, window=window, now=now)
 
     def clear(self) -> None:
         self._connection().execute("DELETE FROM spent")

@@ -280,7 +280,7 @@ def read_head(name: str, size: int) -> bytes:
     try:
         backend = storages["default"]
         if _is_s3(backend):
-            key = posixpath.join(backend.location, name) if backend.location else name
+            key = _s3_key(backend, name)
             try:
                 answer = backend.connection.meta.client.get_object(
                     Bucket=backend.bucket_name, Key=key, Range=f"bytes=0-{size - 1}"
@@ -302,7 +302,7 @@ def internal_path(name: str) -> str:
     or `s3/<bucket>/<key>` in the S3 store."""
     backend = storages["default"]
     if _is_s3(backend):
-        key = posixpath.join(backend.location, name) if backend.location else name
+        key = _s3_key(backend, name)
         return f"s3/{backend.bucket_name}/{key}"
     return f"fs/{name}"
 
@@ -378,7 +378,7 @@ def _is_s3(backend: Storage) -> bool:
 
 def _s3_files(backend: Any, prefix: str) -> Iterator[Listed]:
     client = backend.connection.meta.client
-    prefix = posixpath.join(backend.location, prefix) if backend.location else prefix
+    prefix = _s3_key(backend, prefix)
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=backend.bucket_name, Prefix=prefix):
         for entry in page.get("Contents", ()):
             name = entry["Key"].removeprefix(backend.location).lstrip("/")
@@ -389,7 +389,7 @@ def _s3_delete_all(backend: Any, names: list[str]) -> bool:
     """Delete `names` with DeleteObjects, S3_DELETE_BATCH keys a request; False (logged) when a request
     failed or refused some keys, which stay behind as orphans for `reconcile_storage --fix`."""
     client = backend.connection.meta.client
-    keys = [posixpath.join(backend.location, name) if backend.location else name for name in names]
+    keys = [_s3_key(backend, name) for name in names]
     removed = True
     for start in range(0, len(keys), S3_DELETE_BATCH):
         batch = keys[start : start + S3_DELETE_BATCH]
@@ -514,3 +514,8 @@ def _probe_client(backend: Any) -> Any:
         )
         _probe_clients[backend] = client
     return client
+
+
+def _s3_key(backend: Any, name: str) -> str:
+    """The bucket key of a stored name: under the backend's `location` (AWS_LOCATION), when it has one."""
+    return posixpath.join(backend.location, name) if backend.location else name
