@@ -61,6 +61,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "api",
     "images",
+    "events",
     "gallery",
 ]
 
@@ -221,6 +222,25 @@ if IMAGE_RENDITIONS_REQUIRE_SIGNATURE not in ("off", "private", "all"):
         f"not {IMAGE_RENDITIONS_REQUIRE_SIGNATURE!r}."
     )
 
+# --- Webhooks (README "Webhooks") ----------------------------------------------------------------
+# Targets: https only unless WEBHOOK_ALLOW_HTTP; never an address that is not public unicast (loopback,
+# private, link-local, ...) unless WEBHOOK_ALLOW_PRIVATE. Both are for development and tests.
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+WEBHOOK_ALLOW_PRIVATE = env.bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+WEBHOOK_CONNECT_TIMEOUT = env.float("WEBHOOK_CONNECT_TIMEOUT", default=3.0)
+WEBHOOK_READ_TIMEOUT = env.float("WEBHOOK_READ_TIMEOUT", default=10.0)
+# A failed delivery is tried again after exponential backoff with full jitter (base doubling per try, at
+# most the cap), for WEBHOOK_RETRY_HOURS after the event; then it is marked failed.
+WEBHOOK_RETRY_HOURS = env.float("WEBHOOK_RETRY_HOURS", default=24.0)
+WEBHOOK_RETRY_BASE_SECONDS = env.float("WEBHOOK_RETRY_BASE_SECONDS", default=5.0)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.0)
+# The relay enqueues pending deliveries overdue by this long (an enqueue lost after a commit, a worker that
+# died mid-send); `manage.py deliver_webhooks --every N` runs it.
+WEBHOOK_RELAY_SECONDS = env.float("WEBHOOK_RELAY_SECONDS", default=30.0)
+for _name in ("WEBHOOK_CONNECT_TIMEOUT", "WEBHOOK_READ_TIMEOUT", "WEBHOOK_RETRY_BASE_SECONDS"):
+    if not 0 < globals()[_name] <= 3600:
+        raise ImproperlyConfigured(f"{_name} must be more than 0 and at most 3600 seconds.")
+
 # --- API ----------------------------------------------------------------------------------------
 # A filtered list is counted exactly up to this many matches; past it `count` is a lower bound and the
 # page says `"count_exact": false` (an exact count of a common word costs tens of ms at a million rows).
@@ -264,6 +284,8 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VisibilityEnum": [("public", "public"), ("private", "private")],
         "OpenAccessVisibilityEnum": [("public", "public")],
+        "WebhookEventEnum": "events.kinds.EventKind",
+        "DeliveryStatusEnum": "events.models.DeliveryStatus",
     },
     "COMPONENT_SPLIT_REQUEST": True,
     # PATCH takes the same fields as its serializer says (an edit needs its title), not all optional.

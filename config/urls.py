@@ -5,6 +5,12 @@ from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from api.health import healthz, metrics, readyz
+from events.apis import (
+    WebhookCollectionApi,
+    WebhookDeliveriesApi,
+    WebhookDeliveryRetryApi,
+    WebhookDetailApi,
+)
 from gallery.views import GalleryView
 from images.apis import ImageCollectionApi, ImageDetailApi
 from images.file_apis import ImageFileApi
@@ -22,6 +28,18 @@ urlpatterns = [
     path("images/<int:image_id>/", ImageDetailApi.as_view()),
     path("images/<int:image_id>/file", ImageFileApi.as_view(), name="image-file"),
     path("images/<int:image_id>/file/", ImageFileApi.as_view()),
+    path("webhooks", WebhookCollectionApi.as_view(), name="webhook-collection"),
+    path("webhooks/", WebhookCollectionApi.as_view()),
+    path("webhooks/<int:endpoint_id>", WebhookDetailApi.as_view(), name="webhook-detail"),
+    path("webhooks/<int:endpoint_id>/", WebhookDetailApi.as_view()),
+    path("webhooks/<int:endpoint_id>/deliveries", WebhookDeliveriesApi.as_view(), name="webhook-deliveries"),
+    path("webhooks/<int:endpoint_id>/deliveries/", WebhookDeliveriesApi.as_view()),
+    path(
+        "webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry",
+        WebhookDeliveryRetryApi.as_view(),
+        name="webhook-delivery-retry",
+    ),
+    path("webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry/", WebhookDeliveryRetryApi.as_view()),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path(

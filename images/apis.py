@@ -218,6 +218,7 @@ class ImageDetailApi(GenericAPIView):
             title=params.validated_data.get("title"),
             visibility=params.validated_data.get("visibility"),
             precondition=if_match_precondition(request),
+            api_key=request.auth,
         )
         return Response(self.get_serializer(image).data, headers={"ETag": image_etag(image)})
 
@@ -240,5 +241,5 @@ class ImageDetailApi(GenericAPIView):
     def delete(self, request: Request, image_id: int) -> Response:
         image = image_get_visible(image_id=image_id, key=request.auth)
         self.check_object_permissions(request, image)
-        image_delete(image=image, precondition=if_match_precondition(request))
+        image_delete(image=image, precondition=if_match_precondition(request), api_key=request.auth)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from django.db import transaction
 
-from images import locks, pipeline, renditions, storage
+from images import locks, notifications, pipeline, renditions, storage
 from images.exceptions import ImageChanged, StorageUnavailable
 from images.formats import Fit, OutputFormat
 from images.models import Image, Visibility
@@ -78,6 +78,7 @@ def image_create(
                     visibility=visibility,
                     api_key=api_key,
                 )
+                notifications.image_created(image=image, api_key=api_key)
     except BaseException:
         # Neither the row nor a lasting file: remove the file if this request stored it and no row uses it.
         if created:
@@ -94,7 +95,12 @@ def image_create(
     return image
 
 
-def image_delete(*, image: Image, precondition: Callable[[Image], bool] | None = None) -> None:
+def image_delete(
+    *,
+    image: Image,
+    precondition: Callable[[Image], bool] | None = None,
+    api_key: APIKey | None = None,
+) -> None:
     """Delete an image's row; then its file, unless another row uses it (identical uploads share one).
 
     `precondition`, when given, is asked with the row as it is now, locked in the delete's transaction;
@@ -118,6 +124,8 @@ def image_delete(*, image: Image, precondition: Callable[[Image], bool] | None =
                 if current is not None and not precondition(current):
                     raise ImageChanged(_CHANGED)
             deleted, _ = Image.objects.filter(pk=image.pk).delete()
+            if deleted:
+                notifications.image_deleted(image_id=image.pk, api_key=api_key)
         if not deleted:
             raise Image.DoesNotExist
         try:
@@ -139,6 +147,7 @@ def image_update(
     title: str | None = None,
     visibility: str | None = None,
     precondition: Callable[[Image], bool] | None = None,
+    api_key: APIKey | None = None,
 ) -> Image:
     """Change an image's title and/or visibility (the pixels never change: upload again for that).
 
@@ -157,7 +166,7 @@ def image_update(
         check_may_be_private(visibility)
     current = Image.objects.only("file", "format", "visibility").get(pk=image_id)
     if visibility is None or visibility == current.visibility:
-        return _image_save(image_id=image_id, title=title, precondition=precondition)
+        return _image_save(image_id=image_id, title=title, precondition=precondition, api_key=api_key)
     old_name = current.file.name
     new_name = storage.name_for_digest(
         storage.digest_of(old_name),
@@ -177,6 +186,7 @@ def image_update(
                 title=title,
                 precondition=precondition,
                 moved=(old_name, new_name, visibility),
+                api_key=api_key,
             )
     except BaseException:
         if created:
@@ -194,8 +204,9 @@ def _image_save(
     title: str | None,
     precondition: Callable[[Image], bool] | None,
     moved: tuple[str, str, str] | None = None,
+    api_key: APIKey | None = None,
 ) -> Image:
-    """The row's change in one transaction; `moved`: (old file, new file, visibility) to switch to."""
+    """The row's change in one transaction, with its event; `moved`: (old file, new file, visibility)."""
     with transaction.atomic():
         image = Image.objects.select_for_update().only(*ANSWERED_FIELDS).get(pk=image_id)
         if precondition is not None and not precondition(image):
@@ -214,6 +225,7 @@ def _image_save(
         # Every change raises the version, which the object's ETag is made from (under the row's lock).
         image.version += 1
         image.save(update_fields=fields)
+        notifications.image_updated(image=image, api_key=api_key)
     return image
 
 

@@ -1,0 +1,52 @@
+"""The outbox: an event and its deliveries are written in the caller's transaction, and handed to the
+queue only once that commits.
+
+A rolled-back change leaves no event; a process that dies between the commit and the enqueue leaves
+pending deliveries that the relay (deliveries.relay) finds and enqueues. An event no enabled endpoint
+wants is not stored.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from events import clock, retries, tasks
+from events.kinds import EventKind
+from events.models import Delivery, Event, WebhookEndpoint
+
+
+def record(*, kind: str, payload: dict[str, Any]) -> Event | None:
+    """Write the event `kind` with `payload` (JSON data) and a delivery per endpoint that wants it.
+
+    Call it inside the transaction of the change it reports. Returns the event, or None when no enabled
+    endpoint subscribes to `kind`. ValueError for a kind EventKind does not name.
+    """
+    if kind not in EventKind.values:
+        raise ValueError(f"unknown event kind {kind!r}")
+    endpoints = [
+        e for e in WebhookEndpoint.objects.filter(enabled=True).only("id", "events") if e.wants(kind)
+    ]
+    if not endpoints:
+        return None
+    now = clock.now()
+    event = Event.objects.create(kind=kind, payload=payload, created_at=now)
+    give_up_at = now + retries.window()
+    deliveries = Delivery.objects.bulk_create(
+        Delivery(
+            event=event,
+            endpoint=endpoint,
+            next_attempt_at=now,
+            give_up_at=give_up_at,
+            enqueued_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+        for endpoint in endpoints
+    )
+    # robust: a queue that refuses the task must not fail a change that has committed; the relay
+    # enqueues the delivery later.
+    transaction.on_commit(partial(tasks.enqueue, [d.pk for d in deliveries]), robust=True)
+    return event

@@ -1,0 +1,150 @@
+"""One signed POST to a webhook endpoint, over a connection to the address targets.py checked.
+
+Signed per Standard Webhooks with the `standardwebhooks` package: `webhook-id` (the event's id, the same on
+every retry), `webhook-timestamp` (this try's) and `webhook-signature` (HMAC-SHA256 of id.timestamp.body).
+No redirect is followed (a 3xx is a failure), no retry is made here (deliveries.py schedules them), the
+connect and read timeouts are WEBHOOK_CONNECT_TIMEOUT and WEBHOOK_READ_TIMEOUT, and only a short prefix of
+the answer is read. Connections are kept per (address, host) and reused: a worker sends many events to
+the same few endpoints.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import urllib3
+from django.conf import settings
+from standardwebhooks.webhooks import Webhook
+
+from events.models import RESPONSE_PREFIX_BYTES
+from events.targets import Target, TargetRefused, resolve
+
+# An answer up to this size is read to its end, so its connection can be used again; a longer one is cut.
+_DRAIN_LIMIT = 64 * 1024
+_MAX_POOLS = 64
+_USER_AGENT = "Imagery-Webhooks/1"
+
+_pools: OrderedDict[tuple[str, str, int, str], urllib3.HTTPConnectionPool] = OrderedDict()
+_pools_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What one try came to: delivered (2xx), or why not."""
+
+    status: int | None = None
+    body: str = ""
+    error: str = ""
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def signed_headers(*, secret: str, msg_id: str, timestamp: dt.datetime, body: str) -> dict[str, str]:
+    """The Standard Webhooks headers for `body`, signed with the endpoint's `whsec_` secret."""
+    return {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(int(timestamp.timestamp())),
+        "webhook-signature": Webhook(secret).sign(msg_id, timestamp, body),
+    }
+
+
+def post(url: str, *, secret: str, msg_id: str, timestamp: dt.datetime, body: str) -> Answer:
+    """POST `body` (JSON) to `url`, signed; never raises for what the network or the receiver does."""
+    try:
+        target = resolve(url)
+    except TargetRefused as exc:
+        return Answer(error=f"refused: {exc}")
+    headers = {
+        "Host": target.host_header,
+        "Content-Type": "application/json",
+        "User-Agent": _USER_AGENT,
+        **signed_headers(secret=secret, msg_id=msg_id, timestamp=timestamp, body=body),
+    }
+    pool = _pool(target)
+    try:
+        response = pool.urlopen(
+            "POST",
+            target.path,
+            body=body.encode(),
+            headers=headers,
+            redirect=False,
+            retries=False,
+            preload_content=False,
+            assert_same_host=False,
+            release_conn=False,
+        )
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        return Answer(error=_short(f"{type(exc).__name__}: {exc}"))
+    try:
+        prefix = response.read(RESPONSE_PREFIX_BYTES, decode_content=False)
+        _finish(response)
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        response.close()
+        response.release_conn()
+        return Answer(status=response.status, error=_short(f"reading the answer: {exc}"))
+    error = ""
+    if 300 <= response.status < 400:
+        error = f"redirect to {response.headers.get('Location', '?')} not followed"
+    elif not 200 <= response.status < 300:
+        error = f"answered {response.status}"
+    return Answer(status=response.status, body=prefix.decode("utf-8", "replace"), error=_short(error))
+
+
+def _finish(response: urllib3.BaseHTTPResponse) -> None:
+    """Give the connection back for reuse when the rest of the answer is short; else close it."""
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) <= _DRAIN_LIMIT:
+        response.drain_conn()
+    else:
+        response.close()
+    response.release_conn()
+
+
+def _pool(target: Target) -> urllib3.HTTPConnectionPool:
+    key = (target.scheme, target.address, target.port, target.host)
+    with _pools_lock:
+        pool = _pools.get(key)
+        if pool is not None:
+            _pools.move_to_end(key)
+            return pool
+        timeout = urllib3.Timeout(
+            connect=settings.WEBHOOK_CONNECT_TIMEOUT, read=settings.WEBHOOK_READ_TIMEOUT
+        )
+        if target.scheme == "https":
+            # Connected to the checked address; TLS names the host (SNI) and checks its certificate for it.
+            pool = urllib3.HTTPSConnectionPool(
+                target.address,
+                target.port,
+                timeout=timeout,
+                maxsize=4,
+                retries=False,
+                server_hostname=target.host,
+                assert_hostname=target.host,
+                cert_reqs="CERT_REQUIRED",
+            )
+        else:
+            pool = urllib3.HTTPConnectionPool(
+                target.address, target.port, timeout=timeout, maxsize=4, retries=False
+            )
+        _pools[key] = pool
+        while len(_pools) > _MAX_POOLS:
+            _, old = _pools.popitem(last=False)
+            old.close()
+        return pool
+
+
+def close_connections() -> None:
+    """Close every kept connection (tests; a worker that is stopping)."""
+    with _pools_lock:
+        while _pools:
+            _, pool = _pools.popitem()
+            pool.close()
+
+
+def _short(text: str) -> str:
+    return text[:300]

@@ -1,0 +1,45 @@
+"""What images tells the events app about its changes: the event kind and payload of each, recorded in
+the change's own transaction (`events.record`), so a rolled-back change reports nothing.
+
+The payload is data: the image object as the API answers it (URLs as paths: no request, no host; a private
+image's URLs unsigned, as in its ETag, since a signature would expire before a retry) or, for a delete,
+its id; and the API key that made the change, by prefix and name (never the key), or null.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import events
+from events.kinds import EventKind
+from images.models import Image
+from images.serializers import ImageOutputSerializer
+
+if TYPE_CHECKING:
+    from rest_framework_api_key.models import APIKey
+
+
+def image_object(image: Image) -> dict[str, Any]:
+    """The image as `GET /images/{id}` answers it, as plain JSON data."""
+    data = ImageOutputSerializer(image, context={"unsigned": True}).data
+    return json.loads(json.dumps(data))
+
+
+def key_of(api_key: APIKey | None) -> dict[str, str] | None:
+    """Who made the change: the key's prefix (the part before the dot) and name."""
+    if api_key is None:
+        return None
+    return {"prefix": api_key.prefix, "name": api_key.name}
+
+
+def image_created(*, image: Image, api_key: APIKey | None) -> None:
+    events.record(EventKind.IMAGE_CREATED, {"object": image_object(image), "key": key_of(api_key)})
+
+
+def image_updated(*, image: Image, api_key: APIKey | None) -> None:
+    events.record(EventKind.IMAGE_UPDATED, {"object": image_object(image), "key": key_of(api_key)})
+
+
+def image_deleted(*, image_id: int, api_key: APIKey | None) -> None:
+    events.record(EventKind.IMAGE_DELETED, {"id": image_id, "key": key_of(api_key)})
