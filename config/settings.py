@@ -17,6 +17,7 @@ from config.env import BASE_DIR, env
 from config.logs import log_format, log_level, logging_config
 from config.networks import parse_networks
 from config.storages import default_storage_from_env
+from config.tasks import tasks_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +105,16 @@ TEMPLATES = [
 DATABASES = {"default": default_database_from_env(DATA_DIR)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Tasks ----------------------------------------------------------------------------------------
+# Work that leaves the request (Django's task API, the django-tasks backport): TASK_BACKEND=database (default;
+# this database, `manage.py db_worker`), rq (TASK_REDIS_URL or REDIS_URL) or immediate (runs in the caller):
+# config/tasks.py.
+_tasks = tasks_from_env()
+TASK_BACKEND = _tasks.backend
+TASKS = _tasks.tasks
+INSTALLED_APPS += _tasks.apps
+RQ_QUEUES = _tasks.rq_queues
 
 # --- Storage ------------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
