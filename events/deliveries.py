@@ -128,6 +128,10 @@ def delivery_retry(*, delivery: Delivery) -> Delivery:
             enqueued_at=now,
             updated_at=now,
         )
-        transaction.on_commit(lambda: tasks.enqueue([delivery.pk]), robust=True)
+
+        def enqueue_retry() -> None:
+            tasks.enqueue([delivery.pk])
+
+        transaction.on_commit(enqueue_retry, robust=True)
     delivery.refresh_from_db()
     return delivery

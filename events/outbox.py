@@ -8,7 +8,6 @@ wants is not stored.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -48,5 +47,10 @@ def record(*, kind: str, payload: dict[str, Any]) -> Event | None:
     )
     # robust: a queue that refuses the task must not fail a change that has committed; the relay
     # enqueues the delivery later.
-    transaction.on_commit(partial(tasks.enqueue, [d.pk for d in deliveries]), robust=True)
+    ids = [d.pk for d in deliveries]
+
+    def enqueue_deliveries() -> None:  # a named function: Django logs a failed callback by its name
+        tasks.enqueue(ids)
+
+    transaction.on_commit(enqueue_deliveries, robust=True)
     return event

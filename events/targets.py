@@ -21,6 +21,8 @@ from django.conf import settings
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _CGNAT = ipaddress.ip_network("100.64.0.0/10")
+# Special-purpose (RFC 6890); not every Python marks all of it non-global.
+_IETF = ipaddress.ip_network("192.0.0.0/24")
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
@@ -50,6 +52,10 @@ def refusal(ip: IPAddress) -> str | None:
     if isinstance(ip, ipaddress.IPv6Address):
         if ip.is_unspecified or ip.is_loopback:
             return "unspecified" if ip.is_unspecified else "loopback"
+        if ip.ipv4_mapped is not None:
+            # ::ffff:a.b.c.d is a.b.c.d on the wire: judged as that address alone.
+            reason = refusal(ip.ipv4_mapped)
+            return None if reason is None else f"embeds {ip.ipv4_mapped}, {reason}"
         for inner in _embedded_ipv4(ip):
             reason = refusal(inner)
             if reason is not None:
@@ -60,6 +66,7 @@ def refusal(ip: IPAddress) -> str | None:
         ("link-local", ip.is_link_local),
         ("multicast", ip.is_multicast),
         ("shared address space (CGNAT)", isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT),
+        ("IETF protocol assignment", isinstance(ip, ipaddress.IPv4Address) and ip in _IETF),
         ("private", ip.is_private),
         ("reserved", ip.is_reserved),
         ("site-local", isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local),

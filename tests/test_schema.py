@@ -22,6 +22,13 @@ OPERATIONS = {
     ("patch", "/images/{image_id}"),
     ("delete", "/images/{image_id}"),
     ("get", "/images/{image_id}/file"),
+    ("get", "/webhooks"),
+    ("post", "/webhooks"),
+    ("get", "/webhooks/{endpoint_id}"),
+    ("patch", "/webhooks/{endpoint_id}"),
+    ("delete", "/webhooks/{endpoint_id}"),
+    ("get", "/webhooks/{endpoint_id}/deliveries"),
+    ("post", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 ASSET = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)=["']([^"']+)["']""", re.IGNORECASE)
