@@ -6,11 +6,13 @@ transaction; the event and its deliveries commit (or roll back) with the change 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 
-def record(kind: str, payload: dict[str, Any]) -> None:
-    """Record an event of `kind` in the caller's transaction (events/outbox.py)."""
+def record(kind: str, payload: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+    """Record an event of `kind` in the caller's transaction (events/outbox.py); `payload` is the data or
+    a function that makes it (called only when an endpoint wants the event)."""
     # Imported here: the package is imported while Django loads its apps, before models may be.
     from events.outbox import record as record_event
 

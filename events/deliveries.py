@@ -1,5 +1,6 @@
-"""Delivering: one try of a delivery (claimed first, so a duplicate task sends nothing), its outcome and
-its next try; the relay that enqueues what a lost enqueue or a dead worker left; a retry asked for.
+"""Delivering: deliveries claimed before they are sent (so a duplicate task, or a second worker, sends
+nothing twice), each try's outcome and next try; `drain`, which delivers whatever is due in batches; the
+relay that enqueues what a lost enqueue or a dead worker left; a retry asked for.
 """
 
 from __future__ import annotations
@@ -7,6 +8,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import uuid
+from collections import defaultdict
 from typing import Any
 
 from django.conf import settings
@@ -18,6 +21,12 @@ from events.models import Delivery, DeliveryStatus, Event
 from events.sending import Answer
 
 logger = logging.getLogger(__name__)
+
+# Deliveries claimed at once by `drain`: one query claims them, one fetches them, one marks them delivered.
+BATCH = 50
+# How long a claim holds beyond one try's timeouts: a worker that dies leaves its claims to lapse, then
+# the relay enqueues them again. A batch whose claim is running out stops and gives the rest back.
+_LEASE_SECONDS = 60
 
 
 def event_body(event: Event) -> str:
@@ -33,38 +42,81 @@ def event_body(event: Event) -> str:
     )
 
 
-def deliver(delivery_ids: list[int]) -> int:
-    """Try each of the deliveries that is due and not claimed; how many were delivered."""
-    return sum(1 for pk in delivery_ids if (answer := attempt(pk)) is not None and answer.delivered)
+def _try_seconds() -> float:
+    return settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_READ_TIMEOUT
 
 
-def attempt(delivery_id: int) -> Answer | None:
-    """One try of a pending, due delivery; None when it is not (delivered already, claimed, not yet due).
+def _claim(where: Q, *, limit: int) -> tuple[uuid.UUID, dt.datetime, list[Delivery]]:
+    """Claim up to `limit` pending, due, unclaimed deliveries matching `where`: (token, lease, them).
 
-    The claim is a conditional update: of two workers running the same task, one sends. It lasts longer
-    than a try can take; a worker that dies holding it leaves the delivery to the relay once it lapses.
+    A conditional update: of two workers after the same rows, each row goes to one (PostgreSQL and
+    SQLite alike), and the token tells each which rows it won.
     """
     now = clock.now()
-    lease = now + dt.timedelta(seconds=settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_READ_TIMEOUT + 30)
-    claimed = (
-        Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
-        .filter(Q(claimed_until__isnull=True) | Q(claimed_until__lt=now))
-        .update(claimed_until=lease)
+    token, lease = uuid.uuid4(), now + dt.timedelta(seconds=_LEASE_SECONDS + _try_seconds())
+    claimable = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) & (
+        Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     )
-    if not claimed:
-        return None
-    delivery = Delivery.objects.select_related("event", "endpoint").get(pk=delivery_id)
+    ids = list(
+        Delivery.objects.filter(where & claimable)
+        .order_by("next_attempt_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    if not ids:
+        return token, lease, []
+    Delivery.objects.filter(claimable, pk__in=ids).update(claim=token, claimed_until=lease)
+    won = list(Delivery.objects.filter(claim=token).select_related("event", "endpoint").order_by("pk"))
+    return token, lease, won
+
+
+def _send(delivery: Delivery) -> Answer:
     endpoint = delivery.endpoint
-    if endpoint.enabled:
-        answer = sending.post(
-            endpoint.url,
-            secret=endpoint.secret,
-            msg_id=delivery.event_id,
-            timestamp=now,
-            body=event_body(delivery.event),
+    if not endpoint.enabled:
+        return Answer(error="the endpoint is disabled")
+    return sending.post(
+        endpoint.url,
+        secret=endpoint.secret,
+        msg_id=delivery.event_id,
+        timestamp=clock.now(),
+        body=event_body(delivery.event),
+    )
+
+
+def _run(token: uuid.UUID, lease: dt.datetime, batch: list[Delivery]) -> list[Answer]:
+    """Send each claimed delivery and record how it went; the rest goes back if the claim runs out."""
+    answers: list[Answer] = []
+    delivered: dict[tuple[int | None, str], list[int]] = defaultdict(list)
+    for index, delivery in enumerate(batch):
+        if clock.now() + dt.timedelta(seconds=_try_seconds()) > lease:
+            rest = [d.pk for d in batch[index:]]
+            Delivery.objects.filter(pk__in=rest, claim=token).update(claim=None, claimed_until=None)
+            break
+        answer = _send(delivery)
+        answers.append(answer)
+        if answer.delivered:
+            delivered[(answer.status, answer.body)].append(delivery.pk)
+        else:
+            _failed(token, delivery, answer)
+        logger.debug("webhook %s to endpoint %s: %s", delivery.event_id, delivery.endpoint_id, answer)
+    done = clock.now()
+    for (status, body), ids in delivered.items():
+        # One update for every delivery answered alike (most receivers answer every event the same).
+        Delivery.objects.filter(pk__in=ids, claim=token).update(
+            status=DeliveryStatus.DELIVERED,
+            attempts=F("attempts") + 1,
+            last_attempt_at=done,
+            response_status=status,
+            error="",
+            response_body=body,
+            claim=None,
+            claimed_until=None,
+            updated_at=done,
         )
-    else:
-        answer = Answer(error="the endpoint is disabled")
+    return answers
+
+
+def _failed(token: uuid.UUID, delivery: Delivery, answer: Answer) -> None:
+    """Record a failed try: the next one after a jittered backoff, or failed past the retry window."""
     done = clock.now()
     changes: dict[str, Any] = {
         "attempts": F("attempts") + 1,
@@ -72,34 +124,58 @@ def attempt(delivery_id: int) -> Answer | None:
         "response_status": answer.status,
         "error": answer.error,
         "response_body": answer.body,
+        "claim": None,
         "claimed_until": None,
         "updated_at": done,
     }
-    retry_at = None
-    if answer.delivered:
-        changes["status"] = DeliveryStatus.DELIVERED
+    retry_at: dt.datetime | None = done + retries.backoff(delivery.attempts + 1)
+    if not delivery.endpoint.enabled or retry_at > delivery.give_up_at:
+        changes["status"], retry_at = DeliveryStatus.FAILED, None
     else:
-        retry_at = done + retries.backoff(delivery.attempts + 1)
-        if not endpoint.enabled or retry_at > delivery.give_up_at:
-            changes["status"], retry_at = DeliveryStatus.FAILED, None
-        else:
-            changes.update(next_attempt_at=retry_at, enqueued_at=done)
+        changes.update(next_attempt_at=retry_at, enqueued_at=done)
     # Only while the claim is still ours: a retry asked for meanwhile takes precedence.
-    Delivery.objects.filter(pk=delivery_id, claimed_until=lease).update(**changes)
+    Delivery.objects.filter(pk=delivery.pk, claim=token).update(**changes)
     if retry_at is not None:
-        tasks.enqueue([delivery_id], run_after=retry_at)
-    logger.info(
-        "webhook %s to endpoint %s: %s",
-        delivery.event_id,
-        endpoint.pk,
-        "delivered" if answer.delivered else answer.error,
-    )
-    return answer
+        tasks.enqueue([delivery.pk], run_after=retry_at)
+    logger.info("webhook %s to endpoint %s failed: %s", delivery.event_id, delivery.endpoint_id, answer.error)
+
+
+def deliver(delivery_ids: list[int]) -> int:
+    """Try those of the given deliveries that are due and unclaimed; how many were delivered."""
+    delivered = 0
+    for start in range(0, len(delivery_ids), BATCH):
+        ids = delivery_ids[start : start + BATCH]
+        token, lease, batch = _claim(Q(pk__in=ids), limit=len(ids))
+        delivered += sum(answer.delivered for answer in _run(token, lease, batch))
+    return delivered
+
+
+def attempt(delivery_id: int) -> Answer | None:
+    """One try of one delivery; None when it is not due, or delivered or claimed already."""
+    token, lease, batch = _claim(Q(pk=delivery_id), limit=1)
+    answers = _run(token, lease, batch)
+    return answers[0] if answers else None
+
+
+def drain(*, seconds: float) -> tuple[int, bool]:
+    """Deliver whatever is due, a batch at a time, for about `seconds`: (delivered, whether more was left).
+
+    What a worker runs after events are recorded: one task sends many events (over kept connections), so
+    the queue's own cost per task is not paid per event.
+    """
+    deadline = clock.now() + dt.timedelta(seconds=seconds)
+    delivered = 0
+    while clock.now() < deadline:
+        token, lease, batch = _claim(Q(), limit=BATCH)
+        if not batch:
+            return delivered, False
+        delivered += sum(answer.delivered for answer in _run(token, lease, batch))
+    return delivered, True
 
 
 def relay(*, limit: int = 1000) -> int:
     """Enqueue pending deliveries overdue by WEBHOOK_RELAY_SECONDS whose last enqueue is as old: lost
-    between a commit and its enqueue, or held by a worker that died. How many were enqueued."""
+    between a commit and its enqueue, or claimed by a worker that died. How many were enqueued."""
     now = clock.now()
     cutoff = now - dt.timedelta(seconds=settings.WEBHOOK_RELAY_SECONDS)
     due = Delivery.objects.filter(
@@ -109,8 +185,8 @@ def relay(*, limit: int = 1000) -> int:
     if not ids:
         return 0
     Delivery.objects.filter(pk__in=ids).update(enqueued_at=now)
-    for start in range(0, len(ids), 100):
-        tasks.enqueue(ids[start : start + 100])
+    for start in range(0, len(ids), BATCH):
+        tasks.enqueue(ids[start : start + BATCH])
     logger.info("relay: %s overdue webhook deliveries enqueued", len(ids))
     return len(ids)
 
@@ -124,6 +200,7 @@ def delivery_retry(*, delivery: Delivery) -> Delivery:
             status=DeliveryStatus.PENDING,
             next_attempt_at=now,
             give_up_at=max(delivery.give_up_at, now) if delivery.status == DeliveryStatus.PENDING else now,
+            claim=None,
             claimed_until=None,
             enqueued_at=now,
             updated_at=now,

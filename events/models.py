@@ -84,8 +84,9 @@ class Delivery(models.Model):
     give_up_at = models.DateTimeField()
     # When a task was last asked to deliver it: the relay re-enqueues what is overdue long after that.
     enqueued_at = models.DateTimeField(default=timezone.now)
-    # A worker sending it holds it until then (a claim; another worker's duplicate task skips it).
+    # A worker sending it holds it until then, under its token (a claim; another worker skips it).
     claimed_until = models.DateTimeField(null=True, blank=True)
+    claim = models.UUIDField(null=True, blank=True, db_index=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.CharField(max_length=300, blank=True, default="")

@@ -266,7 +266,7 @@ def test_the_relay_delivers_an_event_whose_enqueue_was_lost(
     def lost(*args, **kwargs):
         raise ConnectionError("the process died between the commit and the enqueue")
 
-    monkeypatch.setattr(tasks, "enqueue", lost)
+    monkeypatch.setattr(tasks, "wake", lost)
     with django_capture_on_commit_callbacks(execute=True):
         api.post("/images", png_upload())
     assert receiver.requests == []
@@ -440,7 +440,10 @@ def test_deliveries_are_listed_and_one_is_sent_again(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_database_queues_worker_delivers_after_the_commit(settings, receiver):
+def test_the_database_queues_worker_delivers_after_the_commit(settings, receiver, monkeypatch):
+    # Woken at once (not WAKE_SECONDS later), so the worker's one pass finds the drain task due.
+    monkeypatch.setattr(tasks, "WAKE_SECONDS", 0)
+    monkeypatch.setattr(tasks, "_next_wake", 0.0)
     # The setting's change resets the task backends (django_tasks listens for it).
     settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
     endpoint = WebhookEndpoint.objects.create(url=receiver.url)
@@ -454,3 +457,6 @@ def test_the_database_queues_worker_delivers_after_the_commit(settings, receiver
     body = Webhook(endpoint.secret).verify(receiver.requests[0].body, receiver.requests[0].headers)
     assert body["data"] == {"id": 3, "key": None}
     assert Delivery.objects.get().status == "delivered"
+    # The drain claims what is due, so a second drain (a duplicate, another worker) sends nothing again.
+    assert tasks.drain_webhooks.call() == 0
+    assert len(receiver.requests) == 1
