@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import io
 import json
+import signal
 from collections.abc import Iterator
 
 import pytest
@@ -436,7 +437,19 @@ def test_deliveries_are_listed_and_one_is_sent_again(
     assert_problem(api.get(url), 401)
 
 
-# --- The database backend and its worker ---------------------------------------------------------
+# --- The database backend and its worker, and RQ's ---------------------------------------------------
+
+
+def run_db_worker() -> None:
+    """`db_worker --batch` here: every task ready now; the signal handlers it installs are put back."""
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
+    try:
+        call_command(
+            "db_worker", "--batch", "--no-reload", "--no-startup-delay", "--interval=0", stdout=io.StringIO()
+        )
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -450,9 +463,9 @@ def test_the_database_queues_worker_delivers_after_the_commit(settings, receiver
     with transaction.atomic():
         events.record("image.deleted", {"id": 3, "key": None})
         # Enqueued only once this commits: the worker has nothing yet.
-        call_command("db_worker", "--batch", "--no-startup-delay", stdout=io.StringIO(), stderr=io.StringIO())
+        run_db_worker()
         assert receiver.requests == []
-    call_command("db_worker", "--batch", "--no-startup-delay", stdout=io.StringIO(), stderr=io.StringIO())
+    run_db_worker()
     assert len(receiver.requests) == 1
     body = Webhook(endpoint.secret).verify(receiver.requests[0].body, receiver.requests[0].headers)
     assert body["data"] == {"id": 3, "key": None}
@@ -460,3 +473,49 @@ def test_the_database_queues_worker_delivers_after_the_commit(settings, receiver
     # The drain claims what is due, so a second drain (a duplicate, another worker) sends nothing again.
     assert tasks.drain_webhooks.call() == 0
     assert len(receiver.requests) == 1
+
+
+RQ_REDIS = "redis://127.0.0.1:6379/13"  # a database of its own on the shared Redis
+
+
+@pytest.fixture
+def rq_queue(settings, monkeypatch) -> Iterator[object]:
+    """Tasks go to an RQ queue in Redis (TASK_BACKEND=rq); skipped when no Redis answers."""
+    import django_rq
+    import redis
+
+    connection = redis.Redis.from_url(RQ_REDIS)
+    try:
+        connection.ping()
+    except redis.exceptions.ConnectionError:
+        pytest.skip(f"no Redis at {RQ_REDIS}")
+    connection.flushdb()
+    settings.RQ_QUEUES = {"default": {"URL": RQ_REDIS, "DEFAULT_TIMEOUT": 60}}
+    settings.TASKS = {"default": {"BACKEND": "django_tasks_rq.RQBackend", "QUEUES": ["default"]}}
+    monkeypatch.setattr(tasks, "WAKE_SECONDS", 0)
+    monkeypatch.setattr(tasks, "_next_wake", 0.0)
+    yield django_rq.get_queue("default")
+    connection.flushdb()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_rq_worker_delivers_after_the_commit(rq_queue, receiver):
+    from django_tasks_rq.backend import Job
+    from rq import SimpleWorker
+
+    def run_rq_worker() -> None:
+        # In this process (SimpleWorker: no fork), so the job sees this test's database; the scheduler
+        # moves the deferred wake-up onto the queue once it is due.
+        worker = SimpleWorker([rq_queue], connection=rq_queue.connection, job_class=Job)
+        worker.work(burst=True, with_scheduler=True)
+
+    endpoint = WebhookEndpoint.objects.create(url=receiver.url)
+    with transaction.atomic():
+        events.record("image.deleted", {"id": 4, "key": None})
+        run_rq_worker()
+        assert receiver.requests == []
+    run_rq_worker()
+    assert len(receiver.requests) == 1
+    body = Webhook(endpoint.secret).verify(receiver.requests[0].body, receiver.requests[0].headers)
+    assert body["data"] == {"id": 4, "key": None}
+    assert Delivery.objects.get().status == "delivered"
