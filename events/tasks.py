@@ -19,7 +19,9 @@ from django_tasks import task
 
 from events import deliveries
 
-WAKE_SECONDS = 0.05
+# A worker polls its queue about once a second (db_worker's default interval): waiting this long before a
+# drain costs events little time, and an upload pays for an enqueue only once per WAKE_SECONDS.
+WAKE_SECONDS = 0.25
 # A drain task works this long at most (tasks are bounded), then hands over to another.
 DRAIN_SECONDS = 20.0
 
