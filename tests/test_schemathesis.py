@@ -23,6 +23,8 @@ from schemathesis.transport.serialization import Binary
 # A schema cannot say which bytes decode as an image: "any binary" that fits the schema may be a 400
 # (`invalid_image`), 413 (too many pixels) or 415 (not an image). So for uploads, and for that check only,
 # those statuses count as accepting the request; `upload_rejects_only_the_image` keeps the 400 narrow.
+# Nor which URLs a webhook may be sent to (https, a public host): `webhook_rejects_only_the_url` likewise.
+_URL_REFUSED = {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "429"]}}
 CONFIG = SchemathesisConfig.from_dict(
     {
         "operations": [
@@ -33,7 +35,9 @@ CONFIG = SchemathesisConfig.from_dict(
                         "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "413", "415", "429"]
                     }
                 },
-            }
+            },
+            {"include-operation-id": "webhooks_create", "checks": _URL_REFUSED},
+            {"include-operation-id": "webhooks_update", "checks": _URL_REFUSED},
         ]
     }
 )
@@ -54,6 +58,22 @@ def upload_rejects_only_the_image(
     if response.status_code == 400:
         fields = {error["field"] for error in json.loads(response.content)["errors"]}
         assert fields == {"image"}, f"schema-valid fields refused: {fields}"
+
+
+@schemathesis.check
+def webhook_rejects_only_the_url(
+    ctx: object, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """Schema-valid webhook data refused with a 400 is refused for its URL (https, a public host)."""
+    if (
+        case.operation.label not in ("POST /webhooks", "PATCH /webhooks/{endpoint_id}")
+        or case.meta is None
+        or not case.meta.generation.mode.is_positive
+    ):
+        return
+    if response.status_code == 400:
+        fields = {error["field"] for error in json.loads(response.content)["errors"]}
+        assert fields == {"url"}, f"schema-valid fields refused: {fields}"
 
 
 @schemathesis.check
@@ -93,6 +113,9 @@ def send(case: schemathesis.Case) -> schemathesis.Response:
         }
     ).prepare()
     headers = {key: value for key, value in sent.headers.items() if key.lower() != "content-type"}
+    if sent.path_url.startswith("/webhooks") and ADMIN_KEY:
+        # Webhooks take admin keys only: without one every case would be a 401, and nothing past it tried.
+        headers.setdefault("Authorization", f"Bearer {ADMIN_KEY[0]}")
     started = time.perf_counter()
     answer = Client().generic(
         sent.method or "GET",
@@ -109,6 +132,23 @@ def send(case: schemathesis.Case) -> schemathesis.Response:
         elapsed=time.perf_counter() - started,
         verify=True,
     )
+
+
+ADMIN_KEY: list[str] = []
+
+
+@pytest.fixture(autouse=True)
+def admin_key(db: None) -> Iterator[None]:
+    """An admin key for the webhooks operations (`send` adds it to their requests)."""
+    from rest_framework_api_key.models import APIKey
+
+    from api.models import AdminKey
+
+    api_key, key = APIKey.objects.create_key(name="schemathesis")
+    AdminKey.objects.create(api_key=api_key)
+    ADMIN_KEY[:] = [key]
+    yield
+    ADMIN_KEY.clear()
 
 
 @pytest.fixture(autouse=True)
@@ -129,5 +169,9 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
     case.validate_response(
         send(case),
         excluded_checks=[negative_data_rejection],
-        additional_checks=[negative_data_rejection_as_sent, upload_rejects_only_the_image],
+        additional_checks=[
+            negative_data_rejection_as_sent,
+            upload_rejects_only_the_image,
+            webhook_rejects_only_the_url,
+        ],
     )
