@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import F, Q
 
 from events import clock, retries, sending, tasks
-from events.models import Delivery, DeliveryStatus, Event
+from events.models import Delivery, DeliveryStatus, Event, WebhookEndpoint
 from events.sending import Answer
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,12 @@ def _failed(token: uuid.UUID, delivery: Delivery, answer: Answer) -> None:
         "updated_at": done,
     }
     retry_at: dt.datetime | None = done + retries.backoff(delivery.attempts + 1)
-    if not delivery.endpoint.enabled or retry_at > delivery.give_up_at:
+    gone = answer.status == 410
+    if gone:
+        # 410 Gone: the receiver says the endpoint is no more. It is disabled (an admin can enable it).
+        WebhookEndpoint.objects.filter(pk=delivery.endpoint_id).update(enabled=False)
+        logger.warning("webhook endpoint %s answered 410 Gone: disabled", delivery.endpoint_id)
+    if gone or not delivery.endpoint.enabled or retry_at > delivery.give_up_at:
         changes["status"], retry_at = DeliveryStatus.FAILED, None
     else:
         changes.update(next_attempt_at=retry_at, enqueued_at=done)

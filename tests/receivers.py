@@ -3,9 +3,11 @@ sent and answers what the test says (a status, a redirect), verifying nothing it
 
 from __future__ import annotations
 
+import ssl
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 
 @dataclass
@@ -23,6 +25,10 @@ class Receiver:
     location: str = ""
     answer: bytes = b""
     requests: list[Received] = field(default_factory=list)
+    # (certificate, key): serve https with them.
+    tls: tuple[Path, Path] | None = None
+    # The server name each TLS client asked for (SNI).
+    server_names: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -45,12 +51,25 @@ class Receiver:
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
+        if self.tls is not None:
+            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            context.load_cert_chain(*self.tls)
+
+            def note_server_name(sock: ssl.SSLSocket, name: str | None, ctx: ssl.SSLContext) -> None:
+                receiver.server_names.append(name)
+
+            context.sni_callback = note_server_name
+            self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
     @property
+    def port(self) -> int:
+        return self.server.server_address[1]
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"http://127.0.0.1:{self.port}/hook"
 
     def stop(self) -> None:
         self.server.shutdown()

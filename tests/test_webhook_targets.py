@@ -15,6 +15,7 @@ from events import deliveries, sending
 from events.models import Delivery, WebhookEndpoint
 from events.targets import TargetRefused, check_url, refusal, resolve
 from tests.receivers import Receiver
+from tests.tls import certificate_files
 
 REFUSED = [
     "0.0.0.0",  # noqa: S104 (an address refused, not one bound)
@@ -190,3 +191,29 @@ def test_the_connection_goes_to_the_address_checked_with_the_name_as_host(
     assert asked == ["hooks.example"]
     assert receiver.requests[0].headers["Host"] == f"hooks.example:{port}"
     assert receiver.requests[0].path == "/in"
+
+
+def test_https_goes_to_the_checked_address_with_the_name_in_sni_and_the_certificate_check(
+    db, tmp_path, monkeypatch, settings
+):
+    """TLS names the host (SNI) and checks the certificate for it, though the connection goes to the
+    address resolved and checked here; a certificate for another name is refused."""
+    settings.WEBHOOK_ALLOW_PRIVATE = True
+    ca, cert, key = certificate_files(tmp_path, "hooks.example")
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))  # the system's trust store, for this test: our CA
+    receiver = Receiver(tls=(cert, key))
+    try:
+        _resolving(monkeypatch, {"hooks.example": ["127.0.0.1"], "other.example": ["127.0.0.1"]})
+        delivery = _delivery_to(f"https://hooks.example:{receiver.port}/in")
+        assert deliveries.attempt(delivery.pk).delivered
+        assert receiver.server_names == ["hooks.example"]
+        assert receiver.requests[0].headers["Host"] == f"hooks.example:{receiver.port}"
+        WebhookEndpoint.objects.update(url=f"https://other.example:{receiver.port}/in")
+        Delivery.objects.update(status="pending", next_attempt_at=Delivery.objects.get().created_at)
+        answer = deliveries.attempt(delivery.pk)
+        assert not answer.delivered
+        assert "certificate" in answer.error.lower() or "hostname" in answer.error.lower()
+        assert len(receiver.requests) == 1
+    finally:
+        receiver.stop()
+        sending.close_connections()

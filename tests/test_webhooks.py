@@ -376,6 +376,20 @@ def test_backoff_doubles_from_the_base_up_to_the_cap(settings):
     assert len(draws) > 1 and all(dt.timedelta(0) <= d <= dt.timedelta(seconds=40) for d in draws)
 
 
+def test_410_gone_fails_the_delivery_and_disables_the_endpoint(
+    api, admin, receiver, django_capture_on_commit_callbacks
+):
+    receiver.status = 410
+    delivery = _pending(api, admin, receiver.url, django_capture_on_commit_callbacks)
+    assert not deliveries.attempt(delivery.pk).delivered
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.response_status) == ("failed", 410)
+    assert api.get(f"/webhooks/{delivery.endpoint_id}", headers=admin).json()["enabled"] is False
+    with django_capture_on_commit_callbacks(execute=True):
+        api.post("/images", png_upload())
+    assert len(receiver.requests) == 1
+
+
 def test_a_redirect_is_a_failure_and_is_not_followed(
     api, admin, receiver, django_capture_on_commit_callbacks
 ):
