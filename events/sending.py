@@ -78,12 +78,12 @@ def post(url: str, *, secret: str, msg_id: str, timestamp: dt.datetime, body: st
             assert_same_host=False,
             release_conn=False,
         )
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except Exception as exc:  # whatever the network or a strange URL does, it is this try's failure
         return Answer(error=_short(f"{type(exc).__name__}: {exc}"))
     try:
         prefix = response.read(RESPONSE_PREFIX_BYTES, decode_content=False)
         _finish(response)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except Exception as exc:
         response.close()
         response.release_conn()
         return Answer(status=response.status, error=_short(f"reading the answer: {exc}"))

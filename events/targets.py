@@ -95,11 +95,16 @@ def check_url(url: str) -> tuple[str, str, int, str]:
 
     The checks that need no DNS: made when an endpoint is created (a clear 400) and again at send time.
     """
+    if not url.isascii() or any(c.isspace() or not c.isprintable() for c in url):
+        raise TargetRefused(
+            "Not a valid URL: spaces, control and non-ASCII characters must be encoded (punycode for a "
+            "host, percent-encoding elsewhere)."
+        )
     try:
         parts = urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        raise TargetRefused(f"Not a valid URL: {exc}.") from None
+    except ValueError:
+        raise TargetRefused("Not a valid URL.") from None
     scheme = parts.scheme.lower()
     allowed = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
     if scheme not in allowed:

@@ -84,6 +84,10 @@ def test_public_unicast_addresses_are_allowed(address):
         "https://10.1.2.3/",
         "https://localhost/",
         "https://api.localhost./",
+        "https://hooks.example.com/a path",
+        "https://hooks.example.com/\r\nX-Injected: 1",
+        "https://hooks.example.com/caf\u00e9",
+        "https://[::1/",
     ],
 )
 def test_urls_refused_without_a_lookup(settings, url):
