@@ -25,10 +25,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, every: float, **options: Any) -> None:
         while True:
-            close_old_connections()
             found = relay()
             if found or not every:
                 self.stdout.write(f"{found} overdue deliveries enqueued")
             if not every:
                 return
             time.sleep(every)
+            # A long-lived process: a connection the database dropped, or past CONN_MAX_AGE, is replaced.
+            close_old_connections()
