@@ -533,3 +533,36 @@ def test_the_rq_worker_delivers_after_the_commit(rq_queue, receiver):
     body = Webhook(endpoint.secret).verify(receiver.requests[0].body, receiver.requests[0].headers)
     assert body["data"] == {"id": 4, "key": None}
     assert Delivery.objects.get().status == "delivered"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_workers_draining_at_once_send_each_event_once(receiver, monkeypatch):
+    """Claims are conditional updates: of workers after the same rows, each row goes to one of them."""
+    from django.db import connection, connections
+
+    if connection.vendor != "postgresql":
+        pytest.skip("threads sharing SQLite's in-memory test database would wait on its one lock")
+    WebhookEndpoint.objects.create(url=receiver.url)
+    monkeypatch.setattr(tasks, "wake", lambda ids: None)  # the workers below find them
+    with transaction.atomic():
+        for i in range(120):
+            events.record("image.deleted", {"id": i, "key": None})
+    results: list[int] = []
+
+    def worker() -> None:
+        try:
+            results.append(deliveries.drain(seconds=60)[0])
+        finally:
+            connections.close_all()
+
+    import threading
+
+    threads = [threading.Thread(target=worker) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    sent = [r.headers["webhook-id"] for r in receiver.requests]
+    assert len(sent) == len(set(sent)) == 120
+    assert sum(results) == 120
+    assert Delivery.objects.filter(status="delivered").count() == 120
