@@ -8,7 +8,6 @@ import base64
 import datetime as dt
 import io
 import json
-import signal
 from collections.abc import Iterator
 
 import pytest
@@ -23,6 +22,7 @@ from events import clock, deliveries, retries, sending, tasks
 from events.models import Delivery, DeliveryStatus, Event, WebhookEndpoint
 from tests.images import png_upload
 from tests.problems import assert_problem
+from tests.queue import run_worker
 from tests.receivers import Receiver
 
 
@@ -455,32 +455,18 @@ def test_deliveries_are_listed_and_one_is_sent_again(
 # --- The database backend and its worker, and RQ's ---------------------------------------------------
 
 
-def run_db_worker() -> None:
-    """`db_worker --batch` here: every task ready now; the signal handlers it installs are put back."""
-    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
-    try:
-        call_command(
-            "db_worker", "--batch", "--no-reload", "--no-startup-delay", "--interval=0", stdout=io.StringIO()
-        )
-    finally:
-        for sig, handler in saved.items():
-            signal.signal(sig, handler)
-
-
 @pytest.mark.django_db(transaction=True)
-def test_the_database_queues_worker_delivers_after_the_commit(settings, receiver, monkeypatch):
+def test_the_database_queues_worker_delivers_after_the_commit(database_queue, receiver, monkeypatch):
     # Woken at once (not WAKE_SECONDS later), so the worker's one pass finds the drain task due.
     monkeypatch.setattr(tasks, "WAKE_SECONDS", 0)
     monkeypatch.setattr(tasks, "_next_wake", 0.0)
-    # The setting's change resets the task backends (django_tasks listens for it).
-    settings.TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
     endpoint = WebhookEndpoint.objects.create(url=receiver.url)
     with transaction.atomic():
         events.record("image.deleted", {"id": 3, "key": None})
         # Enqueued only once this commits: no task yet, even in this transaction's own view.
         assert not DBTaskResult.objects.exists()
     assert DBTaskResult.objects.count() == 1
-    run_db_worker()
+    run_worker()
     assert len(receiver.requests) == 1
     body = Webhook(endpoint.secret).verify(receiver.requests[0].body, receiver.requests[0].headers)
     assert body["data"] == {"id": 3, "key": None}
