@@ -391,6 +391,20 @@ def test_410_gone_fails_the_delivery_and_disables_the_endpoint(
     assert len(receiver.requests) == 1
 
 
+@pytest.mark.parametrize(("status", "outcome"), [(500, "pending"), (200, "delivered")])
+def test_an_answer_dripped_for_longer_than_the_read_timeout_is_cut_and_its_status_decides(
+    api, admin, receiver, settings, django_capture_on_commit_callbacks, status, outcome
+):
+    settings.WEBHOOK_READ_TIMEOUT = 0.3
+    receiver.status, receiver.answer, receiver.drip = status, b"ok" * 500, 0.05  # 50 s if read to the end
+    delivery = _pending(api, admin, receiver.url, django_capture_on_commit_callbacks)
+    answer = deliveries.attempt(delivery.pk)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.response_status) == (outcome, status)
+    if outcome == "pending":
+        assert "longer than WEBHOOK_READ_TIMEOUT" in answer.error
+
+
 def test_a_redirect_is_a_failure_and_is_not_followed(
     api, admin, receiver, django_capture_on_commit_callbacks
 ):
