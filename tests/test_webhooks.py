@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.test import Client
 from django_tasks_db.models import DBTaskResult
@@ -147,6 +148,11 @@ def test_the_webhook_command_adds_lists_and_removes(db, capsys):
         == f"{endpoint_id}\tenabled\timage.created\thttps://hooks.example.com/c"
     )
     call_command("webhook", "remove", endpoint_id)
+    assert not WebhookEndpoint.objects.exists()
+    with pytest.raises(CommandError, match="https"):
+        call_command("webhook", "add", "http://hooks.example.com/")
+    with pytest.raises(CommandError, match="No endpoint"):
+        call_command("webhook", "remove", endpoint_id)
     assert not WebhookEndpoint.objects.exists()
 
 
