@@ -175,9 +175,8 @@ def test_an_upload_edit_and_delete_are_delivered_signed_and_verified_by_the_rece
     assert [b["type"] for b in bodies] == ["image.created", "image.updated", "image.deleted"]
     key_prefix = admin["Authorization"].split()[1].split(".")[0]
     assert all(b["data"]["key"] == {"prefix": key_prefix, "name": "ops"} for b in bodies)
-    assert bodies[0]["data"]["object"]["id"] == created["id"]
-    assert bodies[0]["data"]["object"]["width"] == created["width"]
-    assert created["url"].endswith(bodies[0]["data"]["object"]["url"])
+    # The object as the API answers it, its URLs as paths (an event has no request, so no host).
+    assert bodies[0]["data"]["object"] == json.loads(json.dumps(created).replace("http://testserver", ""))
     assert bodies[1]["data"]["object"]["title"] == "renamed"
     assert bodies[2]["data"] == {"id": created["id"], "key": {"prefix": key_prefix, "name": "ops"}}
     for body, received in zip(bodies, receiver.requests, strict=True):
