@@ -196,6 +196,15 @@ def relay(*, limit: int = 1000) -> int:
     return len(ids)
 
 
+def prune(*, older_than: dt.timedelta) -> int:
+    """Delete events older than `older_than` that have no pending delivery (with their deliveries); how
+    many events went."""
+    cutoff = clock.now() - older_than
+    old = Event.objects.filter(created_at__lt=cutoff).exclude(deliveries__status=DeliveryStatus.PENDING)
+    _, by_model = old.delete()
+    return by_model.get(Event._meta.label, 0)
+
+
 def delivery_retry(*, delivery: Delivery) -> Delivery:
     """Try a delivery again now, whatever its status (a delivered one is sent again: receivers
     deduplicate by `webhook-id`). A failed or delivered one gets one try; a pending one keeps its window."""

@@ -290,6 +290,23 @@ def test_the_relay_delivers_an_event_whose_enqueue_was_lost(
     assert len(receiver.requests) == 1
 
 
+def test_old_events_without_pending_deliveries_are_pruned(api, admin, receiver, frozen, monkeypatch):
+    add_endpoint(api, admin, receiver.url)
+    monkeypatch.setattr(tasks, "wake", lambda ids: None)
+    for payload in ({"id": 1}, {"id": 2}):
+        events.record("image.deleted", payload)
+    old_delivered, old_pending = Delivery.objects.order_by("pk")
+    Delivery.objects.filter(pk=old_delivered.pk).update(status="delivered")
+    # Still being retried (its next try is later: the relay leaves it alone).
+    Delivery.objects.filter(pk=old_pending.pk).update(next_attempt_at=frozen[0] + dt.timedelta(days=9))
+    frozen[0] += dt.timedelta(days=8)
+    events.record("image.deleted", {"id": 3})
+    Delivery.objects.exclude(pk__in=[old_delivered.pk, old_pending.pk]).update(status="delivered")
+    call_command("deliver_webhooks", "--prune-days", "7", stdout=io.StringIO())
+    assert sorted(e.payload["id"] for e in Event.objects.all()) == [2, 3]
+    assert Delivery.objects.count() == 2
+
+
 # --- Delivery ------------------------------------------------------------------------------------
 
 
