@@ -455,6 +455,28 @@ def test_an_unreachable_receiver_is_a_failure_with_its_reason(
     assert delivery.error
 
 
+def test_an_unreachable_endpoint_is_tried_once_per_batch_and_holds_up_no_other(
+    api, admin, receiver, frozen, monkeypatch
+):
+    dead = Receiver()
+    dead_url = dead.url
+    dead.stop()
+    add_endpoint(api, admin, dead_url)
+    add_endpoint(api, admin, receiver.url)
+    monkeypatch.setattr(tasks, "wake", lambda ids: None)
+    for i in range(5):
+        events.record("image.deleted", {"id": i, "key": None})
+    tries = []
+    real = sending.post
+    monkeypatch.setattr(sending, "post", lambda url, **kw: tries.append(url) or real(url, **kw))
+    assert deliveries.drain(seconds=60) == (5, False)
+    assert tries.count(dead_url) == 1 and tries.count(receiver.url) == 5
+    failed = Delivery.objects.filter(endpoint__url=dead_url)
+    assert [(d.status, d.attempts) for d in failed] == [("pending", 1)] * 5
+    assert all(d.error == failed[0].error != "" for d in failed)
+    assert all(d.next_attempt_at > frozen[0] for d in failed)  # each retried later, on its own draw
+
+
 # --- Deliveries through the API ---------------------------------------------------------------
 
 
