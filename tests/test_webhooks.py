@@ -506,6 +506,10 @@ def test_deliveries_are_listed_and_one_is_sent_again(
     again = api.get(url, headers=admin).json()["results"][0]
     assert (again["status"], again["attempts"]) == ("delivered", 2)
     assert_problem(api.post(f"{url}/99999/retry", headers=admin), 404)
+    huge = 10**30  # past any database integer: a 404 like any id that names nothing
+    assert_problem(api.post(f"/webhooks/{huge}/deliveries/{newest['id']}/retry", headers=admin), 404)
+    assert_problem(api.post(f"{url}/{huge}/retry", headers=admin), 404)
+    assert_problem(api.get(f"/webhooks/{huge}/deliveries", headers=admin), 404)
     assert_problem(api.get(f"/webhooks/{endpoint['id'] + 1}/deliveries", headers=admin), 404)
     assert_problem(api.get(url), 401)
 
