@@ -243,7 +243,7 @@ def main() -> None:
     print(f"{'ratio one / none':<62} {one / base:>10.3f}")
     print(f"{'difference of the medians, ms':<62} {one - base:>+10.3f}")
     print(f"{'median of paired differences (the figure judged), ms':<62} {added:>+10.3f}")
-    print(f"{'in process: recording for one endpoint adds (paired median), ms':<62} {in_process:>+10.3f}")
+    print(f"{'in process: record() for one endpoint, payload ready, adds, ms':<62} {in_process:>+10.3f}")
     print(f"{'events delivered by one db_worker':<62} {delivered:>10}")
     print(f"{'events/s at the receiver (first to last request)':<62} {at_receiver:>10.1f}")
     print(f"{'events/s, worker start to exit':<62} {overall:>10.1f}")
