@@ -48,14 +48,17 @@ $(VENV)/.dev.stamp: requirements/dev.txt | $(BIN)/python
 # package-lock.json): `npm ci` installs it and the module the page loads is copied where the static files
 # are found (git-ignored). deploy/Dockerfile does the same in a build stage.
 VENDOR := gallery/static/gallery/vendor
-$(VENDOR)/thumbhash/thumbhash.js: package.json package-lock.json
+# thumbhash (the tiles' placeholders) and tus-js-client's browser bundle (resumable uploads), as npm pins them.
+$(VENDOR)/.npm.stamp: package.json package-lock.json
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) npm; }
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-	mkdir -p $(@D)
-	cp node_modules/thumbhash/thumbhash.js node_modules/thumbhash/package.json $(@D)/
+	mkdir -p $(VENDOR)/thumbhash $(VENDOR)/tus-js-client
+	cp node_modules/thumbhash/thumbhash.js node_modules/thumbhash/package.json $(VENDOR)/thumbhash/
+	cp node_modules/tus-js-client/dist/tus.min.js node_modules/tus-js-client/package.json \
+	  node_modules/tus-js-client/LICENSE $(VENDOR)/tus-js-client/
 	@touch $@
 
-gallery-assets: $(VENDOR)/thumbhash/thumbhash.js
+gallery-assets: $(VENDOR)/.npm.stamp
 
 install: $(VENV)/.base.stamp
 install-dev: $(VENV)/.dev.stamp
