@@ -778,9 +778,10 @@ async function uploadResumable(file) {
     job.abort = upload.abort;
     const path = await upload.done;
     unfinished = null;
-    // The last answer names the image; a server that did not say is asked about the upload URL.
-    const imageUrl = path ?? (await apiRequest(`${UPLOADS_URL}/${link.id}`)).data.image?.url;
-    const { data: image } = await apiRequest(imageUrl ?? `${UPLOADS_URL}/${link.id}`);
+    // The last answer names the image; without that header, the upload URL's state carries it.
+    const image = path
+      ? (await apiRequest(path)).data
+      : (await apiRequest(`${UPLOADS_URL}/${link.id}`)).data.image;
     uploaded(image);
   } catch (error) {
     if (error.name === "AbortError") {
