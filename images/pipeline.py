@@ -20,7 +20,7 @@ from images.exceptions import ServerBusy
 from images.pixels import decoding, masters, placeholders, processing
 from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
 from images.pixels.placeholders import Placeholder
-from images.pixels.processing import EncodeOptions, Fit, OutputFormat, Rendered
+from images.pixels.processing import EncodeOptions, Fit, Gravity, OutputFormat, Rendered
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -51,6 +51,8 @@ def render(
     width: int | None = None,
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
+    gravity: Gravity = Gravity.CENTER,
+    focal: tuple[float, float] | None = None,
     output_format: OutputFormat | None = None,
     preview: bool = False,
     master: bool = False,
@@ -73,6 +75,8 @@ def render(
             width=width,
             height=height,
             fit=fit,
+            gravity=gravity,
+            focal=focal,
             output_format=output_format,
             limits=limits(),
             options=encode_options(master=master),
