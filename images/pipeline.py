@@ -40,6 +40,7 @@ __all__ = [
     "encode_options",
     "is_progressive_jpeg",
     "limits",
+    "point_in_crop",
     "render",
     "stored_description",
 ]
@@ -84,6 +85,11 @@ def render(
         )
     finally:
         slots.release()
+
+
+def point_in_crop(point: tuple[float, float], crop: tuple[float, float, float, float]) -> tuple[float, float]:
+    """`point` (fractions of a source) as fractions of the part `crop` kept (`Rendered.crop`)."""
+    return processing.point_in_crop(point, crop)
 
 
 def bound_pillow() -> None:

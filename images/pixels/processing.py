@@ -51,6 +51,7 @@ __all__ = [
     "Rendered",
     "check_output",
     "plan",
+    "point_in_crop",
     "render",
     "source_box",
     "stored_preview",
@@ -100,6 +101,15 @@ _TO_ORIENTED = {
     7: lambda u, v: (1 - v, 1 - u),
     8: lambda u, v: (v, 1 - u),
 }
+
+
+def point_in_crop(point: Point, crop: tuple[float, float, float, float]) -> Point:
+    """`point` (fractions of a source) as fractions of the part `crop` kept of it (`Rendered.crop`), kept
+    inside it; rounded to 1/10000, as focal points are."""
+    left, top, right, bottom = crop
+    x = (point[0] - left) / (right - left) if right > left else 0.5
+    y = (point[1] - top) / (bottom - top) if bottom > top else 0.5
+    return (round(min(max(x, 0.0), 1.0), 4), round(min(max(y, 0.0), 1.0), 4))
 
 
 def to_raw(point: Point, orientation: int) -> Point:
