@@ -81,10 +81,15 @@ def salient_box(im: Image.Image, crop: tuple[float, float]) -> tuple[float, floa
     table = np.zeros((rows + 1, cols + 1), dtype=np.float64)
     table[1:, 1:] = scores.cumsum(axis=0).cumsum(axis=1)
     sums = table[win_h:, win_w:] - table[:-win_h, win_w:] - table[win_h:, :-win_w] + table[:-win_h, :-win_w]
-    top, left = _best_window(sums, scores, (win_h, win_w))
-    # The window's centre, back in `im`'s pixels; the box around it, kept inside.
-    centre_x = (left + win_w / 2) * width / cols
-    centre_y = (top + win_h / 2) * height / rows
+    best = _best_window(sums, scores, (win_h, win_w))
+    if best is None:
+        centre_x, centre_y = width / 2, height / 2
+    else:
+        # The window's centre, back in `im`'s pixels.
+        top, left = best
+        centre_x = (left + win_w / 2) * width / cols
+        centre_y = (top + win_h / 2) * height / rows
+    # The box around it, kept inside.
     x0 = min(max(centre_x - crop_w / 2, 0.0), width - crop_w)
     y0 = min(max(centre_y - crop_h / 2, 0.0), height - crop_h)
     return (x0, y0, x0 + crop_w, y0 + crop_h)
@@ -105,15 +110,14 @@ def _above_median(score: np.ndarray) -> np.ndarray:
     return np.maximum(score - level, 0.0) if level > 0 else score
 
 
-def _best_window(sums: np.ndarray, scores: np.ndarray, window: tuple[int, int]) -> tuple[int, int]:
+def _best_window(sums: np.ndarray, scores: np.ndarray, window: tuple[int, int]) -> tuple[int, int] | None:
     """The (row, column) of the window to keep: of the windows within `_NEAR_BEST` of the largest sum, the
     one whose centre is nearest the centre of attention of the best window, so that a subject smaller
-    than the crop sits in its middle rather than at an edge. A flat picture (no window scores): the
-    centre."""
-    rows, cols = sums.shape
+    than the crop sits in its middle rather than at an edge. None for a flat picture (no window scores):
+    the crop stays in the middle."""
     best = float(sums.max())
     if best <= 0:
-        return (rows - 1) // 2, (cols - 1) // 2
+        return None
     top, left = np.unravel_index(int(np.argmax(sums)), sums.shape)
     win_h, win_w = window
     inside = scores[top : top + win_h, left : left + win_w]
