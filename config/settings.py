@@ -189,6 +189,14 @@ IMAGE_PRESETS = env.json(
         "large": {"width": 1600},
     },
 )
+# Which part a `cover` crop keeps when the request does not say (an upload's `gravity`, a preset's):
+# center, attention (the most salient region: bench/crops.py measures it against center) or focal (the
+# image's focal point; the centre without one). An image's focal point wins over any gravity.
+IMAGE_DEFAULT_GRAVITY = env.str("IMAGE_DEFAULT_GRAVITY", default="center")
+if IMAGE_DEFAULT_GRAVITY not in ("center", "attention", "focal"):
+    raise ImproperlyConfigured(
+        f"IMAGE_DEFAULT_GRAVITY must be center, attention or focal, not {IMAGE_DEFAULT_GRAVITY!r}."
+    )
 # `format=auto` picks AVIF (when the browser takes it) only for renditions of at most this many pixels,
 # WebP above: AVIF's encoder needs about 30 bytes per pixel (2560x1920: 150 MB).
 IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS = env.int("IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS", default=5_000_000)

@@ -28,7 +28,7 @@ from api.pagination import (
 )
 from api.params import one_value_each
 from api.schema import page_of, problem_responses
-from images.formats import Fit, OutputFormat
+from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image, Visibility
 from images.permissions import MayChangeImage
 from images.selectors import image_get_visible, image_list, image_list_page
@@ -40,7 +40,7 @@ from images.serializers import (
     answers_signed_urls,
     image_etag,
 )
-from images.services import image_create, image_delete, image_update
+from images.services import UNCHANGED, image_create, image_delete, image_update
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -153,6 +153,10 @@ class ImageCollectionApi(GenericAPIView):
             width=params.validated_data.get("width"),
             height=params.validated_data.get("height"),
             fit=Fit(params.validated_data["fit"]),
+            gravity=Gravity(params.validated_data.get("gravity", settings.IMAGE_DEFAULT_GRAVITY)),
+            focal=(data["focal_x"], data["focal_y"])
+            if "focal_x" in (data := params.validated_data)
+            else None,
             output_format=OutputFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
             visibility=params.validated_data.get("visibility", settings.IMAGE_DEFAULT_VISIBILITY),
             api_key=request.auth,
@@ -195,11 +199,13 @@ class ImageDetailApi(GenericAPIView):
 
     @extend_schema(
         operation_id="images_update",
-        summary="Change an image's title or visibility",
+        summary="Change an image's title, visibility or focal point",
         description=(
-            "Only `title` and `visibility` can be changed (the pixels never change: upload again for that); "
-            "any other field is a 400 naming it. A change of visibility moves the stored file (and drops "
-            "its renditions, made again on demand); a private image's URLs are signed. Send the image's "
+            "Only `title`, `visibility` and `focal` can be changed (the pixels never change: upload again "
+            "for that); any other field is a 400 naming it. A change of visibility moves the stored file "
+            "(and drops its renditions, made again on demand); a private image's URLs are signed. A new "
+            "focal point drops the crops made around the old one, and changes the preset URLs of crops. "
+            "Send the image's "
             "`ETag` in `If-Match` to change it only if nobody else has since (`412` otherwise). With "
             "`IMAGERY_AUTH=write` or `all`, only the API key that uploaded the image or an admin key may."
         ),
@@ -213,10 +219,16 @@ class ImageDetailApi(GenericAPIView):
         params = ImageUpdateInputSerializer(data=one_value_each(request.data, ImageUpdateInputSerializer))
         params.is_valid(raise_exception=True)
         self.check_object_permissions(request, image_get_visible(image_id=image_id, key=request.auth))
+        data = params.validated_data
         image = image_update(
             image_id=image_id,
-            title=params.validated_data.get("title"),
-            visibility=params.validated_data.get("visibility"),
+            title=data.get("title"),
+            visibility=data.get("visibility"),
+            focal=UNCHANGED
+            if "focal" not in data
+            else (data["focal"]["x"], data["focal"]["y"])
+            if data["focal"]
+            else None,
             precondition=if_match_precondition(request),
         )
         return Response(self.get_serializer(image).data, headers={"ETag": image_etag(image)})

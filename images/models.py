@@ -47,6 +47,10 @@ class Image(models.Model):
     # public or private. Private files live under their own prefix (images.storage.PRIVATE_PREFIX), which no
     # unsigned URL reaches; the image count keeps how many rows are private (migration 0007).
     visibility = models.CharField(max_length=7, choices=Visibility.choices, default=Visibility.PUBLIC)
+    # The focal point every crop keeps (its owner's choice), as fractions of the width and height, (0, 0)
+    # the top left; both NULL when there is none. Added in place like `version` (migration 0008).
+    focal_x = models.FloatField(null=True, blank=True)
+    focal_y = models.FloatField(null=True, blank=True)
     # The API key that uploaded it (none when access is open); kept when the key is deleted.
     api_key = models.ForeignKey(
         "rest_framework_api_key.APIKey",
@@ -69,7 +73,25 @@ class Image(models.Model):
             models.CheckConstraint(
                 condition=Q(visibility__in=Visibility.values), name="image_visibility_known"
             ),
+            models.CheckConstraint(
+                condition=Q(focal_x__gte=0, focal_x__lte=1), name="image_focal_x_fraction"
+            ),
+            models.CheckConstraint(
+                condition=Q(focal_y__gte=0, focal_y__lte=1), name="image_focal_y_fraction"
+            ),
+            models.CheckConstraint(
+                condition=Q(focal_x__isnull=True, focal_y__isnull=True)
+                | Q(focal_x__isnull=False, focal_y__isnull=False),
+                name="image_focal_both_or_neither",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.title} ({self.width}x{self.height} {self.format})"
+
+    @property
+    def focal(self) -> tuple[float, float] | None:
+        """The focal point (x, y), or None."""
+        if self.focal_x is None or self.focal_y is None:
+            return None
+        return (self.focal_x, self.focal_y)

@@ -20,7 +20,7 @@ from images.exceptions import ServerBusy
 from images.pixels import decoding, masters, placeholders, processing
 from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
 from images.pixels.placeholders import Placeholder
-from images.pixels.processing import EncodeOptions, Fit, OutputFormat, Rendered
+from images.pixels.processing import EncodeOptions, Fit, Gravity, OutputFormat, Rendered
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -40,6 +40,7 @@ __all__ = [
     "encode_options",
     "is_progressive_jpeg",
     "limits",
+    "point_in_crop",
     "render",
     "stored_description",
 ]
@@ -51,6 +52,8 @@ def render(
     width: int | None = None,
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
+    gravity: Gravity = Gravity.CENTER,
+    focal: tuple[float, float] | None = None,
     output_format: OutputFormat | None = None,
     preview: bool = False,
     master: bool = False,
@@ -73,6 +76,8 @@ def render(
             width=width,
             height=height,
             fit=fit,
+            gravity=gravity,
+            focal=focal,
             output_format=output_format,
             limits=limits(),
             options=encode_options(master=master),
@@ -80,6 +85,11 @@ def render(
         )
     finally:
         slots.release()
+
+
+def point_in_crop(point: tuple[float, float], crop: tuple[float, float, float, float]) -> tuple[float, float]:
+    """`point` (fractions of a source) as fractions of the part `crop` kept (`Rendered.crop`)."""
+    return processing.point_in_crop(point, crop)
 
 
 def bound_pillow() -> None:

@@ -34,6 +34,8 @@ ANSWERED_FIELDS = (
     "version",
     "visibility",
     "api_key",  # its id: whose private image it is
+    "focal_x",
+    "focal_y",
 )
 
 
@@ -158,6 +160,15 @@ class ImageFile:
     format: str
     visibility: str
     owner_id: str | None  # the API key that uploaded it
+    focal_x: float | None = None
+    focal_y: float | None = None
+
+    @property
+    def focal(self) -> tuple[float, float] | None:
+        """The focal point its crops keep, or None."""
+        if self.focal_x is None or self.focal_y is None:
+            return None
+        return (self.focal_x, self.focal_y)
 
 
 def image_file_get(*, image_id: int) -> ImageFile:
@@ -167,7 +178,7 @@ def image_file_get(*, image_id: int) -> ImageFile:
         raise Image.DoesNotExist
     table = connection.ops.quote_name(Image._meta.db_table)
     with connection.cursor() as cursor:
-        columns = "file, width, height, format, visibility, api_key_id"
+        columns = "file, width, height, format, visibility, api_key_id, focal_x, focal_y"
         cursor.execute(f"SELECT {columns} FROM {table} WHERE id = %s", [image_id])  # noqa: S608
         row = cursor.fetchone()
     if row is None:

@@ -3,6 +3,7 @@ OpenAPI schema is read from it) and the one output serializer, the image object.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -18,9 +19,15 @@ from api.conditional import etag_of
 from api.pagination import PageInputSerializer
 from api.params import WholeNumberField, one_value_each
 from api.schema import CLOSED, MIN_PROPERTIES
-from images.formats import Fit, OutputFormat
+from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image, Visibility
-from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
+from images.renditions import (
+    LADDER,
+    RenditionFormat,
+    configured_presets,
+    preset_urls,
+    srcset,
+)
 from images.signing import signed_query
 from images.titles import TITLE_MAX_LENGTH
 
@@ -110,6 +117,76 @@ class TitleSearchField(TitleField):
         super().__init__(blank="empty", **kwargs)
 
 
+# A focal point's coordinates are kept to 1/10000 of the side: finer than any screen shows, and short in a
+# URL (`&focal=0.25,0.7`).
+FOCAL_DIGITS = 4
+
+
+class FractionField(serializers.FloatField):
+    """A coordinate of a focal point: a fraction of the width or height, 0 to 1, as a JSON number (a
+    string, a boolean, NaN or infinity is refused), or in a form as a plain decimal (`0.25`)."""
+
+    default_error_messages = {
+        "invalid": "A number from 0 to 1 (a fraction of the width or height).",
+        "range": "Ensure this value is from 0 to 1 (a fraction of the width or height).",
+    }
+
+    def __init__(self, *, form: bool = False, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=1, **kwargs)
+        self.form = form
+        # Our own range check and message (min_value/max_value stay, for the schema).
+        self.validators = []
+
+    def to_internal_value(self, data: Any) -> float:
+        if self.form:
+            if not isinstance(data, str) or not _DECIMAL.fullmatch(data):
+                self.fail("invalid")
+            value = float(data)
+        else:
+            if isinstance(data, bool) or not isinstance(data, int | float):
+                self.fail("invalid")
+            value = float(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        if not 0 <= value <= 1:
+            self.fail("range")
+        return round(value, FOCAL_DIGITS)
+
+
+_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+@extend_schema_serializer(component_name="Focal", extensions={CLOSED: True})
+class FocalSerializer(serializers.Serializer):
+    """A focal point: fractions of the width (`x`) and height (`y`), (0, 0) the top left."""
+
+    x = FractionField(help_text="From the left edge (0) to the right edge (1).")
+    y = FractionField(help_text="From the top edge (0) to the bottom edge (1).")
+
+    def to_internal_value(self, data: Any) -> Any:
+        unknown = sorted(set(data) - {"x", "y"}) if isinstance(data, dict) else []
+        if unknown:
+            raise ValidationError({name: ["A focal point has only `x` and `y`."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+def _focal_of(image: Image) -> dict[str, float] | None:
+    return None if image.focal_x is None else {"x": image.focal_x, "y": image.focal_y}
+
+
+def gravity_field(**kwargs: Any) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=[g.value for g in Gravity],
+        help_text=(
+            "With `fit=cover`: which part the crop keeps. `center`: the middle; `attention`: the most "
+            "salient region (edges, saturation, skin tones); `focal`: centred on the focal point (the "
+            "middle without one). A focal point, when given, wins over any gravity. Default: "
+            "`IMAGE_DEFAULT_GRAVITY`."
+        ),
+        **kwargs,
+    )
+
+
 def offer_visibilities(fields: dict[str, serializers.Field]) -> dict[str, serializers.Field]:
     """`visibility`'s choices as this server has them: with access open (IMAGERY_AUTH=off) only `public`,
     so the schema says what is accepted, and `private` is refused with why (read again per request)."""
@@ -185,21 +262,54 @@ class ImageCreateInputSerializer(serializers.Serializer):
         ),
     )
     visibility = visibility_field(required=False)
+    gravity = gravity_field(required=False)
+    focal_x = FractionField(
+        form=True,
+        required=False,
+        help_text=(
+            "The focal point, with `focal_y`: a fraction of the uploaded picture's width (0 left, 1 right), "
+            "as displayed. Every crop of the image keeps it, as near the crop's centre as the picture "
+            "allows (this upload's `fit=cover` too: the object's `focal` is then where it lands in the "
+            "stored picture)."
+        ),
+    )
+    focal_y = FractionField(
+        form=True,
+        required=False,
+        help_text="The focal point, with `focal_x`: a fraction of the height (0 top, 1 bottom).",
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return offer_visibilities(super().get_fields())
 
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = {"focal_x", "focal_y"} & set(attrs)
+        if len(given) == 1:
+            missing = ({"focal_x", "focal_y"} - given).pop()
+            raise ValidationError({missing: ["A focal point needs both `focal_x` and `focal_y`."]})
+        return attrs
+
 
 @extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True, MIN_PROPERTIES: 1})
 class ImageUpdateInputSerializer(serializers.Serializer):
-    """An edit: the title and/or the visibility. Any other field is refused by name (upload again to change
-    the pixels)."""
+    """An edit: the title, the visibility and/or the focal point. Any other field is refused by name
+    (upload again to change the pixels)."""
 
     title = EditTitleField(
         required=False,
         help_text="1-255 characters after trimming, without NUL.",
     )
     visibility = visibility_field(required=False)
+    focal = FocalSerializer(
+        required=False,
+        allow_null=True,
+        help_text=(
+            'The focal point every crop of the image keeps (`{"x": 0.3, "y": 0.6}`, fractions of the '
+            "width and height), as near the crop's centre as the picture allows; `null` removes it. The "
+            "crops made around the old point are not served again (their names and the object's preset "
+            "URLs change)."
+        ),
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return offer_visibilities(super().get_fields())
@@ -215,11 +325,13 @@ class ImageUpdateInputSerializer(serializers.Serializer):
             if "title" in value and not value["title"]:
                 errors["title"] = ["A title needs 1 to 255 characters after trimming."]
             elif not value and not unknown:
-                errors["title"] = ["Give `title` and/or `visibility`: the fields that can be changed."]
+                errors["title"] = [
+                    "Give `title`, `visibility` and/or `focal`: the fields that can be changed."
+                ]
         for name in unknown:
             errors[name] = [
-                "Only `title` and `visibility` can be changed; upload the image again to change anything "
-                "else."
+                "Only `title`, `visibility` and `focal` can be changed; upload the image again to change "
+                "anything else."
             ]
         if errors:
             raise ValidationError(errors)
@@ -262,6 +374,12 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "as a background until the file has loaded. Null like `placeholder`."
         ),
     )
+    focal = serializers.SerializerMethodField(
+        help_text=(
+            "The focal point every crop keeps (fractions of the width and height), or null: set on upload "
+            "(`focal_x`, `focal_y`) or with PATCH."
+        ),
+    )
 
     class Meta:
         model = Image
@@ -279,6 +397,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "placeholder",
             "color",
             "visibility",
+            "focal",
         ]
         # An output serializer: every field is always answered, so the schema marks each required.
         read_only_fields = fields
@@ -301,13 +420,23 @@ class ImageOutputSerializer(serializers.ModelSerializer):
     def get_presets(self, image: Image) -> dict[str, str]:
         url = self._file_url(image)
         names = list(settings.IMAGE_PRESETS)
+        focal = image.focal
         if image.visibility != Visibility.PRIVATE:
-            return preset_urls(url, names)
+            return preset_urls(url, names, focal=focal)
         public = set(settings.IMAGE_PUBLIC_PRESETS)
+        unsigned = preset_urls(url, names, focal=focal)
+        # The focal point is no signed parameter (it does not choose the answer; the row's point does): it
+        # follows the signature, only to change the URL with the point.
         return {
-            name: f"{url}?preset={name}" if name in public else self._signed(image, url, {"preset": name})
+            name: unsigned[name]
+            if name in public
+            else self._signed(image, url, {"preset": name}) + unsigned[name].partition(f"preset={name}")[2]
             for name in names
         }
+
+    @extend_schema_field(FocalSerializer(allow_null=True))
+    def get_focal(self, image: Image) -> dict[str, float] | None:
+        return _focal_of(image)
 
     def _signs_sizes(self, image: Image) -> bool:
         return answers_signed_urls(image)
@@ -349,6 +478,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "placeholder": image.placeholder,
             "color": image.color,
             "visibility": image.visibility,
+            "focal": _focal_of(image),
         }
 
 
@@ -390,6 +520,11 @@ class ImageListInputSerializer(PageInputSerializer):
     )
 
 
+# A focal point in a URL (`renditions.focal_tag`): two fractions from 0 to 1.
+_FRACTION = r"(0(\.[0-9]{1,4})?|1(\.0{1,4})?|0?\.[0-9]{1,4})"
+_FOCAL_TAG = rf"^{_FRACTION},{_FRACTION}$"
+
+
 class RenditionInputSerializer(serializers.Serializer):
     width = WholeNumberField(
         required=False,
@@ -415,6 +550,15 @@ class RenditionInputSerializer(serializers.Serializer):
             "A named variant from the server's `IMAGE_PRESETS` (defaults: `thumb` 200x200 cropped to "
             "fill, `small` 480 wide, `large` 1600 wide), never larger than the stored image; the only way "
             "to ask for a crop. The image object's `presets` lists them. Not with `width` or `height`."
+        ),
+    )
+    focal = serializers.RegexField(
+        _FOCAL_TAG,
+        required=False,
+        help_text=(
+            "The image's focal point as `x,y`, which the object's preset URLs of crops carry so that a new "
+            "focal point is a new URL for every cache. It does not place the crop (the image's own focal "
+            "point does): an old one is answered with the current crop."
         ),
     )
     format = serializers.ChoiceField(
@@ -478,9 +622,17 @@ def rendition_query(query: QueryDict) -> dict[str, Any]:
 
 
 # The serializer's own bound, read when it was defined (its fields keep that value).
+_FOCAL_TAG_PATTERN = re.compile(_FOCAL_TAG)
 _MAX_SIDE = settings.IMAGE_MAX_DIMENSION
 _FORMATS = frozenset(f.value for f in RenditionFormat)
 _PLAIN_SIDE = re.compile(r"[1-9][0-9]{0,5}")
+
+
+def _known_value(name: str, value: str) -> bool:
+    """A `format`, `preset` or `focal` value the serializer accepts as it is."""
+    if name == "focal":
+        return _FOCAL_TAG_PATTERN.fullmatch(value) is not None
+    return value in (_FORMATS if name == "format" else configured_presets() if name == "preset" else ())
 
 
 def _common_rendition_query(query: QueryDict) -> dict[str, Any] | None:
@@ -496,7 +648,7 @@ def _common_rendition_query(query: QueryDict) -> dict[str, Any] | None:
             if not _PLAIN_SIDE.fullmatch(value) or int(value) > _MAX_SIDE:
                 return None
             found[name] = int(value)
-        elif value in (_FORMATS if name == "format" else configured_presets() if name == "preset" else ()):
+        elif _known_value(name, value):
             found[name] = value
         else:
             return None

@@ -4,17 +4,18 @@ its file does (an unreferenced file may be left behind by a failure; `reconcile_
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, BinaryIO, Final, Literal
 
 from django.db import transaction
 
 from images import locks, pipeline, renditions, storage
 from images.exceptions import ImageChanged, StorageUnavailable
 
-# Fit and OutputFormat are also the names uploads/ passes here (it reaches images through services only).
-from images.formats import Fit, OutputFormat
+# Fit, Gravity and OutputFormat are also the names uploads/ passes here (it reaches images through services).
+from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image, Visibility
 from images.selectors import ANSWERED_FIELDS
 from images.titles import default_title, fold
@@ -25,6 +26,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+# A focal point: (x, y), fractions of the image's width and height.
+Focal = tuple[float, float]
+
+
+class _Unchanged(enum.Enum):
+    UNCHANGED = "unchanged"
+
+
+# `image_update(focal=...)` when the focal point is not to change (None removes it).
+UNCHANGED: Final = _Unchanged.UNCHANGED
+
 
 def image_create(
     *,
@@ -34,11 +46,16 @@ def image_create(
     width: int | None = None,
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
+    gravity: Gravity = Gravity.CENTER,
+    focal: Focal | None = None,
     output_format: OutputFormat | None = None,
     visibility: str = Visibility.PUBLIC,
     api_key: APIKey | None = None,
 ) -> Image:
     """Process an uploaded image, store its file and save its row.
+
+    `focal`: the image's focal point, as fractions of the uploaded picture (as displayed); a `cover` crop
+    keeps it (whatever `gravity`), and the row keeps it where it lands in the stored picture.
 
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). A private image's file is stored under the private prefix, apart from any
@@ -49,8 +66,17 @@ def image_create(
     # While the store is failing, the decode and encode below would be work for nothing (and a thread held).
     storage.refuse_if_failing()
     rendered = pipeline.render(
-        upload, width=width, height=height, fit=fit, output_format=output_format, preview=True, master=True
+        upload,
+        width=width,
+        height=height,
+        fit=fit,
+        gravity=gravity,
+        focal=focal,
+        output_format=output_format,
+        preview=True,
+        master=True,
     )
+    stored_focal = pipeline.point_in_crop(focal, rendered.crop) if focal is not None else None
     assert rendered.preview is not None
     described = pipeline.describe(rendered.preview)
     title = title or default_title(filename)
@@ -79,6 +105,8 @@ def image_create(
                     color=described.color,
                     visibility=visibility,
                     api_key=api_key,
+                    focal_x=stored_focal[0] if stored_focal else None,
+                    focal_y=stored_focal[1] if stored_focal else None,
                 )
     except BaseException:
         # Neither the row nor a lasting file: remove the file if this request stored it and no row uses it.
@@ -140,9 +168,15 @@ def image_update(
     image_id: int,
     title: str | None = None,
     visibility: str | None = None,
+    focal: Focal | Literal[_Unchanged.UNCHANGED] | None = UNCHANGED,
     precondition: Callable[[Image], bool] | None = None,
 ) -> Image:
-    """Change an image's title and/or visibility (the pixels never change: upload again for that).
+    """Change an image's title, visibility and/or focal point (None: none) (the pixels never change: upload
+    again for that).
+
+    A new focal point raises the version like any change; the crops the old one placed are deleted
+    (unless another image of the same file still has it): they are made again, around the new point, when
+    asked for, under new names.
 
     `precondition`, when given, is asked with the row as it is now, locked until the change commits; False
     raises ImageChanged (the client's `If-Match` no longer matches). Raises Image.DoesNotExist, and
@@ -159,7 +193,7 @@ def image_update(
         check_may_be_private(visibility)
     current = Image.objects.only("file", "format", "visibility").get(pk=image_id)
     if visibility is None or visibility == current.visibility:
-        return _image_save(image_id=image_id, title=title, precondition=precondition)
+        return _image_save(image_id=image_id, title=title, focal=focal, precondition=precondition)
     old_name = current.file.name
     new_name = storage.name_for_digest(
         storage.digest_of(old_name),
@@ -177,6 +211,7 @@ def image_update(
             image = _image_save(
                 image_id=image_id,
                 title=title,
+                focal=focal,
                 precondition=precondition,
                 moved=(old_name, new_name, visibility),
             )
@@ -195,9 +230,12 @@ def _image_save(
     image_id: int,
     title: str | None,
     precondition: Callable[[Image], bool] | None,
+    focal: Focal | Literal[_Unchanged.UNCHANGED] | None = UNCHANGED,
     moved: tuple[str, str, str] | None = None,
 ) -> Image:
-    """The row's change in one transaction; `moved`: (old file, new file, visibility) to switch to."""
+    """The row's change in one transaction; `moved`: (old file, new file, visibility) to switch to. After
+    it, the crops an old focal point placed are deleted (`_drop_old_crops`)."""
+    old_focal: Focal | None = None
     with transaction.atomic():
         image = Image.objects.select_for_update().only(*ANSWERED_FIELDS).get(pk=image_id)
         if precondition is not None and not precondition(image):
@@ -206,6 +244,10 @@ def _image_save(
         if title is not None:
             image.title, image.title_folded = title, fold(title)
             fields += ["title", "title_folded"]
+        if focal is not UNCHANGED and focal != image.focal:
+            old_focal = image.focal
+            image.focal_x, image.focal_y = focal if focal is not None else (None, None)
+            fields += ["focal_x", "focal_y"]
         if moved is not None:
             old_name, new_name, visibility = moved
             if image.file.name != old_name:
@@ -216,7 +258,27 @@ def _image_save(
         # Every change raises the version, which the object's ETag is made from (under the row's lock).
         image.version += 1
         image.save(update_fields=fields)
+    if "focal_x" in fields and moved is None:
+        # (A move deletes every rendition of the old file.)
+        _drop_old_crops(image, old_focal)
     return image
+
+
+def _drop_old_crops(image: Image, old_focal: Focal | None) -> None:
+    """Delete the crops of `image`'s file that `old_focal` placed, unless another row of that file still
+    has that point (identical uploads share a file and its renditions' folder)."""
+    name = image.file.name
+    others = Image.objects.filter(file=name).exclude(pk=image.pk)
+    if old_focal is None:
+        shared = others.filter(focal_x__isnull=True).exists()
+    else:
+        shared = others.filter(focal_x=old_focal[0], focal_y=old_focal[1]).exists()
+    if shared:
+        return
+    source = renditions.Source(
+        name=name, width=image.width, height=image.height, format=image.format, focal=old_focal
+    )
+    renditions.delete_crops(source)
 
 
 def _read_stored(name: str) -> bytes:

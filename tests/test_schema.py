@@ -234,7 +234,7 @@ def test_schema_edit_needs_a_title_or_a_visibility_and_documents_if_match(schema
     for content in operation["requestBody"]["content"].values():
         ref = content["schema"]["$ref"].rsplit("/", 1)[-1]
         component = schema["components"]["schemas"][ref]
-        assert set(component["properties"]) == {"title", "visibility"}
+        assert set(component["properties"]) == {"title", "visibility", "focal"}
         assert component["minProperties"] == 1 and "required" not in component
     assert operation["requestBody"]["required"] is True
     assert "If-Match" in [p["name"] for p in operation["parameters"]]
