@@ -50,6 +50,10 @@ class DirectUpload(models.Model):
     tus_metadata = models.JSONField(default=dict, blank=True)
     # When the tus resource was created (None: not a tus upload).
     tus_created_at = models.DateTimeField(null=True, blank=True)
+    # The stored chunk objects the offset counts, in order (uploads/partials.py): each PATCH stores its
+    # chunk under a name of its own, and the conditional UPDATE that advances the offset appends it here,
+    # so of two PATCHes at one offset only the winner's chunk is ever read.
+    tus_chunks = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [
