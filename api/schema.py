@@ -21,6 +21,8 @@ _DESCRIPTIONS = {
     403: "These credentials may not do this.",
     404: "No such resource.",
     413: "The upload has too many bytes or pixels.",
+    409: "Refused in the state the resource is in (used already, or in use); nothing was changed.",
+    410: "Gone: it expired.",
     412: "`If-Match` names a version that is no longer current; nothing was changed.",
     415: "Not an image, or not a format we accept.",
     429: "Too many requests; see Retry-After.",

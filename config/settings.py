@@ -233,6 +233,10 @@ if IMAGE_RENDITIONS_REQUIRE_SIGNATURE not in ("off", "private", "all"):
 # page says `"count_exact": false` (an exact count of a common word costs tens of ms at a million rows).
 LIST_COUNT_CAP = env.int("LIST_COUNT_CAP", default=500)
 
+# The longest an upload URL (POST /uploads) may live, in seconds: 6 hours.
+UPLOAD_URL_MAX_TTL = env.int("UPLOAD_URL_MAX_TTL", default=6 * 3600)
+if UPLOAD_URL_MAX_TTL < 1:
+    raise ImproperlyConfigured(f"UPLOAD_URL_MAX_TTL must be 1 or more seconds, not {UPLOAD_URL_MAX_TTL}.")
 # Proxies in front of the app, each appending to X-Forwarded-For. 0 (the default): the client is the socket's
 # peer and the header is ignored, since any client can send one. N: the client is the Nth address from the
 # header's end, the one the outermost of our proxies saw. (DRF's own default, unset, believes the header.)
@@ -271,6 +275,10 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VisibilityEnum": [("public", "public"), ("private", "private")],
         "OpenAccessVisibilityEnum": [("public", "public")],
+        # The formats an upload may ask for, named apart from the image object's (which has `gif` too): an
+        # upload URL fixes them too.
+        "ImageUploadFormatEnum": [(f, f) for f in ("jpeg", "png", "webp", "avif")],
+        "UploadStateEnum": "uploads.models.UploadState",
     },
     "COMPONENT_SPLIT_REQUEST": True,
     # PATCH takes the same fields as its serializer says (an edit needs its title), not all optional.

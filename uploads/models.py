@@ -36,7 +36,7 @@ class DirectUpload(models.Model):
     max_bytes = models.BigIntegerField()
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(db_index=True)
-    # Set by the conditional UPDATE that claims the URL (single use); cleared again if the image is refused.
+    # When the image was made from it (single use done).
     completed_at = models.DateTimeField(null=True, blank=True)
     # A string reference: uploads/ never imports images.models (the uploads-through-services contract).
     image = models.ForeignKey(
@@ -50,6 +50,11 @@ class DirectUpload(models.Model):
     tus_metadata = models.JSONField(default=dict, blank=True)
     # When the tus resource was created (None: not a tus upload).
     tus_created_at = models.DateTimeField(null=True, blank=True)
+    # Set by the conditional UPDATE that claims the URL for one upload (uploads.services): a second upload
+    # finds it set (409) while the first is processed; cleared again if the image is refused, so the URL
+    # stays usable. A claim of its own rather than `completed_at`, so that no transaction holds the row
+    # (SQLite's write lock) while the image is processed.
+    claimed_at = models.DateTimeField(null=True, blank=True)
     # The stored chunk objects the offset counts, in order (uploads/partials.py): each PATCH stores its
     # chunk under a name of its own, and the conditional UPDATE that advances the offset appends it here,
     # so of two PATCHes at one offset only the winner's chunk is ever read.
