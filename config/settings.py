@@ -86,6 +86,12 @@ READINESS_CHECKS = {
     "storage": "images.storage.is_available",
 }
 
+# `reconcile_storage` also runs these (label: a function taking `fix`, returning how many files it removed,
+# or would remove without `fix`): what other apps keep in the file store and know how to sweep.
+STORAGE_SWEEPS = {
+    "partial upload chunks (expired, ended or never recorded)": "uploads.resumable.tus_partials_sweep",
+}
+
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
 
@@ -355,8 +361,33 @@ RATE_LIMIT_DATABASE = DATA_DIR / "rate-limits.sqlite3"
 
 # Browsers on these origins may call the API (e.g. https://app.example.com), comma-separated.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
-CORS_ALLOW_HEADERS = ["authorization", "content-type", "if-none-match", "if-match"]
-CORS_EXPOSE_HEADERS = ["Location", "Retry-After", "ETag"]
+# tus (resumable uploads on an upload URL, uploads/tus_apis.py) from a browser: its request headers, and the
+# answers' headers a client must read (X-HTTP-Method-Override is not honoured: PATCH and DELETE are sent).
+TUS_REQUEST_HEADERS = [
+    "tus-resumable",
+    "upload-length",
+    "upload-defer-length",
+    "upload-offset",
+    "upload-metadata",
+    "upload-checksum",
+]
+TUS_RESPONSE_HEADERS = [
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Defer-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Imagery-Image",
+]
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "if-none-match", "if-match", *TUS_REQUEST_HEADERS]
+CORS_EXPOSE_HEADERS = ["Location", "Retry-After", "ETag", *TUS_RESPONSE_HEADERS]
+# django-cors-headers' default methods (DELETE, GET, OPTIONS, PATCH, POST, PUT) are tus's; HEAD needs no
+# preflight (CORS safelists it).
 # Not the image files (GET /images/{id}/file): an <img> loads them from any origin without CORS, and the
 # `Vary: Origin` that CORS adds would split a CDN's one cached copy per URL into one per site.
 CORS_URLS_REGEX = r"^(?!/images/[0-9]+/file/?$).*$"

@@ -25,6 +25,9 @@ OPERATIONS = {
     ("post", "/uploads"),
     ("get", "/uploads/{upload_id}"),
     ("post", "/uploads/{upload_id}/{secret}"),
+    # tus on the upload URL (its OPTIONS and HEAD are not in the schema, as no endpoint's are).
+    ("patch", "/uploads/{upload_id}/{secret}"),
+    ("delete", "/uploads/{upload_id}/{secret}"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 ASSET = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)=["']([^"']+)["']""", re.IGNORECASE)

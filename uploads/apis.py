@@ -25,6 +25,7 @@ from uploads.serializers import (
     DirectUploadOutputSerializer,
 )
 from uploads.services import direct_upload_check_open, direct_upload_complete, direct_upload_create
+from uploads.tus_apis import TusUploadMixin, speaks_tus
 
 
 def upload_url(request: Request, upload: DirectUpload, secret: str) -> str:
@@ -88,8 +89,9 @@ SECRET = OpenApiParameter(
 )
 
 
-class DirectUploadUrlApi(GenericAPIView):
-    """The upload URL itself: `/uploads/{id}/{secret}`, the secret being the only credential."""
+class DirectUploadUrlApi(TusUploadMixin, GenericAPIView):
+    """The upload URL itself: `/uploads/{id}/{secret}`, the secret being the only credential. It is also a
+    tus 1.0 creation endpoint and the resumable upload's resource (uploads/tus_apis.py)."""
 
     serializer_class = ImageOutputSerializer
     # No key: holding the URL is the permission. A key sent is not looked at.
@@ -113,8 +115,10 @@ class DirectUploadUrlApi(GenericAPIView):
     )
     def post(self, request: Request, upload_id: uuid.UUID, secret: str) -> Response:
         upload = direct_upload_by_secret(upload_id=upload_id, secret=secret)
-        # tus (the `tus` branch) dispatches here: a POST with `Tus-Resumable` is a tus creation on this
-        # same URL, and OPTIONS on it tus discovery. Both before anything reads the body.
+        # A POST that speaks tus (Tus-Resumable, Upload-Length) is a tus creation on this same URL; decided
+        # before anything reads the body.
+        if speaks_tus(request):
+            return self.tus_create(request, upload)
         return self.upload_once(request, upload)
 
     def upload_once(self, request: Request, upload: DirectUpload) -> Response:

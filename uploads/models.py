@@ -55,6 +55,10 @@ class DirectUpload(models.Model):
     # stays usable. A claim of its own rather than `completed_at`, so that no transaction holds the row
     # (SQLite's write lock) while the image is processed.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    # The stored chunk objects the offset counts, in order (uploads/partials.py): each PATCH stores its
+    # chunk under a name of its own, and the conditional UPDATE that advances the offset appends it here,
+    # so of two PATCHes at one offset only the winner's chunk is ever read.
+    tus_chunks = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [

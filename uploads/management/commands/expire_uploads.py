@@ -11,6 +11,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
+from uploads.resumable import tus_partials_sweep
 from uploads.services import expired_uploads_sweep
 
 
@@ -20,3 +21,6 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         deleted = expired_uploads_sweep()
         self.stdout.write(f"{deleted} expired upload URL(s) deleted.")
+        # Then the chunks of resumable uploads no one will read (of the URLs just deleted among them).
+        chunks = tus_partials_sweep()
+        self.stdout.write(f"{chunks} partial upload chunk(s) deleted.")
