@@ -264,6 +264,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VisibilityEnum": [("public", "public"), ("private", "private")],
         "OpenAccessVisibilityEnum": [("public", "public")],
+        "OnDuplicateEnum": "images.services.OnDuplicate",
     },
     "COMPONENT_SPLIT_REQUEST": True,
     # PATCH takes the same fields as its serializer says (an edit needs its title), not all optional.
