@@ -287,6 +287,7 @@ SPECTACULAR_SETTINGS = {
         # upload URL fixes them too.
         "ImageUploadFormatEnum": [(f, f) for f in ("jpeg", "png", "webp", "avif")],
         "UploadStateEnum": "uploads.models.UploadState",
+        "OnDuplicateEnum": "images.services.OnDuplicate",
     },
     "COMPONENT_SPLIT_REQUEST": True,
     # PATCH takes the same fields as its serializer says (an edit needs its title), not all optional.

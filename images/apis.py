@@ -31,7 +31,7 @@ from api.schema import page_of, problem_responses
 from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image, Visibility
 from images.permissions import MayChangeImage
-from images.selectors import image_get_visible, image_list, image_list_page
+from images.selectors import image_get_visible, image_list, image_list_page, image_similar_page
 from images.serializers import (
     ImageCreateInputSerializer,
     ImageListInputSerializer,
@@ -40,7 +40,7 @@ from images.serializers import (
     answers_signed_urls,
     image_etag,
 )
-from images.services import UNCHANGED, image_create, image_delete, image_update
+from images.services import UNCHANGED, OnDuplicate, image_delete, image_update, image_upload
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -90,6 +90,7 @@ class ImageCollectionApi(GenericAPIView):
         description=(
             "Newest first (id breaks ties), so walking the pages sees every image once. Numbered pages "
             "(`page`) by default; `cursor=` switches to keyset pages, which cost the same at any depth. "
+            "`similar_to` (with `distance`) lists the images that look like one instead, nearest first. "
             "The answer has an `ETag`; `If-None-Match` with it answers 304."
         ),
         responses={
@@ -104,7 +105,25 @@ class ImageCollectionApi(GenericAPIView):
         params.is_valid(raise_exception=True)
         title, size = params.validated_data.get("title") or None, params.validated_data["page_size"]
         visibility, owner_id = list_scope(request, params.validated_data["visibility"])
-        if "cursor" in params.validated_data:
+        if "similar_to" in params.validated_data:
+            # The image measured from must be one the caller may see (else a 404, as for its detail).
+            origin = image_get_visible(image_id=params.validated_data["similar_to"], key=request.auth)
+            number = params.validated_data["page"]
+            start = page_offset(number, size)
+            found = image_similar_page(
+                image=origin,
+                distance=params.validated_data["distance"],
+                title=title,
+                visibility=visibility,
+                owner_id=owner_id,
+                start=start,
+                stop=start + size + 1,
+                count_cap=settings.LIST_COUNT_CAP,
+            )
+            page = numbered_page(
+                request, found.items, number=number, size=size, count=found.count, exact=found.exact
+            )
+        elif "cursor" in params.validated_data:
             position = cursor_position(params.validated_data["cursor"])
             images = image_list(title=title, visibility=visibility, owner_id=owner_id)
             page = cursor_page(request, images, position=position, size=size)
@@ -139,6 +158,13 @@ class ImageCollectionApi(GenericAPIView):
         request={"multipart/form-data": ImageCreateInputSerializer},
         responses={
             201: ImageOutputSerializer,
+            200: OpenApiResponse(
+                ImageOutputSerializer,
+                description=(
+                    "`on_duplicate=reuse` and you uploaded this stored file before: nothing was made; the "
+                    "older image."
+                ),
+            ),
             **problem_responses(400, 401, 413, 415, 429, 503),
         },
     )
@@ -146,7 +172,7 @@ class ImageCollectionApi(GenericAPIView):
         params = ImageCreateInputSerializer(data=one_value_each(request.data, ImageCreateInputSerializer))
         params.is_valid(raise_exception=True)
         upload = params.validated_data["image"]
-        image = image_create(
+        uploaded = image_upload(
             upload=upload,
             filename=upload.name,
             title=params.validated_data.get("title"),
@@ -160,9 +186,14 @@ class ImageCollectionApi(GenericAPIView):
             output_format=OutputFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
             visibility=params.validated_data.get("visibility", settings.IMAGE_DEFAULT_VISIBILITY),
             api_key=request.auth,
+            on_duplicate=OnDuplicate(params.validated_data["on_duplicate"]),
         )
+        image = uploaded.image
+        body = self.get_serializer(image).data
+        if not uploaded.created:
+            return Response(body, status=status.HTTP_200_OK)
         return Response(
-            self.get_serializer(image).data,
+            body,
             status=status.HTTP_201_CREATED,
             headers={"Location": reverse("image-detail", kwargs={"image_id": image.pk})},
         )

@@ -41,6 +41,27 @@ class Image(models.Model):
     # 0002). No CHECK constraint for the same reason; only images.pixels.placeholders writes them.
     placeholder = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001
     color = models.CharField(max_length=7, null=True, blank=True)  # noqa: DJ001
+    # The perceptual hash (images.pixels.hashing): 64 bits as a signed bigint, NULL until known (older rows
+    # until `backfill_placeholders`). Its three bands (22, 21 and 21 bits, most significant first), each
+    # B-tree indexed, are what `similar_to` looks up (multi-index hashing, images.selectors.image_similar):
+    # every hash within D bits has a band within D // 3 bits of the query's. Written only with `phash`.
+    phash = models.BigIntegerField(null=True, blank=True)
+    phash_band0 = models.IntegerField(null=True, blank=True, editable=False)
+    phash_band1 = models.IntegerField(null=True, blank=True, editable=False)
+    phash_band2 = models.IntegerField(null=True, blank=True, editable=False)
+    # The oldest earlier image of the same owner with the same stored file, when this one was uploaded
+    # (images.services.image_upload); NULL when there was none, or once that image is deleted (image_delete
+    # clears it). No foreign-key constraint: the column is added in place on SQLite (see `placeholder`),
+    # and the delete clears it in its own transaction.
+    duplicate_of = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+        editable=False,
+    )
     # Raised by one with every change of the row (a title, a placeholder): the object's ETag is made from it
     # and the answered fields (images.serializers.image_etag), never from the host the request named.
     version = models.PositiveIntegerField(default=1, editable=False)
@@ -62,7 +83,14 @@ class Image(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["-created_at", "-id"], name="image_newest_first")]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="image_newest_first"),
+            # An upload's exact duplicates (the same stored file) and a delete's "is the file still used".
+            models.Index(fields=["file"], name="image_file"),
+            models.Index(fields=["phash_band0"], name="image_phash_band0"),
+            models.Index(fields=["phash_band1"], name="image_phash_band1"),
+            models.Index(fields=["phash_band2"], name="image_phash_band2"),
+        ]
         constraints = [
             models.CheckConstraint(condition=Q(width__gt=0), name="image_width_positive"),
             models.CheckConstraint(condition=Q(height__gt=0), name="image_height_positive"),

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from django.db import connection
-from django.db.models import F, QuerySet
+from django.db.models import BooleanField, F, IntegerField, Q, QuerySet
+from django.db.models.expressions import RawSQL
 
 from api.pagination import MAX_BIGINT
+from images import pipeline
 from images.models import Image, Visibility
 from images.titles import fold
 from images.visibility import may_see
@@ -33,6 +36,8 @@ ANSWERED_FIELDS = (
     "color",
     "version",
     "visibility",
+    "phash",
+    "duplicate_of",  # its id
     "api_key",  # its id: whose private image it is
     "focal_x",
     "focal_y",
@@ -133,12 +138,121 @@ def image_list_page(
 _NEWEST_FIRST_WITHOUT_INDEX = ((F("created_at") + dt.timedelta(0)).desc(), F("id").desc())
 
 
+# The largest `distance` that `similar_to` takes: beyond it, unrelated pictures start to match (two random
+# 64-bit hashes are within 16 bits about once in 2 * 10^4) and the band look-ups grow past a scan's cost.
+MAX_SIMILAR_DISTANCE = 16
+
+
+def image_similar_page(
+    *,
+    image: Image,
+    distance: int,
+    title: str | None = None,
+    visibility: str = Visibility.PUBLIC,
+    owner_id: str | None = None,
+    start: int,
+    stop: int,
+    count_cap: int,
+) -> ImagePage:
+    """The images whose perceptual hash is within `distance` bits of `image`'s (itself left out), nearest
+    first, id as the tie-break: `[start:stop]` of them and their count (exact up to `count_cap`, as
+    `image_list_page` counts a filtered list). Among the images `image_list(title, visibility, owner_id)`
+    shows: the caller's scope. An image without a hash (yet) has no similar images.
+
+    Exact: multi-index hashing. The 64 bits are stored as three indexed bands (images.models.Image); a
+    hash within `distance` has at least one band within a radius of the query's band (`band_radii`), so
+    the candidates are the rows whose band is one of those values (a B-tree look-up per value), and the
+    exact distance (a popcount of the XOR) sorts them out.
+    """
+    if image.phash is None:
+        return ImagePage([], 0, True)
+    images = image_similar(
+        image=image, distance=distance, title=title, visibility=visibility, owner_id=owner_id
+    )
+    sql, params = images.values("pk")[: count_cap + 1].query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) matches", params)  # noqa: S608 (Django's SQL)
+        counted = cursor.fetchone()[0]
+    count, exact = min(counted, count_cap), counted <= count_cap
+    if exact and start >= count:
+        return ImagePage([], count, exact)
+    return ImagePage(list(images[start:stop]), count, exact)
+
+
+def image_similar(
+    *,
+    image: Image,
+    distance: int,
+    title: str | None = None,
+    visibility: str = Visibility.PUBLIC,
+    owner_id: str | None = None,
+) -> QuerySet[Image]:
+    """`image_similar_page`'s rows, nearest first then by id, each annotated with its `distance`."""
+    if not 0 <= distance <= MAX_SIMILAR_DISTANCE:
+        raise ValueError(f"distance must be 0 to {MAX_SIMILAR_DISTANCE}")
+    images = image_list(title=title, visibility=visibility, owner_id=owner_id)
+    if image.phash is None:
+        return images.none()
+    table = connection.ops.quote_name(Image._meta.db_table)
+    vendor = connection.vendor
+    probed = Q()
+    for band, values in enumerate(pipeline.hash_probes(image.phash, distance)):
+        if not values:
+            continue  # this band need not be searched at this distance
+        column = f"{table}.{connection.ops.quote_name(f'phash_band{band}')}"
+        if vendor == "postgresql":
+            # One array parameter however many values (D = 16 probes about 70,000).
+            sql, param = f"{column} = ANY(%s::integer[])", values
+        else:
+            # SQLite: one JSON parameter too (a list of parameters stops at 32,766), through its index.
+            sql, param = f"{column} IN (SELECT value FROM json_each(%s))", json.dumps(values)  # noqa: S608
+        # Our own column names in the SQL; the values are parameters.
+        probed |= Q(RawSQL(sql, [param], output_field=BooleanField()))  # noqa: S611
+    return (
+        images.filter(probed)
+        .exclude(pk=image.pk)
+        .annotate(distance=_hamming(table, image.phash))
+        .filter(distance__lte=distance)
+        .order_by("distance", "id")
+    )
+
+
+def _hamming(table: str, phash: int) -> RawSQL:
+    """The number of bits in which a row's `phash` differs from `phash` (a signed 64-bit integer)."""
+    column = f"{table}.{connection.ops.quote_name('phash')}"
+    if connection.vendor == "postgresql":
+        sql = f"bit_count(({column} # %s)::bit(64))"
+        return RawSQL(sql, [phash], output_field=IntegerField())  # noqa: S611
+    # SQLite has no popcount: a function of ours, registered on this connection (cheap, and idempotent).
+    connection.ensure_connection()
+    connection.connection.create_function("imagery_hamming", 2, _sqlite_hamming, deterministic=True)
+    sql = f"imagery_hamming({column}, %s)"
+    return RawSQL(sql, [phash], output_field=IntegerField())  # noqa: S611
+
+
+def _sqlite_hamming(a: int | None, b: int | None) -> int | None:
+    if a is None or b is None:
+        return None
+    return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
+
+
 def image_get(*, image_id: int) -> Image:
     """Raises Image.DoesNotExist for an unknown id."""
     if not 0 < image_id <= MAX_BIGINT:
         # Larger ids cannot exist, and the database would reject them with an error of its own.
         raise Image.DoesNotExist
     return Image.objects.only(*ANSWERED_FIELDS).get(pk=image_id)
+
+
+def image_duplicate_of(*, name: str, owner_id: str | None) -> Image | None:
+    """The oldest image of this owner (an API key's id; None: uploaded without a key) whose stored file is
+    `name`, or None. Another owner's images are never considered, private or public."""
+    return (
+        Image.objects.only(*ANSWERED_FIELDS)
+        .filter(file=name, api_key_id=owner_id)
+        .order_by("created_at", "id")
+        .first()
+    )
 
 
 def image_get_visible(*, image_id: int, key: APIKey | None) -> Image:

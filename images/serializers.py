@@ -16,18 +16,14 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 
 from api.conditional import etag_of
-from api.pagination import PageInputSerializer
+from api.pagination import MAX_BIGINT, PageInputSerializer
 from api.params import WholeNumberField, one_value_each
 from api.schema import CLOSED, MIN_PROPERTIES
 from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image, Visibility
-from images.renditions import (
-    LADDER,
-    RenditionFormat,
-    configured_presets,
-    preset_urls,
-    srcset,
-)
+from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
+from images.selectors import MAX_SIMILAR_DISTANCE
+from images.services import OnDuplicate
 from images.signing import signed_query
 from images.titles import TITLE_MAX_LENGTH
 
@@ -278,6 +274,17 @@ class ImageCreateInputSerializer(serializers.Serializer):
         required=False,
         help_text="The focal point, with `focal_x`: a fraction of the height (0 top, 1 bottom).",
     )
+    on_duplicate = serializers.ChoiceField(
+        choices=OnDuplicate.values,
+        default=OnDuplicate.CREATE.value,
+        help_text=(
+            "When the stored file would be identical to one of an image you uploaded before (the same "
+            "processed bytes, the same visibility; with API keys off every upload has the same owner): "
+            "`create` (the default) makes a new image all the same and names the oldest such in "
+            "`duplicate_of`; `reuse` makes nothing and answers `200` with that image. Another key's images "
+            "are never considered."
+        ),
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return offer_visibilities(super().get_fields())
@@ -338,6 +345,23 @@ class ImageUpdateInputSerializer(serializers.Serializer):
         return value
 
 
+def phash_hex(value: int) -> str:
+    """A perceptual hash as the API writes it: 16 lowercase hex digits of its 64 bits (the database keeps
+    them as a signed bigint)."""
+    return f"{value & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+@extend_schema_field({"type": "string", "pattern": "^[0-9a-f]{16}$", "nullable": True})
+class PhashField(serializers.Field):
+    """The `phash` column, read-only, in hex."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, value: int) -> str:
+        return phash_hex(value)
+
+
 @extend_schema_serializer(component_name="Image")
 class ImageOutputSerializer(serializers.ModelSerializer):
     """The image object. A private image's `url`, `srcset` and `presets` are signed URLs (images/signing.py),
@@ -380,6 +404,24 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "(`focal_x`, `focal_y`) or with PATCH."
         ),
     )
+    duplicate_of = serializers.IntegerField(
+        allow_null=True,
+        source="duplicate_of_id",
+        help_text=(
+            "When this image was uploaded, the id of the oldest image its uploader had uploaded before with "
+            "an identical stored file (the same processed bytes and visibility; with API keys off every "
+            "upload has the same uploader). Null when there was none, or once that image is deleted. "
+            "Another key's images are never named."
+        ),
+    )
+    phash = PhashField(
+        help_text=(
+            "A perceptual hash of the picture (64-bit DCT hash, 16 hex digits; an animation's first frame, "
+            "transparency on white): the same picture resized, re-encoded or lightly cropped differs in few "
+            "bits, unrelated pictures in about 32. The number of differing bits is what `similar_to` "
+            "measures. Null like `placeholder`."
+        ),
+    )
 
     class Meta:
         model = Image
@@ -396,6 +438,8 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "presets",
             "placeholder",
             "color",
+            "phash",
+            "duplicate_of",
             "visibility",
             "focal",
         ]
@@ -477,12 +521,18 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "presets": self.get_presets(image),
             "placeholder": image.placeholder,
             "color": image.color,
+            "phash": None if image.phash is None else phash_hex(image.phash),
+            "duplicate_of": image.duplicate_of_id,
             "visibility": image.visibility,
             "focal": _focal_of(image),
         }
 
 
 _DATETIME = serializers.DateTimeField()
+
+# `distance` when `similar_to` comes without one: the same picture resized to half, re-encoded at quality
+# 60, converted to WebP or cropped by 5 % stays within it (tests/test_phash.py).
+DEFAULT_SIMILAR_DISTANCE = 8
 
 
 def answers_signed_urls(image: Image) -> bool:
@@ -518,6 +568,40 @@ class ImageListInputSerializer(PageInputSerializer):
             "characters, without NUL; trimmed. Empty (or only whitespace) keeps every image."
         ),
     )
+    similar_to = WholeNumberField(
+        required=False,
+        min_value=1,
+        max_value=MAX_BIGINT,
+        help_text=(
+            "The id of an image you may see: list the images whose `phash` differs from its in at most "
+            "`distance` bits (itself left out), nearest first, then by id. Exact: every such image is "
+            "found. Within the list's scope (`visibility`) and `title` filter; numbered pages only (not "
+            "with `cursor`). An unknown id, or one you may not see, is a 404; an image without a `phash` "
+            "yet has none."
+        ),
+    )
+    distance = WholeNumberField(
+        required=False,
+        min_value=0,
+        max_value=MAX_SIMILAR_DISTANCE,
+        help_text=(
+            f"With `similar_to`: the largest Hamming distance, 0 to {MAX_SIMILAR_DISTANCE} bits (default "
+            f"{DEFAULT_SIMILAR_DISTANCE}). 0: the same hash; up to about 8: the same picture resized, "
+            "re-encoded or lightly cropped; past 12, unrelated pictures start to appear."
+        ),
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "similar_to" not in attrs:
+            if "distance" in attrs:
+                raise ValidationError({"distance": ["Only with `similar_to`: the image to measure from."]})
+            return attrs
+        if "cursor" in attrs:
+            raise ValidationError(
+                {"cursor": ["`similar_to` lists are in numbered pages only (`page`): not with `cursor`."]}
+            )
+        attrs.setdefault("distance", DEFAULT_SIMILAR_DISTANCE)
+        return attrs
 
 
 # A focal point in a URL (`renditions.focal_tag`): two fractions from 0 to 1.

@@ -7,9 +7,11 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final, Literal
 
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import F
 
 from images import locks, pipeline, renditions, storage
 from images.exceptions import ImageChanged, StorageUnavailable
@@ -17,7 +19,7 @@ from images.exceptions import ImageChanged, StorageUnavailable
 # Fit, Gravity and OutputFormat are also the names uploads/ passes here (it reaches images through services).
 from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image, Visibility
-from images.selectors import ANSWERED_FIELDS
+from images.selectors import ANSWERED_FIELDS, image_duplicate_of
 from images.titles import default_title, fold
 from images.visibility import check_may_be_private
 
@@ -38,6 +40,22 @@ class _Unchanged(enum.Enum):
 UNCHANGED: Final = _Unchanged.UNCHANGED
 
 
+class OnDuplicate(models.TextChoices):
+    """What an upload does when its stored file is one its owner already has (`image_upload`)."""
+
+    CREATE = "create"  # a new image all the same (the file is shared), reporting the older one
+    REUSE = "reuse"  # nothing new: the older image is the answer
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """What an upload answers: the new image (its `duplicate_of` set when it is one), or with `created`
+    False the older image it reused."""
+
+    image: Image
+    created: bool
+
+
 def image_create(
     *,
     upload: BinaryIO,
@@ -52,6 +70,38 @@ def image_create(
     visibility: str = Visibility.PUBLIC,
     api_key: APIKey | None = None,
 ) -> Image:
+    """`image_upload` that always creates a new image: the new image."""
+    return image_upload(
+        upload=upload,
+        filename=filename,
+        title=title,
+        width=width,
+        height=height,
+        fit=fit,
+        gravity=gravity,
+        focal=focal,
+        output_format=output_format,
+        visibility=visibility,
+        api_key=api_key,
+        on_duplicate=OnDuplicate.CREATE,
+    ).image
+
+
+def image_upload(
+    *,
+    upload: BinaryIO,
+    filename: str | None = None,
+    title: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    fit: Fit = Fit.CONTAIN,
+    gravity: Gravity = Gravity.CENTER,
+    focal: Focal | None = None,
+    output_format: OutputFormat | None = None,
+    visibility: str = Visibility.PUBLIC,
+    api_key: APIKey | None = None,
+    on_duplicate: OnDuplicate = OnDuplicate.CREATE,
+) -> Uploaded:
     """Process an uploaded image, store its file and save its row.
 
     `focal`: the image's focal point, as fractions of the uploaded picture (as displayed); a `cover` crop
@@ -61,6 +111,14 @@ def image_create(
     for another row stays). A private image's file is stored under the private prefix, apart from any
     public image's file of the same bytes. Raises the domain errors of `images.exceptions`
     (PrivacyNeedsKeys: private while access is open).
+
+    Exact duplicates: the stored file's name is its content's hash, so an earlier image of the same owner
+    (`api_key`, None for every upload while keys are off) with the same `file` holds the same processed
+    bytes at the same visibility; the oldest such is the new row's `duplicate_of`. Another owner's images
+    are never looked at. `on_duplicate=reuse` then creates nothing (no row, no file) and answers that
+    image. The look-up that decides is made under the per-name lock that every insert of a row for that
+    file holds until its commit, so two identical uploads with `reuse` at once create at most one image:
+    the second finds the first's row.
     """
     check_may_be_private(visibility)
     # While the store is failing, the decode and encode below would be work for nothing (and a thread held).
@@ -79,14 +137,26 @@ def image_create(
     stored_focal = pipeline.point_in_crop(focal, rendered.crop) if focal is not None else None
     assert rendered.preview is not None
     described = pipeline.describe(rendered.preview)
+    phash = pipeline.perceptual_hash(rendered.preview)
+    bands = pipeline.hash_bands(phash)
     title = title or default_title(filename)
     data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type
     name = storage.content_name(data, extension, private=visibility == Visibility.PRIVATE)
+    owner_id = api_key.pk if api_key is not None else None
+    if on_duplicate == OnDuplicate.REUSE:
+        # Without the lock first: a reused upload then stores nothing at all.
+        existing = image_duplicate_of(name=name, owner_id=owner_id)
+        if existing is not None:
+            return Uploaded(image=existing, created=False)
     created = False
     try:
         # The slow part, outside any lock and transaction: the bytes go to storage under their content name.
         created = storage.store_as(name, data, media_type=media_type)
         with locks.file_name_lock(name):
+            existing = image_duplicate_of(name=name, owner_id=owner_id)
+            if existing is not None and on_duplicate == OnDuplicate.REUSE:
+                # An identical upload committed its row meanwhile: the file is its (never removed here).
+                return Uploaded(image=existing, created=False)
             # Under the lock no cleanup can remove the file until this row is committed. One may have run
             # since `store` looked (a concurrent upload of the same bytes failed and removed the file it
             # had stored): then this stores it again, so the row never points at nothing.
@@ -103,6 +173,11 @@ def image_create(
                     size=len(rendered.data),
                     placeholder=described.thumbhash,
                     color=described.color,
+                    phash=pipeline.hash_to_signed(phash),
+                    phash_band0=bands[0],
+                    phash_band1=bands[1],
+                    phash_band2=bands[2],
+                    duplicate_of=existing,
                     visibility=visibility,
                     api_key=api_key,
                     focal_x=stored_focal[0] if stored_focal else None,
@@ -114,14 +189,15 @@ def image_create(
             image_file_discard_unreferenced(name=name)
         raise
     logger.info(
-        "image created id=%s %sx%s %s %s bytes",
+        "image created id=%s %sx%s %s %s bytes%s",
         image.pk,
         image.width,
         image.height,
         image.format,
         image.size,
+        f", a duplicate of {existing.pk}" if existing is not None else "",
     )
-    return image
+    return Uploaded(image=image, created=True)
 
 
 def image_delete(*, image: Image, precondition: Callable[[Image], bool] | None = None) -> None:
@@ -148,6 +224,8 @@ def image_delete(*, image: Image, precondition: Callable[[Image], bool] | None =
                 if current is not None and not precondition(current):
                     raise ImageChanged(_CHANGED)
             deleted, _ = Image.objects.filter(pk=image.pk).delete()
+            # The images uploaded as its duplicates no longer name it (a change of their objects).
+            Image.objects.filter(duplicate_of=image.pk).update(duplicate_of=None, version=F("version") + 1)
         if not deleted:
             raise Image.DoesNotExist
         try:

@@ -20,6 +20,8 @@ IMAGE_FIELDS = {
     "presets",
     "placeholder",
     "color",
+    "phash",
+    "duplicate_of",
     "visibility",
     "focal",
 }

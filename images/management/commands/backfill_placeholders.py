@@ -1,5 +1,5 @@
 """`manage.py backfill_placeholders [--batch N]`: give the images stored before placeholders existed their
-`placeholder` and `color`.
+`placeholder` and `color`, and their perceptual hash (`phash`).
 
 Reads each stored file once, safe to run while the service is serving, resumable (run it again after an
 interruption: it goes on with the rows still lacking them); see images/backfill.py. Progress goes to stderr:
@@ -23,7 +23,8 @@ LINE_EVERY = 10_000
 
 class Command(BaseCommand):
     help = (
-        "Compute the placeholder and colour of the images that lack them (uploaded before they existed), "
+        "Compute the placeholder, colour and perceptual hash of the images that lack them (uploaded before "
+        "they existed), "
         "reading each stored file once. Resumable, and safe while the service is serving."
     )
 
@@ -47,6 +48,7 @@ class Command(BaseCommand):
         for name, ids in result.unusable.items():
             self.stdout.write(f"UNUSABLE {name} (rows {', '.join(map(str, ids))}): missing or not decodable")
         self.stdout.write(f"{result.filled} images filled, {result.files_read} stored files read.")
+        self.stdout.write(f"{result.hashed} images given a perceptual hash.")
         if result.unusable:
             rows = sum(len(ids) for ids in result.unusable.values())
             raise CommandError(
