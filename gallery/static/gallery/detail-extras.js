@@ -61,7 +61,8 @@ function showThumb(image) {
   const thumb = $("focal-thumb");
   if (image.presets?.thumb) thumb.src = image.presets.thumb;
   else thumb.removeAttribute("src");
-  thumb.alt = `The thumb crop of “${image.title}”`;
+  // Not the title again: "the picture called <title>" is the big one.
+  thumb.alt = "The thumb crop of this picture";
 }
 
 // `onSave(focal)` sends the change and answers the image object as the server has it now.
