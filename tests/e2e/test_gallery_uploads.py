@@ -1,7 +1,7 @@
 """The gallery and direct uploads (issue 24): big files by tus through a one-time upload URL, resumed after a
 dropped connection, and the upload-link pages (a link made with a key, used in another browser with none).
 
-These need the server's `POST /uploads` (and tus on its upload URLs): they skip, saying so, where it has none.
+These need the server's `POST /uploads` and tus on its upload URLs: they skip, saying so, where it has none.
 """
 
 from __future__ import annotations
@@ -92,6 +92,7 @@ def test_a_big_upload_goes_by_tus_and_resumes_after_the_connection_drops(page: P
 def test_an_upload_link_made_with_a_key_is_used_in_another_browser_without_one(
     page: Page, key: str, browser: Browser, live_server: Any
 ) -> None:
+    require_tus(page, key)
     page.goto("/upload-link")
     expect(page.get_by_label("API key")).to_have_value(key)  # the tab's key, already there
     page.get_by_label("Title of the image").fill("Sent by a visitor")
@@ -109,14 +110,24 @@ def test_an_upload_link_made_with_a_key_is_used_in_another_browser_without_one(
     visitor = visitor_context.new_page()
     errors: list[str] = []
     visitor.on("pageerror", lambda error: errors.append(str(error)))
+    sent: list[str] = []
+    visitor.on(
+        "request", lambda request: sent.append(f"{request.method} {request.headers.get('authorization')}")
+    )
     visitor.goto(link)
     expect(visitor.get_by_role("heading", name="Upload an image")).to_be_visible()
+    # A big file, so by tus where the server speaks it (one POST where it does not).
     visitor.get_by_label("Image file").set_input_files(
-        files=[{"name": "holiday.png", "mimeType": "image/png", "buffer": picture((220, 60, 90))}]
+        files=[{"name": "holiday.png", "mimeType": "image/png", "buffer": noise((1400, 1300))}]
     )
     visitor.get_by_role("button", name="Upload").click()
-    expect(visitor.locator("#direct-status")).to_have_text(re.compile(r"^Uploaded “Sent by a visitor”"))
+    expect(visitor.locator("#direct-status")).to_have_text(
+        re.compile(r"^Uploaded “Sent by a visitor”"), timeout=60_000
+    )
     expect(visitor.locator("#direct-status")).to_be_focused()
+    # By tus (2 MB chunks), and never with a key.
+    assert sent.count("PATCH None") == 3, sent
+    assert all(line.endswith(" None") for line in sent)
 
     # Used once: the same link again is refused, in words.
     visitor.reload()
