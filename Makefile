@@ -54,8 +54,8 @@ $(VENDOR)/.npm.stamp: package.json package-lock.json
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	mkdir -p $(VENDOR)/thumbhash $(VENDOR)/tus-js-client
 	cp node_modules/thumbhash/thumbhash.js node_modules/thumbhash/package.json $(VENDOR)/thumbhash/
-	cp node_modules/tus-js-client/dist/tus.min.js node_modules/tus-js-client/package.json \
-	  node_modules/tus-js-client/LICENSE $(VENDOR)/tus-js-client/
+	cp node_modules/tus-js-client/dist/tus.min.js node_modules/tus-js-client/dist/tus.min.js.map \
+	  node_modules/tus-js-client/package.json node_modules/tus-js-client/LICENSE $(VENDOR)/tus-js-client/
 	@touch $@
 
 gallery-assets: $(VENDOR)/.npm.stamp
