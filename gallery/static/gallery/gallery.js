@@ -736,7 +736,14 @@ let unfinished = null;
 // A big file: mint a one-time upload URL with the key (POST /uploads), then send the file to it by tus in
 // chunks. A dropped connection is retried from the server's offset; the progress bar carries on from there.
 async function uploadResumable(file) {
-  const job = { abort: () => {} };
+  // Cancelled while the URL is being minted: nothing was sent yet, the upload just does not start.
+  const job = {
+    abort: () => {
+      inFlight = null;
+      setUploading(false);
+      $("upload-status").textContent = "Upload cancelled.";
+    },
+  };
   inFlight = job;
   setProgress(0);
   setProgressLabel("Uploading");
@@ -766,7 +773,7 @@ async function uploadResumable(file) {
         setProgressLabel(unfinished?.retried ? "Uploading (resumed)" : "Uploading");
       },
       onRetry: (delay) => {
-        unfinished.retried = true;
+        if (unfinished) unfinished.retried = true;
         setProgressLabel(
           delay >= 1000
             ? `Connection lost: trying again in ${Math.round(delay / 1000)} s…`
@@ -790,6 +797,9 @@ async function uploadResumable(file) {
     } else if (error.status === 0 && unfinished) {
       unfinished.url = unfinished.upload.url();
       showFormError("The connection was lost and did not come back. Press Upload to go on from where it stopped.");
+    } else if (error.status === undefined) {
+      // fetch's own failure (no answer at all) while minting the URL or reading the image back.
+      showFormError("The upload did not reach the server or its answer was lost. Check the connection and try again.");
     } else {
       unfinished = null;
       showProblem(error.status, error.problem);
