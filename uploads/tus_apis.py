@@ -146,10 +146,11 @@ class TusUploadMixin:
     def head(self, request: Request, upload_id: Any, secret: str) -> Response:
         tus.check_resumable(request.headers.get("Tus-Resumable"))
         upload = direct_upload_by_secret(upload_id=upload_id, secret=secret)
-        if upload.tus_created_at is None and upload.completed_at is None:
-            raise UploadNotFound("This upload URL has no resumable upload under way; POST to create one.")
+        if upload.tus_created_at is None:
+            raise UploadNotFound("This upload URL has no resumable upload; POST to create one.")
         if upload.completed_at is None:
             direct_upload_check_open(upload=upload)  # expired: 410
+        # Completed: its offset is its length, and `Imagery-Image` names what it made.
         headers = _progress_headers(upload)
         if upload.upload_length is not None:
             headers["Upload-Length"] = str(upload.upload_length)
