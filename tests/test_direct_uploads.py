@@ -149,6 +149,14 @@ def test_minting_follows_the_configured_limits(api: Client, key: str, settings: 
     assert minted(api, key)["max_bytes"] == 10_000
 
 
+def test_with_access_open_anyone_may_mint_and_the_image_has_no_owner(api: Client, settings: Any) -> None:
+    settings.IMAGERY_AUTH = "off"
+    upload = api.post("/uploads", {}, content_type="application/json").json()
+    image = send(api, upload["upload_url"], quadrants((40, 20))).json()
+    assert Image.objects.get(pk=image["id"]).api_key is None
+    assert api.get(f"/uploads/{upload['id']}").json()["state"] == "completed"
+
+
 def test_private_needs_keys_on(api: Client, key: str, settings: Any) -> None:
     settings.IMAGERY_AUTH = "off"
     assert_problem(mint(api, key, visibility="private"), 400, field="visibility")
