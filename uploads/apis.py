@@ -125,7 +125,7 @@ class DirectUploadUrlApi(TusUploadMixin, GenericAPIView):
         """The one-shot upload: a multipart `image`, processed as POST /images processes it."""
         # Used or expired: refused before the body is read.
         direct_upload_check_open(upload=upload)
-        limit_upload(request._request, max_bytes=upload.max_bytes)
+        limit_upload(request, max_bytes=upload.max_bytes)
         params = DirectUploadInputSerializer(
             data=one_value_each(request.data, DirectUploadInputSerializer),
             context={"fixed": upload.fixed},
