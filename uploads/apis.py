@@ -106,7 +106,9 @@ class DirectUploadUrlApi(TusUploadMixin, GenericAPIView):
             "No API key: the URL is the permission. One multipart `image` and the fields the URL left open "
             "(a field it fixed is a 400); answered exactly as `POST /images`, the image owned by the key "
             "that made the URL. Once: a second upload is a 409, after `expires_at` a 410, a file over the "
-            "URL's `max_bytes` a 413 before it is read. A refused image leaves the URL usable."
+            "URL's `max_bytes` a 413 before it is read. A refused image leaves the URL usable. With "
+            "`Tus-Resumable: 1.0.0` and `Upload-Length` it is a tus 1.0 creation instead (201, `Location`: "
+            'this URL), continued by `PATCH` (README, "Resumable uploads").'
         ),
         request={"multipart/form-data": ImageCreateInputSerializer},
         responses={201: ImageOutputSerializer, **problem_responses(400, 404, 409, 410, 413, 415, 429, 503)},
