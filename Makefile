@@ -135,6 +135,7 @@ bench: install-dev $(THUMBOR_VENV)/.stamp $(VENV)/.deploy-tools.stamp
 	$(BIN)/python bench/thumbor.py --thumbor $(THUMBOR_VENV)/bin/thumbor --nginx $(VENV)/nginx/root/usr/sbin/nginx \
 	  --wrk "$$(command -v wrk)"
 	$(BIN)/python bench/signing.py
+	$(BIN)/python bench/direct_uploads.py
 	$(BIN)/python bench/tus_upload.py
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named

@@ -99,7 +99,7 @@ def main() -> None:
     parser.add_argument(
         "--megabytes", type=int, default=50, help="The upload limit and the file's size (MiB)."
     )
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     limit = args.megabytes * MiB
     path = noise_png(limit)

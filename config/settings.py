@@ -314,6 +314,9 @@ THROTTLE_UPLOADS_PER_KEY = env.str("THROTTLE_UPLOADS_PER_KEY", default="600/hour
 THROTTLE_UPLOADS_PER_ADDRESS = env.str("THROTTLE_UPLOADS_PER_ADDRESS", default="120/hour")
 THROTTLE_READS_PER_KEY = env.str("THROTTLE_READS_PER_KEY", default="")
 THROTTLE_READS_PER_ADDRESS = env.str("THROTTLE_READS_PER_ADDRESS", default="6000/minute")
+# A resumable (tus) upload counts once as an upload (its creation); its chunks (PATCH) and its termination
+# count here instead, per client address: a 50 MB file in 1 MB chunks is fifty requests.
+THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS = env.str("THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS", default="3600/hour")
 # What first renders of renditions may cost (a stored rendition is a read, counted above only): CPU
 # seconds and megabytes stored, per period ("15/minute"), per API key and per address; empty: no budget.
 # They slide (api.rate_store): any span of one period sees at most the amount, and one counting slot.

@@ -149,6 +149,14 @@ def test_minting_follows_the_configured_limits(api: Client, key: str, settings: 
     assert minted(api, key)["max_bytes"] == 10_000
 
 
+def test_with_access_open_anyone_may_mint_and_the_image_has_no_owner(api: Client, settings: Any) -> None:
+    settings.IMAGERY_AUTH = "off"
+    upload = api.post("/uploads", {}, content_type="application/json").json()
+    image = send(api, upload["upload_url"], quadrants((40, 20))).json()
+    assert Image.objects.get(pk=image["id"]).api_key is None
+    assert api.get(f"/uploads/{upload['id']}").json()["state"] == "completed"
+
+
 def test_private_needs_keys_on(api: Client, key: str, settings: Any) -> None:
     settings.IMAGERY_AUTH = "off"
     assert_problem(mint(api, key, visibility="private"), 400, field="visibility")
@@ -303,6 +311,26 @@ def test_an_expired_url_is_410_and_the_sweep_removes_it(api: Client, key: str, c
     assert status_of(api, key, used["id"]).json()["state"] == "completed"
     assert_problem(status_of(api, key, upload["id"]), 404)
     assert_problem(send(api, upload["upload_url"], quadrants((40, 20))), 404)
+
+
+def test_a_claim_left_by_a_dead_request_lapses_and_the_sweep_spares_one_under_way(
+    api: Client, key: str, clock: list[datetime]
+) -> None:
+    from uploads.services import CLAIM_LEASE, expired_uploads_sweep
+
+    upload = minted(api, key, expires_in=6 * 3600)
+    # A worker killed while it processed the upload: its claim stays.
+    DirectUpload.objects.filter(pk=upload["id"]).update(claimed_at=clock[0])
+    assert_problem(send(api, upload["upload_url"], quadrants((40, 20))), 409, "upload_used")
+    clock[0] += CLAIM_LEASE + timedelta(seconds=1)
+    assert send(api, upload["upload_url"], quadrants((40, 20))).status_code == 201
+
+    under_way = minted(api, key, expires_in=60)
+    DirectUpload.objects.filter(pk=under_way["id"]).update(claimed_at=clock[0])
+    clock[0] += timedelta(seconds=61)
+    assert expired_uploads_sweep() == 0  # still being processed: its image may yet come
+    clock[0] += CLAIM_LEASE
+    assert expired_uploads_sweep() == 1
 
 
 def test_a_url_of_a_revoked_key_takes_no_upload(api: Client, key: str) -> None:

@@ -348,3 +348,25 @@ def test_reconcile_storage_fix_removes_chunks_nobody_will_read(tus, mint, png):
     assert tus_partials_sweep(now=later) == 1
     assert partial_names() == DirectUpload.objects.get().tus_chunks
     assert patch(tus, path, 100, png[100:]).status_code == 204
+
+
+def test_a_resumable_upload_counts_once_as_an_upload_and_its_chunks_as_chunks(api, settings, tus, mint, png):
+    settings.THROTTLE_UPLOADS_PER_ADDRESS = "2/hour"  # the URL's minting and the tus creation
+    path = mint()
+    create(tus, path, len(png))
+    assert send_all(tus, path, png, len(png) // 5 + 1)["Imagery-Image"]
+    assert api.post("/uploads", {}, content_type="application/json").status_code == 429
+
+
+def test_chunks_have_a_limit_of_their_own(settings, tus, mint, png):
+    settings.THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS = "2/hour"
+    path = mint()
+    create(tus, path, len(png))
+    assert patch(tus, path, 0, png[:10]).status_code == 204
+    assert patch(tus, path, 10, png[10:20]).status_code == 204
+    refused = patch(tus, path, 20, png[20:30])
+    assert refused.status_code == 429
+    assert refused["Tus-Resumable"] == "1.0.0"
+    assert tus("HEAD", path)["Upload-Offset"] == "20"
+    settings.THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS = ""
+    assert tus("DELETE", path).status_code == 204

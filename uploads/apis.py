@@ -106,7 +106,9 @@ class DirectUploadUrlApi(TusUploadMixin, GenericAPIView):
             "No API key: the URL is the permission. One multipart `image` and the fields the URL left open "
             "(a field it fixed is a 400); answered exactly as `POST /images`, the image owned by the key "
             "that made the URL. Once: a second upload is a 409, after `expires_at` a 410, a file over the "
-            "URL's `max_bytes` a 413 before it is read. A refused image leaves the URL usable."
+            "URL's `max_bytes` a 413 before it is read. A refused image leaves the URL usable. With "
+            "`Tus-Resumable: 1.0.0` and `Upload-Length` it is a tus 1.0 creation instead (201, `Location`: "
+            'this URL), continued by `PATCH` (README, "Resumable uploads").'
         ),
         request={"multipart/form-data": ImageCreateInputSerializer},
         responses={201: ImageOutputSerializer, **problem_responses(400, 404, 409, 410, 413, 415, 429, 503)},
@@ -125,7 +127,7 @@ class DirectUploadUrlApi(TusUploadMixin, GenericAPIView):
         """The one-shot upload: a multipart `image`, processed as POST /images processes it."""
         # Used or expired: refused before the body is read.
         direct_upload_check_open(upload=upload)
-        limit_upload(request._request, max_bytes=upload.max_bytes)
+        limit_upload(request, max_bytes=upload.max_bytes)
         params = DirectUploadInputSerializer(
             data=one_value_each(request.data, DirectUploadInputSerializer),
             context={"fixed": upload.fixed},

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
-from django.http import HttpRequest
 
 from api.uploads import SizeLimitedUploadHandler
 
@@ -17,7 +18,7 @@ class DirectUploadHandler(SizeLimitedUploadHandler):
     field = "image"
     code = "image_too_large"
 
-    def __init__(self, request: HttpRequest, *, max_bytes: int) -> None:
+    def __init__(self, request: Any, *, max_bytes: int) -> None:
         super().__init__(request)
         self.max_bytes = max_bytes
 
@@ -26,6 +27,7 @@ class DirectUploadHandler(SizeLimitedUploadHandler):
         return min(self.max_bytes, int(settings.IMAGE_MAX_UPLOAD_BYTES))
 
 
-def limit_upload(request: HttpRequest, *, max_bytes: int) -> None:
-    """Make `request`'s body refused past `max_bytes` (call before anything reads it)."""
+def limit_upload(request: Any, *, max_bytes: int) -> None:
+    """Make `request`'s body (Django's or DRF's request) refused past `max_bytes`; call it before anything
+    reads the body. Django's own list of handlers is changed in place, as its documentation shows."""
     request.upload_handlers.insert(0, DirectUploadHandler(request, max_bytes=max_bytes))

@@ -86,7 +86,10 @@ def receive(body: Readable, *, length: int, checksum: Checksum | None) -> IO[byt
     try:
         remaining = length
         while remaining > 0:
-            piece = body.read(min(READ_BYTES, remaining))
+            try:
+                piece = body.read(min(READ_BYTES, remaining))
+            except OSError:  # Django's UnreadablePostError: the connection broke mid-body
+                piece = b""
             if not piece:
                 raise ChunkCutOff(
                     f"The body ended after {length - remaining} of its {length} bytes; nothing of it was "

@@ -20,6 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from api.schema import problem_responses
+from api.throttling import ChunksPerAddress
 from uploads import tus
 from uploads.exceptions import UploadNotFound
 from uploads.models import DirectUpload
@@ -98,6 +99,12 @@ _TUS_DOC = "tus 1.0 (https://tus.io): the upload URL is the resumable upload's r
 class TusUploadMixin:
     """OPTIONS, HEAD, PATCH, DELETE of tus on the upload URL, and `tus_create` for its POST."""
 
+    def get_throttles(self) -> list[Any]:
+        # The creation (a POST) is the upload the upload limits count; each chunk counts as a chunk.
+        if self.request.method in ("PATCH", "DELETE"):  # type: ignore[attr-defined]
+            return [ChunksPerAddress()]
+        return super().get_throttles()  # type: ignore[misc]
+
     def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
         response = super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]
         response["Tus-Resumable"] = tus.TUS_VERSION
@@ -139,10 +146,11 @@ class TusUploadMixin:
     def head(self, request: Request, upload_id: Any, secret: str) -> Response:
         tus.check_resumable(request.headers.get("Tus-Resumable"))
         upload = direct_upload_by_secret(upload_id=upload_id, secret=secret)
-        if upload.tus_created_at is None and upload.completed_at is None:
-            raise UploadNotFound("This upload URL has no resumable upload under way; POST to create one.")
+        if upload.tus_created_at is None:
+            raise UploadNotFound("This upload URL has no resumable upload; POST to create one.")
         if upload.completed_at is None:
             direct_upload_check_open(upload=upload)  # expired: 410
+        # Completed: its offset is its length, and `Imagery-Image` names what it made.
         headers = _progress_headers(upload)
         if upload.upload_length is not None:
             headers["Upload-Length"] = str(upload.upload_length)
@@ -165,7 +173,7 @@ class TusUploadMixin:
         parameters=[TUS_HEADER, OFFSET_HEADER, CHECKSUM_HEADER],
         responses={
             204: OpenApiResponse(description="Stored; `Upload-Offset` is the new offset."),
-            **problem_responses(400, 404, 409, 410, 412, 413, 415, 503),
+            **problem_responses(400, 404, 409, 410, 411, 412, 413, 415, 429, 460, 503),
         },
         auth=[],
     )
@@ -188,7 +196,10 @@ class TusUploadMixin:
         summary="Terminate a resumable upload (tus DELETE)",
         description=_TUS_DOC + "Its stored bytes are removed; the URL takes a new upload until it expires.",
         parameters=[TUS_HEADER],
-        responses={204: OpenApiResponse(description="Terminated."), **problem_responses(404, 409, 410, 412)},
+        responses={
+            204: OpenApiResponse(description="Terminated."),
+            **problem_responses(404, 409, 410, 412, 429),
+        },
         auth=[],
     )
     def delete(self, request: Request, upload_id: Any, secret: str) -> Response:
