@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageChops
 
 __all__ = ["SMALL_SIDE", "saliency", "salient_box"]
 
@@ -41,19 +41,38 @@ _SKIN_CB, _SKIN_CR, _SKIN_Y_MIN = (77.0, 127.0), (133.0, 173.0), 40.0
 # A Sobel magnitude (|gx| + |gy| of 0..255 luminance) counts fully from here: a clear edge in the small
 # version.
 _EDGE_FULL = 128.0
+# The mean difference between neighbouring pixels inside a block counts as texture from here (above
+# sensor and JPEG noise), fully from the top of the ramp.
+_TEXTURE_FROM, _TEXTURE_RAMP = 6.0, 30.0
+# Texture is measured on at most this many pixels a side (a box reduction of a larger decode).
+_DETAIL_SIDE = 256
 # What each score weighs: detail first, then the colour scores (a subject is mostly told by its edges; a
 # saturated or skin-toned area helps among detailed ones).
-_EDGE_WEIGHT, _CHROMA_WEIGHT, _SKIN_WEIGHT = 1.0, 0.5, 0.7
+_TEXTURE_WEIGHT, _EDGE_WEIGHT, _CHROMA_WEIGHT, _SKIN_WEIGHT = 1.0, 0.4, 0.5, 0.7
 # Windows holding at least this share less than the best count as good as it: among them the subject is
 # centred (JPEG noise in a plain background makes no two windows exactly equal).
 _NEAR_BEST = 0.01
 
 
-def saliency(im: Image.Image) -> np.ndarray:
-    """The attention score of every pixel of `im` (any mode), as float32 of `im`'s shape (rows, columns)."""
-    ycc = np.asarray(im.convert("RGB").convert("YCbCr"), dtype=np.float32)
+def saliency(im: Image.Image, block: tuple[int, int] = (1, 1)) -> np.ndarray:
+    """The attention score of each `block` (columns, rows of pixels) of `im` (any mode), as float32 of
+    shape (rows // block rows, columns // block columns); a partial block at the right or bottom edge is
+    left out."""
+    rgb = im if im.mode == "RGB" else im.convert("RGB")
+    bx, by = block
+    cols, rows = rgb.width // bx, rgb.height // by
+    small = rgb.reduce((bx, by)) if block != (1, 1) else rgb
+    ycc = np.asarray(small.convert("YCbCr"), dtype=np.float32)[:rows, :cols]
     y, cb, cr = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    # Detail at two scales: texture inside each block (its luminance's spread: a fine pattern that the
+    # small version averages away), and edges between blocks (outlines).
     edges = np.minimum(_sobel(y) / _EDGE_FULL, 1.0)
+    if block != (1, 1):
+        texture = _texture(rgb, block)[:rows, :cols]
+        texture = np.pad(texture, ((0, rows - texture.shape[0]), (0, cols - texture.shape[1])), mode="edge")
+        fine = np.clip((texture - _TEXTURE_FROM) / _TEXTURE_RAMP, 0.0, 1.0)
+    else:
+        fine = edges
     chroma = np.hypot(cb - 128.0, cr - 128.0)
     colour = np.clip((chroma - _CHROMA_FROM) / _CHROMA_RAMP, 0.0, 1.0)
     skin = (
@@ -63,7 +82,12 @@ def saliency(im: Image.Image) -> np.ndarray:
         & (cr <= _SKIN_CR[1])
         & (y > _SKIN_Y_MIN)
     ).astype(np.float32)
-    return _EDGE_WEIGHT * edges + _CHROMA_WEIGHT * _above_median(colour) + _SKIN_WEIGHT * _above_median(skin)
+    return (
+        _TEXTURE_WEIGHT * fine
+        + _EDGE_WEIGHT * _above_median(edges)
+        + _CHROMA_WEIGHT * _above_median(colour)
+        + _SKIN_WEIGHT * _above_median(skin)
+    )
 
 
 def salient_box(im: Image.Image, crop: tuple[float, float]) -> tuple[float, float, float, float]:
@@ -71,13 +95,19 @@ def salient_box(im: Image.Image, crop: tuple[float, float]) -> tuple[float, floa
     attention. `crop` is clamped to `im`'s size; the box is always inside `im`."""
     width, height = im.size
     crop_w, crop_h = min(crop[0], width), min(crop[1], height)
-    factor = max(1, math.ceil(max(width, height) / SMALL_SIDE))
-    small = im.reduce(factor) if factor > 1 else im
-    scores = saliency(small)
+    # A large decoded image (a PNG, which has no DCT draft) is first box-reduced in C to at most
+    # _DETAIL_SIDE a side, where texture is still visible; the scores are then per block of that.
+    pre = max(1, math.ceil(max(width, height) / _DETAIL_SIDE))
+    base = im.reduce(pre) if pre > 1 else im
+    side = max(1, math.ceil(max(base.size) / SMALL_SIDE))
+    block = (min(side, base.width), min(side, base.height))
+    scores = saliency(base, block)
     rows, cols = scores.shape
-    # The crop in the small version's pixels (at least one), and every position it can take.
-    win_w = min(cols, max(1, round(crop_w * cols / width)))
-    win_h = min(rows, max(1, round(crop_h * rows / height)))
+    # One score cell in `im`'s pixels.
+    cell_w, cell_h = block[0] * width / base.width, block[1] * height / base.height
+    # The crop in cells (at least one), and every position it can take.
+    win_w = min(cols, max(1, round(crop_w / cell_w)))
+    win_h = min(rows, max(1, round(crop_h / cell_h)))
     table = np.zeros((rows + 1, cols + 1), dtype=np.float64)
     table[1:, 1:] = scores.cumsum(axis=0).cumsum(axis=1)
     sums = table[win_h:, win_w:] - table[:-win_h, win_w:] - table[win_h:, :-win_w] + table[:-win_h, :-win_w]
@@ -87,12 +117,26 @@ def salient_box(im: Image.Image, crop: tuple[float, float]) -> tuple[float, floa
     else:
         # The window's centre, back in `im`'s pixels.
         top, left = best
-        centre_x = (left + win_w / 2) * width / cols
-        centre_y = (top + win_h / 2) * height / rows
+        centre_x = (left + win_w / 2) * cell_w
+        centre_y = (top + win_h / 2) * cell_h
     # The box around it, kept inside.
     x0 = min(max(centre_x - crop_w / 2, 0.0), width - crop_w)
     y0 = min(max(centre_y - crop_h / 2, 0.0), height - crop_h)
     return (x0, y0, x0 + crop_w, y0 + crop_h)
+
+
+def _texture(rgb: Image.Image, block: tuple[int, int]) -> np.ndarray:
+    """The mean absolute difference between neighbouring pixels (the larger of across and down) in each
+    block of `rgb`, in its most varied channel: fine detail that a block's average hides, in luminance or
+    in colour (a pattern of two colours of one lightness). In Pillow's C (crops, differences, a box
+    reduction), as the full-size pixels are the most there are to touch."""
+    width, height = rgb.size
+    if width < 2 or height < 2:
+        return np.zeros((max(1, height // block[1]), max(1, width // block[0])), dtype=np.float32)
+    here = rgb.crop((0, 0, width - 1, height - 1))
+    across = ImageChops.difference(here, rgb.crop((1, 0, width, height - 1)))
+    down = ImageChops.difference(here, rgb.crop((0, 1, width - 1, height)))
+    return np.asarray(ImageChops.lighter(across, down).reduce(block), dtype=np.float32).max(axis=2)
 
 
 def _sobel(y: np.ndarray) -> np.ndarray:
