@@ -89,8 +89,10 @@ class UploadLinkView(_Page):
         return {
             **super().get_context_data(**kwargs),
             "uploads_url": UPLOADS_URL,
-            "expiries": LINK_EXPIRIES,
-            "default_expiry": 1800,
+            # Only what this server allows (UPLOAD_URL_MAX_TTL), and at least its shortest choice.
+            "expiries": [choice for choice in LINK_EXPIRIES if choice[0] <= settings.UPLOAD_URL_MAX_TTL]
+            or LINK_EXPIRIES[:1],
+            "default_expiry": min(1800, settings.UPLOAD_URL_MAX_TTL),
         }
 
 

@@ -160,3 +160,10 @@ def test_the_upload_link_pages_are_html_under_the_same_policy(api: Client, path:
 def test_the_link_page_sends_no_referrer(api: Client) -> None:
     # Its address holds the upload URL (in the fragment, which browsers never send; and nothing else leaks).
     assert api.get("/u")["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_link_page_offers_only_the_lifetimes_the_server_allows(api: Client, settings: Any) -> None:
+    settings.UPLOAD_URL_MAX_TTL = 3600
+    html = api.get("/upload-link").content.decode()
+    assert re.findall(r'<option value="(\d+)"', html) == ["600", "1800", "3600"]
+    assert '<option value="1800" selected>' in html
