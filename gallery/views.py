@@ -89,9 +89,9 @@ class UploadLinkView(_Page):
         return {
             **super().get_context_data(**kwargs),
             "uploads_url": UPLOADS_URL,
-            # Only what this server allows (UPLOAD_URL_MAX_TTL), and at least its shortest choice.
+            # Only what this server allows (UPLOAD_URL_MAX_TTL); below ten minutes, its own limit.
             "expiries": [choice for choice in LINK_EXPIRIES if choice[0] <= settings.UPLOAD_URL_MAX_TTL]
-            or LINK_EXPIRIES[:1],
+            or [(settings.UPLOAD_URL_MAX_TTL, f"{settings.UPLOAD_URL_MAX_TTL} seconds")],
             "default_expiry": min(1800, settings.UPLOAD_URL_MAX_TTL),
         }
 
