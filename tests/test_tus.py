@@ -370,3 +370,35 @@ def test_chunks_have_a_limit_of_their_own(settings, tus, mint, png):
     assert tus("HEAD", path)["Upload-Offset"] == "20"
     settings.THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS = ""
     assert tus("DELETE", path).status_code == 204
+
+
+def test_a_browser_on_an_allowed_origin_may_speak_tus(api, settings, tus, mint, png):
+    origin = "https://app.example.com"
+    settings.CORS_ALLOWED_ORIGINS = [origin]
+    path = mint()
+    preflight = api.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "tus-resumable,upload-offset,upload-checksum,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight["Access-Control-Allow-Origin"] == origin
+    allowed = {name.strip() for name in preflight["Access-Control-Allow-Headers"].split(",")}
+    assert {
+        "tus-resumable",
+        "upload-offset",
+        "upload-checksum",
+        "upload-length",
+        "upload-metadata",
+    } <= allowed
+    assert {"PATCH", "HEAD", "DELETE"} <= set(preflight["Access-Control-Allow-Methods"].split(", "))
+
+    created = tus("POST", path, Upload_Length=str(len(png)), Origin=origin)
+    exposed = {name.strip().lower() for name in created["Access-Control-Expose-Headers"].split(",")}
+    assert {"location", "upload-offset", "upload-expires", "tus-resumable", "imagery-image"} <= exposed
+    done = patch(tus, path, 0, png, Origin=origin)
+    assert done["Access-Control-Allow-Origin"] == origin
+    assert done["Imagery-Image"]
