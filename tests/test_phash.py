@@ -348,8 +348,11 @@ def test_two_identical_uploads_at_once_with_reuse_make_one_image(transactional_d
     barrier = threading.Barrier(2)
 
     def upload() -> None:
-        barrier.wait()
-        statuses.append(post(api, PILImage.open(io.BytesIO(raw)), on_duplicate="reuse").status_code)
+        try:
+            barrier.wait()
+            statuses.append(post(api, PILImage.open(io.BytesIO(raw)), on_duplicate="reuse").status_code)
+        finally:
+            connection.close()  # this thread's own connection
 
     threads = [threading.Thread(target=upload) for _ in range(2)]
     for thread in threads:
