@@ -19,7 +19,8 @@ measured alongside: what gunicorn, the outer middleware and the client cost on t
 moment, so a busy machine shows as a slow floor. It ends with the issue's targets, each with its figure.
 Every loop is bounded by a request count and a time limit.
 
-Similar images (issue 26): every seeded row gets a random 64-bit perceptual hash (and its bands), then
+Similar images (issue 26): every seeded row gets a random 64-bit perceptual hash (`seed_images
+--random-phash`), then
 `--similar-queries` public images each get planted near-duplicates at every distance from 0 to 12 bits
 (other public rows whose hash is the query's with that many bits flipped). For some distances up to 16,
 every query's `GET /images?similar_to=ID&distance=D` (all its pages) is checked against a brute-force
@@ -130,15 +131,24 @@ def main() -> None:
             seeded = 0
             for size in sizes:
                 started = time.perf_counter()
+                # A random perceptual hash per row, as if each were a picture of its own (similar_to).
+                hashes = ["--random-phash"] if args.similar_queries else []
                 manage(
-                    env, "seed_images", "--count", str(size - seeded), "--batch", "10000", "--seed", str(size)
+                    env,
+                    "seed_images",
+                    "--count",
+                    str(size - seeded),
+                    "--batch",
+                    "10000",
+                    "--seed",
+                    str(size),
+                    *hashes,
                 )
                 if args.private_every:
                     make_private(args.private_every)
                 seed_seconds = time.perf_counter() - started
                 queries: dict[int, dict[int, int]] = {}
                 if args.similar_queries:
-                    random_hashes()
                     queries = plant_near_duplicates(args.similar_queries, seed=size)
                 vacuum()
                 shares = {w: word_share(w) for w in (COMMON_WORD, MID_WORD, RARE_WORD)}
@@ -221,23 +231,6 @@ def vacuum() -> None:
 
 
 # --- similar images -------------------------------------------------------------------------------
-
-
-def random_hashes() -> None:
-    """Every row without a hash gets a random one (64 random bits: two 32-bit halves, since random()
-    carries 52) and its bands, computed as images.pixels.hashing.bands does."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE images_image SET phash = ((random() * 4294967296)::bigint << 32)"
-            " | (random() * 4294967296)::bigint WHERE phash IS NULL"
-        )
-        cursor.execute(
-            "UPDATE images_image SET phash_band0 = (phash >> 42) & 4194303,"
-            " phash_band1 = (phash >> 21) & 2097151, phash_band2 = phash & 2097151"
-            " WHERE phash_band0 IS NULL AND phash IS NOT NULL"
-        )
 
 
 def plant_near_duplicates(count: int, *, seed: int) -> dict[int, dict[int, int]]:
