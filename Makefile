@@ -20,7 +20,7 @@ help:
 	@echo "make client-check  a client generated from the schema (openapi-python-client) runs the README's flow"
 	@echo "make lint       ruff format --check + ruff check + the import contracts (lint-imports)"
 	@echo "make format     ruff format + ruff check --fix"
-	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, render budgets, signing, crops, against thumbor)"
+	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, render budgets, signing, crops, against thumbor, perceptual hash, uploads)"
 	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
 	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
@@ -138,6 +138,7 @@ bench: install-dev $(THUMBOR_VENV)/.stamp $(VENV)/.deploy-tools.stamp
 	$(BIN)/python bench/direct_uploads.py
 	$(BIN)/python bench/tus_upload.py
 	$(BIN)/python bench/crops.py
+	$(BIN)/python bench/phash.py
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named
 # imagery_bench_reads on 127.0.0.1:5432, dropped and created anew); about five minutes.

@@ -18,11 +18,22 @@ planner does with mid-frequency words. `/healthz`, answered before the database 
 measured alongside: what gunicorn, the outer middleware and the client cost on this machine at this
 moment, so a busy machine shows as a slow floor. It ends with the issue's targets, each with its figure.
 Every loop is bounded by a request count and a time limit.
+
+Similar images (issue 26): every seeded row gets a random 64-bit perceptual hash (`seed_images
+--random-phash`), then
+`--similar-queries` public images each get planted near-duplicates at every distance from 0 to 12 bits
+(other public rows whose hash is the query's with that many bits flipped). For some distances up to 16,
+every query's `GET /images?similar_to=ID&distance=D` (all its pages) is checked against a brute-force
+scan (`bit_count(phash # q) <= D` over every public row): the same ids, so every planted one within D is
+found and none beyond; the scan's time is printed beside the answer's as the baseline. Then
+`similar_to` is measured like the other endpoints at D = 8 (the target: p50 <= 20 ms at 1M rows) and 16.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import multiprocessing
 import os
 import platform
@@ -54,6 +65,10 @@ FLOOR = "floor: /healthz"
 PAGE_P50_MS, PAGE_GROWTH = 5.0, 1.5  # first page, page 50, detail
 FILTER_P50_MS, ANY_WORD_P50_MS, FILTER_GROWTH = 10.0, 20.0, 3.0
 DETAIL_RATE = 1000.0  # requests per second
+# Issue 26's: similar_to with D = 8 at the largest size, p50.
+SIMILAR_P50_MS = 20.0
+PLANTED_DISTANCES = range(13)  # 0..12 bits from a query image
+CHECKED_DISTANCES = (0, 4, 8, 12, 16)
 
 
 def main() -> None:
@@ -70,6 +85,12 @@ def main() -> None:
         type=int,
         default=10,
         help="Make every Nth row private (default 10: 10 %%, which lists leave out; 0: none).",
+    )
+    parser.add_argument(
+        "--similar-queries",
+        type=int,
+        default=20,
+        help="Query images with planted near-duplicates for similar_to (default 20; 0: no similar_to).",
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -110,12 +131,25 @@ def main() -> None:
             seeded = 0
             for size in sizes:
                 started = time.perf_counter()
+                # A random perceptual hash per row, as if each were a picture of its own (similar_to).
+                hashes = ["--random-phash"] if args.similar_queries else []
                 manage(
-                    env, "seed_images", "--count", str(size - seeded), "--batch", "10000", "--seed", str(size)
+                    env,
+                    "seed_images",
+                    "--count",
+                    str(size - seeded),
+                    "--batch",
+                    "10000",
+                    "--seed",
+                    str(size),
+                    *hashes,
                 )
                 if args.private_every:
                     make_private(args.private_every)
                 seed_seconds = time.perf_counter() - started
+                queries: dict[int, dict[int, int]] = {}
+                if args.similar_queries:
+                    queries = plant_near_duplicates(args.similar_queries, seed=size)
                 vacuum()
                 shares = {w: word_share(w) for w in (COMMON_WORD, MID_WORD, RARE_WORD)}
                 print(
@@ -128,6 +162,13 @@ def main() -> None:
                     result = measure(args.port, paths, args.seconds, args.concurrency)
                     results[size, name] = result
                     print(f"  {name:<24} {result}", flush=True)
+                if queries:
+                    check_similar(args.port, queries)
+                    for distance in (8, 16):
+                        paths = [f"/images?similar_to={q}&distance={distance}" for q in queries]
+                        name = f"similar_to D={distance}"
+                        results[size, name] = measure(args.port, paths, args.seconds, args.concurrency)
+                        print(f"  {name:<24} {results[size, name]}", flush=True)
                 if size == sizes[0]:
                     compare_new_connections(
                         env, args, work, endpoints(size)["detail"], results[size, "detail"]
@@ -187,6 +228,89 @@ def vacuum() -> None:
         cursor.execute("VACUUM (ANALYZE) images_image, images_image_count")
         # Else the seed's dirty pages are written out while the first endpoints are measured.
         cursor.execute("CHECKPOINT")
+
+
+# --- similar images -------------------------------------------------------------------------------
+
+
+def plant_near_duplicates(count: int, *, seed: int) -> dict[int, dict[int, int]]:
+    """`count` public query images, each with a planted public row at every PLANTED_DISTANCES distance:
+    query id -> {planted id: its distance}."""
+    from images.models import Image
+    from images.pixels import hashing
+
+    rng = random.Random(seed)
+    public = list(Image.objects.filter(visibility="public").values_list("id", flat=True))
+    chosen = rng.sample(public, count * (1 + len(PLANTED_DISTANCES)))
+    queries: dict[int, dict[int, int]] = {}
+    for i in range(count):
+        query, *planted = chosen[i * (1 + len(PLANTED_DISTANCES)) : (i + 1) * (1 + len(PLANTED_DISTANCES))]
+        value = hashing.to_unsigned(Image.objects.get(pk=query).phash)
+        queries[query] = {}
+        for pk, distance in zip(planted, PLANTED_DISTANCES, strict=True):
+            near = value
+            for bit in rng.sample(range(64), distance):
+                near ^= 1 << bit
+            band0, band1, band2 = hashing.bands(near)
+            Image.objects.filter(pk=pk).update(
+                phash=hashing.to_signed(near), phash_band0=band0, phash_band1=band1, phash_band2=band2
+            )
+            queries[query][pk] = distance
+    return queries
+
+
+def check_similar(port: int, queries: dict[int, dict[int, int]]) -> None:
+    """Every query at CHECKED_DISTANCES through the API (every page), against a brute-force scan."""
+    from django.db import connection
+
+    from images.models import Image
+
+    failures, answer_ms, scan_ms = [], [], []
+    for query, planted in queries.items():
+        value = Image.objects.get(pk=query).phash
+        for distance in CHECKED_DISTANCES:
+            started = time.perf_counter()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT id FROM images_image WHERE visibility = 'public' AND id <> %s"
+                    " AND bit_count((phash # %s)::bit(64)) <= %s",
+                    [query, value, distance],
+                )
+                truth = {row[0] for row in cursor.fetchall()}
+            scan_ms.append((time.perf_counter() - started) * 1000)
+            found: set[int] = set()
+            path: str | None = f"/images?similar_to={query}&distance={distance}&page_size=100"
+            # A connection per answer: the scan above may outlast the server's keep-alive.
+            client_connection = http.client.HTTPConnection(HOST, port, timeout=60)
+            started = time.perf_counter()
+            while path:
+                client_connection.request("GET", path)
+                response = client_connection.getresponse()
+                if response.status != 200:
+                    raise RuntimeError(f"{path} answered {response.status}: {response.read()[:300]!r}")
+                body = json.loads(response.read())
+                found |= {item["id"] for item in body["results"]}
+                path = (
+                    urlsplit(body["next"])._replace(scheme="", netloc="").geturl() if body["next"] else None
+                )
+            answer_ms.append((time.perf_counter() - started) * 1000)
+            client_connection.close()
+            missed = {pk for pk, d in planted.items() if d <= distance} - found
+            beyond = {pk for pk, d in planted.items() if d > distance} & found
+            if found != truth or missed or beyond:
+                failures.append(
+                    f"query {query} D={distance}: {len(found)} found, {len(truth)} by the scan, "
+                    f"planted missed {sorted(missed)}, planted beyond D returned {sorted(beyond)}"
+                )
+    checked = len(queries) * len(CHECKED_DISTANCES)
+    answer, scan = statistics.median(answer_ms), statistics.median(scan_ms)
+    print(
+        f"  similar_to checked: {checked} answers (D in {CHECKED_DISTANCES}, every page) against a "
+        f"brute-force scan: {'all exact' if not failures else f'{len(failures)} WRONG'}; "
+        f"median {answer:.1f} ms per answer, the scan {scan:.1f} ms ({scan / answer:.1f}x)"
+    )
+    for failure in failures[:10]:
+        print(f"    WRONG {failure}")
 
 
 def word_share(word: str) -> float:
@@ -482,6 +606,9 @@ def print_targets(
         for name in (common, mid, rare):
             checks.append((f"{name}: p50 growth {last:,} / {first:,}", p50_growth(name), "<=", FILTER_GROWTH))
     checks.append((f"detail: requests/s at {last:,} rows", results[last, "detail"].rate, ">=", DETAIL_RATE))
+    if (last, "similar_to D=8") in results:
+        similar = results[last, "similar_to D=8"].p50_ms
+        checks.append((f"similar_to D=8 (issue 26): p50 at {last:,} rows, ms", similar, "<=", SIMILAR_P50_MS))
     floor = results[last, FLOOR]
     print(
         f"\ntargets (issue 5's, for 2 cores; this run's floor, /healthz: p50 {floor.p50_ms:.2f} ms, "
@@ -490,6 +617,9 @@ def print_targets(
     for what, figure, op, limit in checks:
         ok = figure <= limit if op == "<=" else figure >= limit
         print(f"  {'PASS' if ok else 'MISS'}  {what:<58}{figure:>9.2f}  (target {op} {limit:g})")
+    if (last, "similar_to D=16") in results:
+        what, figure = f"similar_to D=16: p50 at {last:,} rows, ms", results[last, "similar_to D=16"].p50_ms
+        print(f"  info  {what:<58}{figure:>9.2f}  (for information)")
     if first != last and len(sweeps) == 2:
         # The issue's growth target names the filtered pages; the sweep's worst ratio is shown beside it,
         # and is the largest of hundreds of ratios of few-request medians, so it carries their noise too.

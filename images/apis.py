@@ -118,7 +118,6 @@ class ImageCollectionApi(GenericAPIView):
                 owner_id=owner_id,
                 start=start,
                 stop=start + size + 1,
-                count_cap=settings.LIST_COUNT_CAP,
             )
             page = numbered_page(
                 request, found.items, number=number, size=size, count=found.count, exact=found.exact

@@ -43,8 +43,9 @@ class Image(models.Model):
     color = models.CharField(max_length=7, null=True, blank=True)  # noqa: DJ001
     # The perceptual hash (images.pixels.hashing): 64 bits as a signed bigint, NULL until known (older rows
     # until `backfill_placeholders`). Its three bands (22, 21 and 21 bits, most significant first), each
-    # B-tree indexed, are what `similar_to` looks up (multi-index hashing, images.selectors.image_similar):
-    # every hash within D bits has a band within D // 3 bits of the query's. Written only with `phash`.
+    # B-tree indexed with the hash, are what `similar_to` looks up (multi-index hashing,
+    # images.selectors.image_similar): every hash within D bits has a band within about D / 3 bits of the
+    # query's. Written only with `phash`.
     phash = models.BigIntegerField(null=True, blank=True)
     phash_band0 = models.IntegerField(null=True, blank=True, editable=False)
     phash_band1 = models.IntegerField(null=True, blank=True, editable=False)
@@ -87,9 +88,11 @@ class Image(models.Model):
             models.Index(fields=["-created_at", "-id"], name="image_newest_first"),
             # An upload's exact duplicates (the same stored file) and a delete's "is the file still used".
             models.Index(fields=["file"], name="image_file"),
-            models.Index(fields=["phash_band0"], name="image_phash_band0"),
-            models.Index(fields=["phash_band1"], name="image_phash_band1"),
-            models.Index(fields=["phash_band2"], name="image_phash_band2"),
+            # A band, then what `similar_to` reads of a candidate: the whole hash (its exact distance) and
+            # the id, so the candidates are sorted out from the index alone (images.selectors).
+            models.Index(fields=["phash_band0", "phash", "id"], name="image_phash_band0"),
+            models.Index(fields=["phash_band1", "phash", "id"], name="image_phash_band1"),
+            models.Index(fields=["phash_band2", "phash", "id"], name="image_phash_band2"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(width__gt=0), name="image_width_positive"),

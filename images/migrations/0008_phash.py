@@ -1,7 +1,7 @@
-"""The perceptual hash (`phash`, a signed bigint) and its three bands for `similar_to`, each B-tree indexed
-(multi-index hashing: images/selectors.py `image_similar`); `duplicate_of`, set at upload (indexed, as a
-foreign key's column is, for the delete that clears it); an index on `file` for an upload's exact
-duplicates.
+"""The perceptual hash (`phash`, a signed bigint) and its three bands for `similar_to`, each indexed with
+the hash and the id (multi-index hashing, read from the index alone: images/selectors.py `image_similar`);
+`duplicate_of`, set at upload (indexed, as a foreign key's column is, for the delete that clears it); an
+index on `file` for an upload's exact duplicates.
 
 Nullable columns without a default: SQLite adds them in place (a rebuild of the table would drop the
 counter's triggers of migration 0002) and PostgreSQL without rewriting the table. Older rows keep NULL
@@ -51,14 +51,14 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='image',
-            index=models.Index(fields=['phash_band0'], name='image_phash_band0'),
+            index=models.Index(fields=['phash_band0', 'phash', 'id'], name='image_phash_band0'),
         ),
         migrations.AddIndex(
             model_name='image',
-            index=models.Index(fields=['phash_band1'], name='image_phash_band1'),
+            index=models.Index(fields=['phash_band1', 'phash', 'id'], name='image_phash_band1'),
         ),
         migrations.AddIndex(
             model_name='image',
-            index=models.Index(fields=['phash_band2'], name='image_phash_band2'),
+            index=models.Index(fields=['phash_band2', 'phash', 'id'], name='image_phash_band2'),
         ),
     ]

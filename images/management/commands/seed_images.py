@@ -1,11 +1,13 @@
-"""`manage.py seed_images --count N [--batch B] [--seed S]`: add N realistic image rows, fast.
+"""`manage.py seed_images --count N [--batch B] [--seed S] [--random-phash]`: add N realistic image rows.
 
 For load tests and benchmarks. A few real images are uploaded through `image_create` (so their files are
 really stored and served); every other row points at one of those files, with a title drawn from a word
 list (see `_seed_words`: a common word in about a third of the rows, rare ones in a few per hundred
 thousand) and a creation date a little after the one before, ending now. Rows go in with `bulk_create`,
 B per statement (COPY on PostgreSQL, a multi-row INSERT elsewhere), each batch in its own
-transaction. Progress goes to stderr: a bar on a terminal, a line per
+transaction. Seeded rows have no perceptual hash (as rows stored before it existed), or with
+`--random-phash` a random one each, as if every row were a picture of its own (for `similar_to` at
+scale: bench/reads.py). Progress goes to stderr: a bar on a terminal, a line per
 100,000 rows elsewhere.
 """
 
@@ -25,6 +27,7 @@ from django.utils import timezone
 from PIL import Image as PILImage
 from PIL import ImageDraw
 
+from images import pipeline
 from images.management.commands._seed_words import RARE_WORDS, WORDS
 from images.management.progress import Progress
 from images.models import Image
@@ -45,14 +48,21 @@ class Command(BaseCommand):
         parser.add_argument("--count", type=int, required=True, help="Rows to add.")
         parser.add_argument("--batch", type=int, default=5000, help="Rows per statement (default 5000).")
         parser.add_argument("--seed", type=int, default=None, help="Random seed, for repeatable titles.")
+        parser.add_argument(
+            "--random-phash",
+            action="store_true",
+            help="Give each seeded row a random perceptual hash (default: none, as older rows).",
+        )
 
-    def handle(self, *args: Any, count: int, batch: int, seed: int | None, **options: Any) -> None:
+    def handle(
+        self, *args: Any, count: int, batch: int, seed: int | None, random_phash: bool, **options: Any
+    ) -> None:
         if count < 0 or batch < 1:
             raise CommandError("--count must be 0 or more and --batch at least 1.")
         rng = random.Random(seed)  # noqa: S311 (titles and dates, not secrets)
         started = time.perf_counter()
         samples = [_upload_sample(rng, i, *spec) for i, spec in enumerate(SAMPLES[: min(count, 4)])]
-        rows = _rows(rng, samples, count - len(samples))
+        rows = _rows(rng, samples, count - len(samples), random_phash=random_phash)
         progress = Progress(
             self.stderr, "seed_images", total=count, initial=len(samples), unit=" rows", every=LINE_EVERY
         )
@@ -93,10 +103,16 @@ COLUMNS = (
     "placeholder",
     "color",
     "created_at",
+    "phash",
+    "phash_band0",
+    "phash_band1",
+    "phash_band2",
 )
 
 
-def _rows(rng: random.Random, samples: list[Image], count: int) -> Iterator[tuple[Any, ...]]:
+def _rows(
+    rng: random.Random, samples: list[Image], count: int, *, random_phash: bool = False
+) -> Iterator[tuple[Any, ...]]:
     """`count` rows (values of COLUMNS), oldest first, ending about now."""
     if not samples:
         return
@@ -108,7 +124,11 @@ def _rows(rng: random.Random, samples: list[Image], count: int) -> Iterator[tupl
         # One gap in ten is zero: equal timestamps happen, and the list's id tie-break must hold.
         if rng.random() >= 0.1:
             moment += dt.timedelta(seconds=rng.expovariate(1 / MEAN_GAP_SECONDS))
-        yield (title, fold(title), *rng.choice(files), moment)
+        hashed: tuple[int | None, ...] = (None, None, None, None)
+        if random_phash:
+            value = rng.getrandbits(64)
+            hashed = (pipeline.hash_to_signed(value), *pipeline.hash_bands(value))
+        yield (title, fold(title), *rng.choice(files), moment, *hashed)
 
 
 def _copy(rows: list[tuple[Any, ...]]) -> None:
