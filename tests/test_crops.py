@@ -2,6 +2,8 @@
 point, which every crop of it keeps. Real pixels of served renditions and stored files, on the filesystem
 and on S3; the crop box's arithmetic as properties."""
 
+# ruff: noqa: F811 (the fixtures of tests/private.py, named as parameters)
+
 from __future__ import annotations
 
 import io
@@ -21,6 +23,7 @@ from images.pixels.decoding import TRANSPOSE_FOR_ORIENTATION
 from images.pixels.processing import Fit, Gravity, point_in_crop, render, source_box, to_oriented, to_raw
 from images.renditions import presets_from_setting
 from tests.conftest import Client, assert_nothing_stored, stored_names
+from tests.private import keys, upload_as  # noqa: F401 (fixtures)
 from tests.problems import assert_problem
 
 GREY = (128, 128, 128)
@@ -390,3 +393,22 @@ def test_a_rendition_refuses_a_bad_focal_tag(api, posted, settings, value):
     settings.IMAGE_PRESETS = THUMB
     image = posted(marked((64, 32), (10, 10)))
     assert_problem(api.get(f"/images/{image['id']}/file?preset=thumb&focal={value}"), 400, field="focal")
+
+
+def test_a_private_images_signed_thumb_url_carries_the_focal_point_and_answers(
+    api, upload_as, keys, served, settings
+):
+    settings.IMAGE_PRESETS = THUMB
+    response = upload_as(keys["owner"], size=(80, 40), visibility="private", focal_x="0.9", focal_y="0.5")
+    assert response.status_code == 201, response.content
+    image = response.json()
+    thumb_url = image["presets"]["thumb"]
+    assert "sig=" in thumb_url and thumb_url.endswith("&focal=0.9,0.5")
+    # Signed without the point (it does not choose the answer): the URL answers, without a key.
+    assert served(thumb_url).size == (40, 40)
+    # The point changed: the object's signed URL changes with it.
+    changed = patch(
+        api, image["id"], {"focal": {"x": 0.1, "y": 0.5}}, Authorization=f"Bearer {keys['owner']}"
+    )
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["presets"]["thumb"].endswith("&focal=0.1,0.5")
