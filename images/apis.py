@@ -154,9 +154,7 @@ class ImageCollectionApi(GenericAPIView):
             height=params.validated_data.get("height"),
             fit=Fit(params.validated_data["fit"]),
             gravity=Gravity(params.validated_data.get("gravity", settings.IMAGE_DEFAULT_GRAVITY)),
-            focal=(data["focal_x"], data["focal_y"])
-            if "focal_x" in (data := params.validated_data)
-            else None,
+            focal=(focal["x"], focal["y"]) if (focal := params.validated_data.get("focal")) else None,
             output_format=OutputFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
             visibility=params.validated_data.get("visibility", settings.IMAGE_DEFAULT_VISIBILITY),
             api_key=request.auth,
