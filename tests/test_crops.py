@@ -23,6 +23,7 @@ from images.pixels.decoding import TRANSPOSE_FOR_ORIENTATION
 from images.pixels.processing import Fit, Gravity, point_in_crop, render, source_box, to_oriented, to_raw
 from images.renditions import presets_from_setting
 from tests.conftest import Client, assert_nothing_stored, stored_names
+from tests.images import gif_animation
 from tests.private import keys, upload_as  # noqa: F401 (fixtures)
 from tests.problems import assert_problem
 
@@ -178,6 +179,18 @@ def test_a_focal_point_is_kept_in_a_rotated_jpeg():
     assert abs(x - 80) <= 3 and abs(y - 50) <= 3
     assert out.crop == pytest.approx((0.0, 0.5, 1.0, 1.0))
     assert point_in_crop((0.8, 0.75), out.crop) == pytest.approx((0.8, 0.5))
+
+
+def test_an_animation_is_cut_where_its_first_frames_subject_is():
+    frames = [subject_at((400, 200), (300 + 4 * i, 40, 380 + 4 * i, 160)) for i in range(3)]
+    data = gif_animation(frames, duration=80)
+    out = render(io.BytesIO(data), width=100, height=100, fit=Fit.COVER, gravity=Gravity.ATTENTION)
+    animation = Image.open(io.BytesIO(out.data))
+    assert animation.n_frames == 3
+    assert out.crop == pytest.approx((0.5, 0.0, 1.0, 1.0))
+    for index in range(3):
+        animation.seek(index)
+        assert saturated_share(animation.convert("RGB")) > 0.15
 
 
 def test_gravity_is_only_for_crops_in_presets():
