@@ -158,11 +158,13 @@ class FocalSerializer(serializers.Serializer):
     x = FractionField(help_text="From the left edge (0) to the right edge (1).")
     y = FractionField(help_text="From the top edge (0) to the bottom edge (1).")
 
-    def to_internal_value(self, data: Any) -> Any:
+    def to_internal_value(self, data: Any) -> tuple[float, float]:  # type: ignore[override]
+        """The point as (x, y), as the services take it."""
         unknown = sorted(set(data) - {"x", "y"}) if isinstance(data, dict) else []
         if unknown:
             raise ValidationError({name: ["A focal point has only `x` and `y`."] for name in unknown})
-        return super().to_internal_value(data)
+        value = super().to_internal_value(data)
+        return (value["x"], value["y"])
 
 
 # A focal point as a form field's JSON text, as the schema says it (the validation is FocalSerializer's):
@@ -187,7 +189,7 @@ class FocalFormField(serializers.Field):
         "invalid": 'A focal point as JSON: {{"x": 0.3, "y": 0.25}}, fractions from 0 to 1.',
     }
 
-    def to_internal_value(self, data: Any) -> dict[str, float]:
+    def to_internal_value(self, data: Any) -> tuple[float, float]:
         if not isinstance(data, str):
             self.fail("invalid")
         try:
@@ -200,7 +202,7 @@ class FocalFormField(serializers.Field):
             detail = focal.errors
             messages = [f"{name}: {' '.join(map(str, errors))}" for name, errors in detail.items()]
             raise ValidationError(messages or [self.error_messages["invalid"]])
-        return dict(focal.validated_data)
+        return focal.validated_data  # type: ignore[return-value]
 
     def to_representation(self, value: Any) -> Any:
         return value
