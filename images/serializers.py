@@ -288,8 +288,9 @@ class ImageCreateInputSerializer(serializers.Serializer):
         default=Fit.CONTAIN.value,
         help_text=(
             "How the image fills width x height: `contain` scales to fit inside keeping the aspect "
-            "ratio, `cover` scales and centre-crops to exactly the box, `fill` stretches to exactly "
-            "the box. With only one of width/height the other follows the aspect ratio."
+            "ratio, `cover` scales and crops to exactly the box (which part: `gravity`, or the focal "
+            "point), `fill` stretches to exactly the box. With only one of width/height the other "
+            "follows the aspect ratio."
         ),
     )
     format = serializers.ChoiceField(
