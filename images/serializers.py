@@ -579,7 +579,8 @@ class RenditionInputSerializer(serializers.Serializer):
         help_text=(
             "A named variant from the server's `IMAGE_PRESETS` (defaults: `thumb` 200x200 cropped to "
             "fill, `small` 480 wide, `large` 1600 wide), never larger than the stored image; the only way "
-            "to ask for a crop. The image object's `presets` lists them. Not with `width` or `height`."
+            "to ask for a crop (placed by the preset's gravity, or the image's focal point). The image "
+            "object's `presets` lists them. Not with `width` or `height`."
         ),
     )
     focal = serializers.RegexField(
