@@ -22,13 +22,7 @@ from api.params import WholeNumberField, one_value_each
 from api.schema import CLOSED, MIN_PROPERTIES
 from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image, Visibility
-from images.renditions import (
-    LADDER,
-    RenditionFormat,
-    configured_presets,
-    preset_urls,
-    srcset,
-)
+from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
 from images.signing import signed_query
 from images.titles import TITLE_MAX_LENGTH
 
@@ -140,15 +134,15 @@ class FractionField(serializers.FloatField):
     def to_internal_value(self, data: Any) -> float:
         if isinstance(data, bool) or not isinstance(data, int | float):
             self.fail("invalid")
+        if isinstance(data, int) and not 0 <= data <= 1:
+            # Before float(): a JSON integer of 400 digits is no float at all (OverflowError).
+            self.fail("range")
         value = float(data)
         if not math.isfinite(value):
             self.fail("invalid")
         if not 0 <= value <= 1:
             self.fail("range")
         return round(value, FOCAL_DIGITS)
-
-
-_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 @extend_schema_serializer(component_name="Focal", extensions={CLOSED: True})

@@ -382,6 +382,8 @@ def test_images_sharing_a_file_keep_their_own_focal_points(api, posted, served, 
         {"focal": [0.5, 0.5]},
         {"focal": "0.5,0.5"},
         '{"focal": {"x": NaN, "y": 0.5}}',
+        '{"focal": {"x": 1e400, "y": 0.5}}',
+        '{"focal": {"x": ' + "9" * 400 + ', "y": 0.5}}',
         '{"focal": {"x": Infinity, "y": 0.5}}',
     ],
 )
