@@ -179,9 +179,7 @@ class ImageCollectionApi(GenericAPIView):
             height=params.validated_data.get("height"),
             fit=Fit(params.validated_data["fit"]),
             gravity=Gravity(params.validated_data.get("gravity", settings.IMAGE_DEFAULT_GRAVITY)),
-            focal=(data["focal_x"], data["focal_y"])
-            if "focal_x" in (data := params.validated_data)
-            else None,
+            focal=params.validated_data.get("focal"),
             output_format=OutputFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
             visibility=params.validated_data.get("visibility", settings.IMAGE_DEFAULT_VISIBILITY),
             api_key=request.auth,
@@ -254,11 +252,7 @@ class ImageDetailApi(GenericAPIView):
             image_id=image_id,
             title=data.get("title"),
             visibility=data.get("visibility"),
-            focal=UNCHANGED
-            if "focal" not in data
-            else (data["focal"]["x"], data["focal"]["y"])
-            if data["focal"]
-            else None,
+            focal=data.get("focal", UNCHANGED),
             precondition=if_match_precondition(request),
         )
         return Response(self.get_serializer(image).data, headers={"ETag": image_etag(image)})

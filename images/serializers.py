@@ -3,6 +3,7 @@ OpenAPI schema is read from it) and the one output serializer, the image object.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Literal
@@ -120,36 +121,30 @@ FOCAL_DIGITS = 4
 
 class FractionField(serializers.FloatField):
     """A coordinate of a focal point: a fraction of the width or height, 0 to 1, as a JSON number (a
-    string, a boolean, NaN or infinity is refused), or in a form as a plain decimal (`0.25`)."""
+    string, a boolean, NaN or infinity is refused)."""
 
     default_error_messages = {
         "invalid": "A number from 0 to 1 (a fraction of the width or height).",
         "range": "Ensure this value is from 0 to 1 (a fraction of the width or height).",
     }
 
-    def __init__(self, *, form: bool = False, **kwargs: Any) -> None:
+    def __init__(self, **kwargs: Any) -> None:
         super().__init__(min_value=0, max_value=1, **kwargs)
-        self.form = form
         # Our own range check and message (min_value/max_value stay, for the schema).
         self.validators = []
 
     def to_internal_value(self, data: Any) -> float:
-        if self.form:
-            if not isinstance(data, str) or not _DECIMAL.fullmatch(data):
-                self.fail("invalid")
-            value = float(data)
-        else:
-            if isinstance(data, bool) or not isinstance(data, int | float):
-                self.fail("invalid")
-            value = float(data)
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        if isinstance(data, int) and not 0 <= data <= 1:
+            # Before float(): a JSON integer of 400 digits is no float at all (OverflowError).
+            self.fail("range")
+        value = float(data)
         if not math.isfinite(value):
             self.fail("invalid")
         if not 0 <= value <= 1:
             self.fail("range")
         return round(value, FOCAL_DIGITS)
-
-
-_DECIMAL = re.compile(r"[0-9]+(\.[0-9]+)?")
 
 
 @extend_schema_serializer(component_name="Focal", extensions={CLOSED: True})
@@ -159,11 +154,58 @@ class FocalSerializer(serializers.Serializer):
     x = FractionField(help_text="From the left edge (0) to the right edge (1).")
     y = FractionField(help_text="From the top edge (0) to the bottom edge (1).")
 
-    def to_internal_value(self, data: Any) -> Any:
+    def to_internal_value(self, data: Any) -> tuple[float, float]:  # type: ignore[override]
+        """The point as (x, y), as the services take it."""
         unknown = sorted(set(data) - {"x", "y"}) if isinstance(data, dict) else []
         if unknown:
             raise ValidationError({name: ["A focal point has only `x` and `y`."] for name in unknown})
-        return super().to_internal_value(data)
+        value = super().to_internal_value(data)
+        return (value["x"], value["y"])
+
+
+# A focal point as a form field's JSON text, as the schema says it (the validation is FocalSerializer's):
+# {"x": <0..1>, "y": <0..1>}, the keys in either order, JSON's own whitespace. What the pattern lets
+# through, json.loads reads and FocalSerializer accepts.
+_JSON_SPACE = "[ \\t\\n\\r]*"
+_JSON_FRACTION = "(0(\\.[0-9]+)?|1(\\.0+)?)"
+_MEMBER = {name: f'"{name}"{_JSON_SPACE}:{_JSON_SPACE}{_JSON_FRACTION}' for name in ("x", "y")}
+FOCAL_JSON_PATTERN = (
+    f"^{_JSON_SPACE}\\{{{_JSON_SPACE}"
+    f"({_MEMBER['x']}{_JSON_SPACE},{_JSON_SPACE}{_MEMBER['y']}|{_MEMBER['y']}{_JSON_SPACE},{_JSON_SPACE}{_MEMBER['x']})"
+    f"{_JSON_SPACE}\\}}{_JSON_SPACE}$"
+)
+
+
+@extend_schema_field({"type": "string", "pattern": FOCAL_JSON_PATTERN, "example": '{"x": 0.3, "y": 0.25}'})
+class FocalFormField(serializers.Field):
+    """A focal point in a form (which has no objects): the JSON of PATCH's `focal` object as text."""
+
+    default_error_messages = {
+        # (Braces doubled: DRF formats the message.)
+        "invalid": 'A focal point as JSON: {{"x": 0.3, "y": 0.25}}, fractions from 0 to 1.',
+    }
+
+    def to_internal_value(self, data: Any) -> tuple[float, float]:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            # Strict JSON: NaN and Infinity are no numbers here.
+            parsed = json.loads(data, parse_constant=_refuse_constant)
+        except ValueError:
+            self.fail("invalid")
+        focal = FocalSerializer(data=parsed)
+        if not focal.is_valid():
+            detail = focal.errors
+            messages = [f"{name}: {' '.join(map(str, errors))}" for name, errors in detail.items()]
+            raise ValidationError(messages or [self.error_messages["invalid"]])
+        return focal.validated_data  # type: ignore[return-value]
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number here")
 
 
 def _focal_of(image: Image) -> dict[str, float] | None:
@@ -242,8 +284,9 @@ class ImageCreateInputSerializer(serializers.Serializer):
         default=Fit.CONTAIN.value,
         help_text=(
             "How the image fills width x height: `contain` scales to fit inside keeping the aspect "
-            "ratio, `cover` scales and centre-crops to exactly the box, `fill` stretches to exactly "
-            "the box. With only one of width/height the other follows the aspect ratio."
+            "ratio, `cover` scales and crops to exactly the box (which part: `gravity`, or the focal "
+            "point), `fill` stretches to exactly the box. With only one of width/height the other "
+            "follows the aspect ratio."
         ),
     )
     format = serializers.ChoiceField(
@@ -259,20 +302,14 @@ class ImageCreateInputSerializer(serializers.Serializer):
     )
     visibility = visibility_field(required=False)
     gravity = gravity_field(required=False)
-    focal_x = FractionField(
-        form=True,
+    focal = FocalFormField(
         required=False,
         help_text=(
-            "The focal point, with `focal_y`: a fraction of the uploaded picture's width (0 left, 1 right), "
-            "as displayed. Every crop of the image keeps it, as near the crop's centre as the picture "
-            "allows (this upload's `fit=cover` too: the object's `focal` is then where it lands in the "
-            "stored picture)."
+            'The image\'s focal point, as JSON: `{"x": 0.3, "y": 0.25}`, fractions of the uploaded '
+            "picture's width and height as shown ((0, 0) the top left). Every crop of the image keeps it, "
+            "as near the crop's centre as the picture allows (this upload's `fit=cover` too: the object's "
+            "`focal` is then where it lands in the stored picture)."
         ),
-    )
-    focal_y = FractionField(
-        form=True,
-        required=False,
-        help_text="The focal point, with `focal_x`: a fraction of the height (0 top, 1 bottom).",
     )
     on_duplicate = serializers.ChoiceField(
         choices=OnDuplicate.values,
@@ -288,13 +325,6 @@ class ImageCreateInputSerializer(serializers.Serializer):
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return offer_visibilities(super().get_fields())
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        given = {"focal_x", "focal_y"} & set(attrs)
-        if len(given) == 1:
-            missing = ({"focal_x", "focal_y"} - given).pop()
-            raise ValidationError({missing: ["A focal point needs both `focal_x` and `focal_y`."]})
-        return attrs
 
 
 @extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True, MIN_PROPERTIES: 1})
@@ -401,7 +431,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
     focal = serializers.SerializerMethodField(
         help_text=(
             "The focal point every crop keeps (fractions of the width and height), or null: set on upload "
-            "(`focal_x`, `focal_y`) or with PATCH."
+            "(`focal`) or with PATCH."
         ),
     )
     duplicate_of = serializers.IntegerField(
@@ -633,7 +663,8 @@ class RenditionInputSerializer(serializers.Serializer):
         help_text=(
             "A named variant from the server's `IMAGE_PRESETS` (defaults: `thumb` 200x200 cropped to "
             "fill, `small` 480 wide, `large` 1600 wide), never larger than the stored image; the only way "
-            "to ask for a crop. The image object's `presets` lists them. Not with `width` or `height`."
+            "to ask for a crop (placed by the preset's gravity, or the image's focal point). The image "
+            "object's `presets` lists them. Not with `width` or `height`."
         ),
     )
     focal = serializers.RegexField(

@@ -2,6 +2,8 @@
 point, which every crop of it keeps. Real pixels of served renditions and stored files, on the filesystem
 and on S3; the crop box's arithmetic as properties."""
 
+# ruff: noqa: F811 (the fixtures of tests/private.py, named as parameters)
+
 from __future__ import annotations
 
 import io
@@ -21,6 +23,8 @@ from images.pixels.decoding import TRANSPOSE_FOR_ORIENTATION
 from images.pixels.processing import Fit, Gravity, point_in_crop, render, source_box, to_oriented, to_raw
 from images.renditions import presets_from_setting
 from tests.conftest import Client, assert_nothing_stored, stored_names
+from tests.images import gif_animation
+from tests.private import keys, upload_as  # noqa: F401 (fixtures)
 from tests.problems import assert_problem
 
 GREY = (128, 128, 128)
@@ -177,6 +181,18 @@ def test_a_focal_point_is_kept_in_a_rotated_jpeg():
     assert point_in_crop((0.8, 0.75), out.crop) == pytest.approx((0.8, 0.5))
 
 
+def test_an_animation_is_cut_where_its_first_frames_subject_is():
+    frames = [subject_at((400, 200), (300 + 4 * i, 40, 380 + 4 * i, 160)) for i in range(3)]
+    data = gif_animation(frames, duration=80)
+    out = render(io.BytesIO(data), width=100, height=100, fit=Fit.COVER, gravity=Gravity.ATTENTION)
+    animation = Image.open(io.BytesIO(out.data))
+    assert animation.n_frames == 3
+    assert out.crop == pytest.approx((0.5, 0.0, 1.0, 1.0))
+    for index in range(3):
+        animation.seek(index)
+        assert saturated_share(animation.convert("RGB")) > 0.15
+
+
 def test_gravity_is_only_for_crops_in_presets():
     with pytest.raises(ValueError, match="gravity is for fit cover"):
         presets_from_setting({"small": {"width": 480, "gravity": "attention"}})
@@ -237,7 +253,7 @@ def test_gravity_on_upload_is_one_of_three(api, upload):
 
 def test_an_uploaded_focal_point_is_answered_and_kept_near_the_thumbs_centre(api, posted, served, settings):
     settings.IMAGE_PRESETS = THUMB
-    image = posted(marked((800, 400), (240, 100)), focal_x="0.3", focal_y="0.25")
+    image = posted(marked((800, 400), (240, 100)), focal='{"x": 0.3, "y": 0.25}')
     assert image["focal"] == {"x": 0.3, "y": 0.25}
     assert image["presets"]["thumb"].endswith("?preset=thumb&focal=0.3,0.25")
     thumb = thumb_of(api, served, image)
@@ -246,7 +262,7 @@ def test_an_uploaded_focal_point_is_answered_and_kept_near_the_thumbs_centre(api
     assert abs(x - 100) <= 3 and abs(y - 50) <= 3
     # The same image with another focal point: the owner's choice wins over attention too.
     settings.IMAGE_DEFAULT_GRAVITY = "attention"
-    other = posted(subject_at((800, 400), (600, 100, 780, 300)), focal_x="0.05", focal_y="0.5")
+    other = posted(subject_at((800, 400), (600, 100, 780, 300)), focal='{"x": 0.05, "y": 0.5}')
     assert saturated_share(thumb_of(api, served, other)) < 0.01
 
 
@@ -254,7 +270,7 @@ def test_a_focal_point_near_the_edge_is_kept_as_near_the_centre_as_the_crop_allo
     api, posted, served, settings
 ):
     settings.IMAGE_PRESETS = THUMB
-    image = posted(marked((800, 400), (780, 380), side=16), focal_x="0.975", focal_y="0.95")
+    image = posted(marked((800, 400), (780, 380), side=16), focal='{"x": 0.975, "y": 0.95}')
     x, y = red_centre(thumb_of(api, served, image))
     # The crop is the right half (400..800): the point lands at 380/400 of it.
     assert abs(x - 190) <= 3 and abs(y - 190) <= 3
@@ -266,8 +282,7 @@ def test_an_upload_cropped_to_cover_keeps_its_focal_point_and_stores_where_it_la
         width=100,
         height=100,
         fit="cover",
-        focal_x="0.875",
-        focal_y="0.5",
+        focal='{"x": 0.875, "y": 0.5}',
     )
     stored = served(image["url"])
     x, _y = red_centre(stored)
@@ -277,21 +292,26 @@ def test_an_upload_cropped_to_cover_keeps_its_focal_point_and_stores_where_it_la
 
 
 @pytest.mark.parametrize(
-    ("fields", "field"),
+    "value",
     [
-        ({"focal_x": "0.5"}, "focal_y"),
-        ({"focal_y": "0.5"}, "focal_x"),
-        ({"focal_x": "1.5", "focal_y": "0.5"}, "focal_x"),
-        ({"focal_x": "-0.1", "focal_y": "0.5"}, "focal_x"),
-        ({"focal_x": "nan", "focal_y": "0.5"}, "focal_x"),
-        ({"focal_x": "0.5", "focal_y": "inf"}, "focal_y"),
-        ({"focal_x": "half", "focal_y": "0.5"}, "focal_x"),
-        ({"focal_x": "", "focal_y": "0.5"}, "focal_x"),
+        '{"x": 0.5}',
+        '{"y": 0.5}',
+        '{"x": 1.5, "y": 0.5}',
+        '{"x": -0.1, "y": 0.5}',
+        '{"x": NaN, "y": 0.5}',
+        '{"x": 0.5, "y": Infinity}',
+        '{"x": "0.5", "y": 0.5}',
+        '{"x": true, "y": 0.5}',
+        '{"x": 0.5, "y": 0.5, "z": 0}',
+        "[0.5, 0.5]",
+        "0.5,0.5",
+        "half",
+        "",
     ],
 )
-def test_an_upload_with_a_bad_focal_point_is_a_400_and_stores_nothing(api, upload, fields, field):
-    response = upload(marked((64, 32), (10, 10)), **fields)
-    assert_problem(response, 400, field=field)
+def test_an_upload_with_a_bad_focal_point_is_a_400_and_stores_nothing(api, upload, value):
+    response = upload(marked((64, 32), (10, 10)), focal=value)
+    assert_problem(response, 400, field="focal")
     assert_nothing_stored()
 
 
@@ -304,7 +324,7 @@ def test_a_new_focal_point_is_a_new_crop_under_a_new_url_and_the_old_one_is_gone
     api, posted, served, settings
 ):
     settings.IMAGE_PRESETS = THUMB
-    image = posted(marked((800, 400), (100, 200)), focal_x="0.125", focal_y="0.5")
+    image = posted(marked((800, 400), (100, 200)), focal='{"x": 0.125, "y": 0.5}')
     before = api.get(f"/images/{image['id']}")
     old_url = image["presets"]["thumb"]
     old_thumb = thumb_of(api, served, image)
@@ -339,8 +359,8 @@ def test_a_new_focal_point_is_a_new_crop_under_a_new_url_and_the_old_one_is_gone
 def test_images_sharing_a_file_keep_their_own_focal_points(api, posted, served, settings):
     settings.IMAGE_PRESETS = THUMB
     picture = marked((800, 400), (100, 200))
-    left = posted(picture, focal_x="0.125", focal_y="0.5")
-    right = posted(picture, focal_x="0.9", focal_y="0.5")
+    left = posted(picture, focal='{"x": 0.125, "y": 0.5}')
+    right = posted(picture, focal='{"x": 0.9, "y": 0.5}')
     assert left["url"] == right["url"]  # one stored file
     assert any_red(thumb_of(api, served, left))
     assert not any_red(thumb_of(api, served, right))
@@ -362,6 +382,8 @@ def test_images_sharing_a_file_keep_their_own_focal_points(api, posted, served, 
         {"focal": [0.5, 0.5]},
         {"focal": "0.5,0.5"},
         '{"focal": {"x": NaN, "y": 0.5}}',
+        '{"focal": {"x": 1e400, "y": 0.5}}',
+        '{"focal": {"x": ' + "9" * 400 + ', "y": 0.5}}',
         '{"focal": {"x": Infinity, "y": 0.5}}',
     ],
 )
@@ -390,3 +412,22 @@ def test_a_rendition_refuses_a_bad_focal_tag(api, posted, settings, value):
     settings.IMAGE_PRESETS = THUMB
     image = posted(marked((64, 32), (10, 10)))
     assert_problem(api.get(f"/images/{image['id']}/file?preset=thumb&focal={value}"), 400, field="focal")
+
+
+def test_a_private_images_signed_thumb_url_carries_the_focal_point_and_answers(
+    api, upload_as, keys, served, settings
+):
+    settings.IMAGE_PRESETS = THUMB
+    response = upload_as(keys["owner"], size=(80, 40), visibility="private", focal='{"x": 0.9, "y": 0.5}')
+    assert response.status_code == 201, response.content
+    image = response.json()
+    thumb_url = image["presets"]["thumb"]
+    assert "sig=" in thumb_url and thumb_url.endswith("&focal=0.9,0.5")
+    # Signed without the point (it does not choose the answer): the URL answers, without a key.
+    assert served(thumb_url).size == (40, 40)
+    # The point changed: the object's signed URL changes with it.
+    changed = patch(
+        api, image["id"], {"focal": {"x": 0.1, "y": 0.5}}, Authorization=f"Bearer {keys['owner']}"
+    )
+    assert changed.status_code == 200, changed.content
+    assert changed.json()["presets"]["thumb"].endswith("&focal=0.1,0.5")

@@ -1,23 +1,25 @@
 """Where the subject is: the box of a crop's size that holds the most of what draws the eye.
 
 The idea is libvips' `attention` smartcrop (imgproxy's and imagor's `gravity=sm`): on a small version of
-the picture, score every pixel for the three things a viewer looks at first, then keep the crop that
-holds the largest score.
+the picture, score every place for what a viewer looks at first, then keep the crop that holds the
+largest score. Here a place is a block of a small version (at most `_DETAIL_SIDE` pixels a side, box-
+reduced from the decoded image; blocks of about 1/`SMALL_SIDE` of it), scored for
 
-- edges: the Sobel gradient of the luminance (detail, texture, outlines; a plain or blurred background
-  has almost none);
-- saturation: the chroma of the pixel (how far it is from grey);
-- skin: a pixel whose chroma falls in the band human skin of every tone falls in, and that is not dark.
+- texture: the mean difference between neighbouring pixels inside the block, in its most varied colour
+  channel (detail that the block's average hides; a plain or blurred background has none);
+- outlines: the Sobel gradient of the blocks' luminance;
+- saturation: the blocks' chroma (how far from grey);
+- skin: a chroma in the band that human skin of every tone falls in, not dark.
 
 Unlike libvips, which centres the crop on the maximum of the blurred score, the crop here is the window
 of the crop's size with the largest sum (a summed-area table makes every window one subtraction): a
-subject larger than the blur's reach is kept whole rather than around its busiest point. Colour scores
-count above the picture's own median, so a saturated or skin-coloured plain background does not pull the
-crop towards itself. Among windows that hold as much (within 1 %), the one that centres the subject
-wins; a flat picture keeps its centre.
+subject larger than the blur's reach is kept whole rather than around its busiest point. Outline, colour
+and skin scores count above the picture's own median, so a saturated, skin-coloured or softly graded
+background does not pull the crop towards itself. Among windows that hold as much (within 1 %), the one
+that centres the subject wins; a flat picture keeps its centre.
 
-Pure numpy and Pillow, no Django. The work is on at most `SMALL_SIDE` pixels a side, reduced from the
-decoded image by an integer box filter: about a millisecond (bench/crops.py).
+Pure numpy and Pillow (the full-size pixel work in Pillow's C), no Django: a millisecond or two for the
+500x375 draft a 4000x3000 JPEG's thumbnail decodes (bench/crops.py).
 """
 
 from __future__ import annotations
@@ -29,9 +31,8 @@ from PIL import Image, ImageChops
 
 __all__ = ["SMALL_SIDE", "saliency", "salient_box"]
 
-# The small version's longer side. 128 places a crop to within 1/128 of the picture (a pixel of a 200 px
-# thumbnail cut from a 4:3 photo) and costs a quarter of 256; the subject's detail survives the box
-# filter as edges.
+# Score blocks along the longer side. 128 places a crop to within 1/128 of the picture (a pixel or two of
+# a 200 px thumbnail cut from a 4:3 photo) and keeps the window search and the numpy work small.
 SMALL_SIDE = 128
 
 # A pixel's chroma (distance from grey in YCbCr, 0..181) counts from here, fully from the top of the ramp.
@@ -64,8 +65,8 @@ def saliency(im: Image.Image, block: tuple[int, int] = (1, 1)) -> np.ndarray:
     small = rgb.reduce((bx, by)) if block != (1, 1) else rgb
     ycc = np.asarray(small.convert("YCbCr"), dtype=np.float32)[:rows, :cols]
     y, cb, cr = ycc[..., 0], ycc[..., 1], ycc[..., 2]
-    # Detail at two scales: texture inside each block (its luminance's spread: a fine pattern that the
-    # small version averages away), and edges between blocks (outlines).
+    # Detail at two scales: texture inside each block (a fine pattern that the small version averages
+    # away), and edges between blocks (outlines).
     edges = np.minimum(_sobel(y) / _EDGE_FULL, 1.0)
     if block != (1, 1):
         texture = _texture(rgb, block)[:rows, :cols]
