@@ -14,13 +14,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help install install-dev gallery-assets run migrate test test-s3 test-postgres smoke client-check lint format bench bench-reads lock clean deploy-check browser chaos chaos-short chaos-services
 
 help:
-	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files)"
+	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files) with its task worker"
 	@echo "make test       run the whole test suite (installs Chromium for the browser tests)"
 	@echo "make test-s3    the tests that use the app, with files on S3 (a local S3 server the tests start)"
 	@echo "make client-check  a client generated from the schema (openapi-python-client) runs the README's flow"
 	@echo "make lint       ruff format --check + ruff check + the import contracts (lint-imports)"
 	@echo "make format     ruff format + ruff check --fix"
-	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, render budgets, signing, crops, against thumbor, perceptual hash, uploads)"
+	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, render budgets, signing, crops, against thumbor, perceptual hash, uploads, queue)"
 	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
 	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
@@ -66,8 +66,9 @@ install-dev: $(VENV)/.dev.stamp
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
+# The web server and the task worker (manage.py task_worker: TASK_BACKEND's), started and stopped together.
 run: install gallery-assets migrate
-	$(BIN)/gunicorn config.wsgi --config deploy/gunicorn.conf.py --bind $(HOST):$(PORT)
+	BIN=$(BIN) deploy/run-local $(HOST):$(PORT)
 
 # The browser tests (tests/e2e) drive Debian's Chromium through Playwright; Playwright's own browser
 # download does not work on our machines, so the system package is installed when it is missing (or set
@@ -139,6 +140,7 @@ bench: install-dev $(THUMBOR_VENV)/.stamp $(VENV)/.deploy-tools.stamp
 	$(BIN)/python bench/tus_upload.py
 	$(BIN)/python bench/crops.py
 	$(BIN)/python bench/phash.py
+	$(BIN)/python bench/queue.py
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named
 # imagery_bench_reads on 127.0.0.1:5432, dropped and created anew); about five minutes.

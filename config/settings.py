@@ -17,6 +17,7 @@ from config.env import BASE_DIR, env
 from config.logs import log_format, log_level, logging_config
 from config.networks import parse_networks
 from config.storages import default_storage_from_env
+from config.tasks import tasks_from_env
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ READINESS_CHECKS = {
     "database": "api.health.database_ok",
     "storage": "images.storage.is_available",
 }
+# Told by /readyz beside the checks (name: a function taking nothing, returning what to say), without
+# changing its status: a deep queue is news for an operator, not a reason to take a server out of rotation.
+READINESS_REPORTS = {
+    "queue": "api.task_queue.queue_report",
+}
 
 # `reconcile_storage` also runs these (label: a function taking `fix`, returning how many files it removed,
 # or would remove without `fix`): what other apps keep in the file store and know how to sweep.
@@ -110,6 +116,17 @@ TEMPLATES = [
 DATABASES = {"default": default_database_from_env(DATA_DIR)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Tasks ----------------------------------------------------------------------------------------
+# Work that leaves the request (Django's task API, the django-tasks backport): TASK_BACKEND=database (default;
+# this database, `manage.py db_worker`), rq (TASK_REDIS_URL or REDIS_URL) or immediate (runs in the caller):
+# config/tasks.py.
+_tasks = tasks_from_env()
+TASK_BACKEND = _tasks.backend
+TASKS = _tasks.tasks
+INSTALLED_APPS += _tasks.apps
+RQ_QUEUES = _tasks.rq_queues
+TASK_WORKER_ID = _tasks.worker_id
 
 # --- Storage ------------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
@@ -204,6 +221,9 @@ if IMAGE_DEFAULT_GRAVITY not in ("center", "attention", "focal"):
     raise ImproperlyConfigured(
         f"IMAGE_DEFAULT_GRAVITY must be center, attention or focal, not {IMAGE_DEFAULT_GRAVITY!r}."
     )
+# Presets rendered and stored by the task worker after every upload (comma-separated names of IMAGE_PRESETS),
+# in each format `format=auto` may answer, so an app's first view of them is a stored file; default none.
+IMAGE_EAGER_PRESETS = env.list("IMAGE_EAGER_PRESETS", default=[])
 # `format=auto` picks AVIF (when the browser takes it) only for renditions of at most this many pixels,
 # WebP above: AVIF's encoder needs about 30 bytes per pixel (2560x1920: 150 MB).
 IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS = env.int("IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS", default=5_000_000)

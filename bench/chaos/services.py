@@ -202,6 +202,9 @@ def replica_environment(
         "AWS_S3_URL_PROTOCOL": "http:",
         # As in compose.yaml: stored files and renditions are sent by nginx (X-Accel-Redirect).
         "FILE_ACCEL_REDIRECT": "/_stored/",
+        # Tasks (a delete's renditions) run in the replica that enqueues them, as before the task queue:
+        # the rig runs no worker yet (the chaos part adds one per replica, and its faults).
+        "TASK_BACKEND": "immediate",
         # Small replicas on a shared 2-core machine: 2 processes of 2 threads each.
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "2",
