@@ -47,6 +47,11 @@ class Image(models.Model):
     # public or private. Private files live under their own prefix (images.storage.PRIVATE_PREFIX), which no
     # unsigned URL reaches; the image count keeps how many rows are private (migration 0007).
     visibility = models.CharField(max_length=7, choices=Visibility.choices, default=Visibility.PUBLIC)
+    # The app's own data on the image: a flat JSON object of scalars, at most 2 KB (images.metadata says
+    # what is allowed; every write validates it). jsonb on PostgreSQL, with a GIN index (jsonb_path_ops) and
+    # a CHECK that it is an object, both made by migration 0008 alone: the index is PostgreSQL's (SQLite
+    # filters by JSON1 without one), so the model does not declare it.
+    metadata = models.JSONField(default=dict, blank=True)
     # The API key that uploaded it (none when access is open); kept when the key is deleted.
     api_key = models.ForeignKey(
         "rest_framework_api_key.APIKey",

@@ -13,6 +13,7 @@ from django.db import transaction
 from images import locks, pipeline, renditions, storage
 from images.exceptions import ImageChanged, StorageUnavailable
 from images.formats import Fit, OutputFormat
+from images.metadata import Metadata, parse_metadata_json, validate_metadata
 from images.models import Image, Visibility
 from images.selectors import ANSWERED_FIELDS
 from images.titles import default_title, fold
@@ -22,6 +23,18 @@ if TYPE_CHECKING:
     from rest_framework_api_key.models import APIKey
 
 logger = logging.getLogger(__name__)
+
+# The metadata rule, for callers that may only use services (the `uploads/` app): the serializers use it
+# too, and every write below checks it again.
+__all__ = [
+    "Metadata",
+    "image_create",
+    "image_delete",
+    "image_file_discard_unreferenced",
+    "image_update",
+    "parse_metadata_json",
+    "validate_metadata",
+]
 
 
 def image_create(
@@ -35,15 +48,18 @@ def image_create(
     output_format: OutputFormat | None = None,
     visibility: str = Visibility.PUBLIC,
     api_key: APIKey | None = None,
+    metadata: Metadata | None = None,
 ) -> Image:
     """Process an uploaded image, store its file and save its row.
 
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). A private image's file is stored under the private prefix, apart from any
     public image's file of the same bytes. Raises the domain errors of `images.exceptions`
-    (PrivacyNeedsKeys: private while access is open).
+    (PrivacyNeedsKeys: private while access is open; InvalidMetadata: `metadata` breaks images.metadata's
+    rule, checked before any work).
     """
     check_may_be_private(visibility)
+    metadata = validate_metadata(metadata) if metadata is not None else {}
     # While the store is failing, the decode and encode below would be work for nothing (and a thread held).
     storage.refuse_if_failing()
     rendered = pipeline.render(
@@ -77,6 +93,7 @@ def image_create(
                     color=described.color,
                     visibility=visibility,
                     api_key=api_key,
+                    metadata=metadata,
                 )
     except BaseException:
         # Neither the row nor a lasting file: remove the file if this request stored it and no row uses it.
@@ -138,9 +155,13 @@ def image_update(
     image_id: int,
     title: str | None = None,
     visibility: str | None = None,
+    metadata: Metadata | None = None,
     precondition: Callable[[Image], bool] | None = None,
 ) -> Image:
-    """Change an image's title and/or visibility (the pixels never change: upload again for that).
+    """Change an image's title, visibility and/or metadata (the pixels never change: upload again for that).
+
+    `metadata` replaces the whole object (as Cloudflare Images' update does): keys left out are gone, `{}`
+    empties it. InvalidMetadata when it breaks images.metadata's rule, before anything changes.
 
     `precondition`, when given, is asked with the row as it is now, locked until the change commits; False
     raises ImageChanged (the client's `If-Match` no longer matches). Raises Image.DoesNotExist, and
@@ -155,9 +176,11 @@ def image_update(
     """
     if visibility is not None:
         check_may_be_private(visibility)
+    if metadata is not None:
+        metadata = validate_metadata(metadata)
     current = Image.objects.only("file", "format", "visibility").get(pk=image_id)
     if visibility is None or visibility == current.visibility:
-        return _image_save(image_id=image_id, title=title, precondition=precondition)
+        return _image_save(image_id=image_id, title=title, metadata=metadata, precondition=precondition)
     old_name = current.file.name
     new_name = storage.name_for_digest(
         storage.digest_of(old_name),
@@ -175,6 +198,7 @@ def image_update(
             image = _image_save(
                 image_id=image_id,
                 title=title,
+                metadata=metadata,
                 precondition=precondition,
                 moved=(old_name, new_name, visibility),
             )
@@ -193,6 +217,7 @@ def _image_save(
     image_id: int,
     title: str | None,
     precondition: Callable[[Image], bool] | None,
+    metadata: Metadata | None = None,
     moved: tuple[str, str, str] | None = None,
 ) -> Image:
     """The row's change in one transaction; `moved`: (old file, new file, visibility) to switch to."""
@@ -204,6 +229,9 @@ def _image_save(
         if title is not None:
             image.title, image.title_folded = title, fold(title)
             fields += ["title", "title_folded"]
+        if metadata is not None:
+            image.metadata = metadata
+            fields.append("metadata")
         if moved is not None:
             old_name, new_name, visibility = moved
             if image.file.name != old_name:

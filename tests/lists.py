@@ -21,6 +21,7 @@ IMAGE_FIELDS = {
     "placeholder",
     "color",
     "visibility",
+    "metadata",
 }
 
 
