@@ -356,6 +356,7 @@ def catalogue(create: Create) -> dict[str, int]:
         ("one", {"n": 1, "flag": 1}, "one"),
         ("s05", {"n": "05"}, "strings"),
         ("unicode", {"place": "Zürich 東京"}, "unicode"),
+        ("escapes", {"quote": 'say "hi" \\ 100% _ok_ / \u00e9\n'}, "escapes"),
         ("none", {}, "nothing"),
     ]:
         made[name] = with_metadata(create, metadata, title=title)["id"]
@@ -397,6 +398,11 @@ def test_filter_true_matches_the_boolean_and_the_string_never_the_number_1(
 def test_filter_is_exact_and_unicode_safe(api: Client, catalogue: dict[str, int]) -> None:
     assert names(listed(api, **{"metadata.place": "Zürich 東京"}), catalogue) == ["unicode"]
     assert names(listed(api, **{"metadata.place": "zürich 東京"}), catalogue) == []
+    # What JSON escapes (quotes, backslashes, control and non-ASCII characters) and what LIKE would read.
+    assert names(listed(api, **{"metadata.quote": 'say "hi" \\ 100% _ok_ / \u00e9\n'}), catalogue) == [
+        "escapes"
+    ]
+    assert names(listed(api, **{"metadata.quote": 'say "hi" \\ 100% _ok_ / \u00e9'}), catalogue) == []
     assert names(listed(api, **{"metadata.user": "u"}), catalogue) == []
     assert names(listed(api, **{"metadata.missing": "u1"}), catalogue) == []
 
