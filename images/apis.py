@@ -14,7 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,6 +27,7 @@ from api.pagination import (
     page_offset,
 )
 from api.params import one_value_each
+from api.parsers import JSONParser
 from api.schema import page_of, problem_responses
 from images.formats import Fit, OutputFormat
 from images.models import Image, Visibility

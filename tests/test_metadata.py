@@ -319,6 +319,16 @@ def test_patch_with_nan_in_the_json_body_is_a_400(api: Client, create: Create) -
     assert api.get(f"/images/{image['id']}").json()["metadata"] == {}
 
 
+@pytest.mark.parametrize("field", ["metadata", "title"])
+def test_patch_with_a_body_nested_too_deep_for_the_parser_is_a_400(
+    api: Client, create: Create, field: str
+) -> None:
+    image = create()
+    body = f'{{"{field}": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    assert_problem(api.patch(f"/images/{image['id']}", body, content_type=JSON), 400)
+    assert api.get(f"/images/{image['id']}").json()["metadata"] == {}
+
+
 def test_patch_that_names_no_changeable_field_says_metadata_is_one(api: Client, create: Create) -> None:
     image = create()
     body = assert_problem(patch(api, image["id"], {"width": 3}), 400, field="width")
