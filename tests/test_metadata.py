@@ -525,3 +525,15 @@ def test_the_database_refuses_metadata_that_is_no_object() -> None:
             size=1,
             metadata=[1],
         )
+
+
+@postgresql_only
+@pytest.mark.django_db
+def test_the_column_keeps_finer_statistics_for_the_planner() -> None:
+    """So a common value's first page walks the date index (migration 0008 says why)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT attstattarget FROM pg_attribute WHERE attrelid = 'images_image'::regclass"
+            " AND attname = 'metadata'"
+        )
+        assert cursor.fetchone()[0] == 1000
