@@ -4,12 +4,13 @@ by containment through the GIN index). Run on both: DATABASE_URL=postgres://... 
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.db import IntegrityError, connection, transaction
 from django.test import Client
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -343,9 +344,7 @@ def test_image_create_checks_the_rule_itself() -> None:
     assert not Image.objects.exists()
 
 
-def _png() -> Any:
-    import io
-
+def _png() -> io.BytesIO:
     return io.BytesIO(encode(quadrants((8, 4)), "PNG"))
 
 
@@ -512,8 +511,6 @@ def test_the_filter_is_a_containment_the_gin_index_answers() -> None:
 @postgresql_only
 @pytest.mark.django_db
 def test_the_database_refuses_metadata_that_is_no_object() -> None:
-    from django.db import IntegrityError, transaction
-
     with pytest.raises(IntegrityError), transaction.atomic():
         Image.objects.create(
             title="t",
