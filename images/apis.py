@@ -14,7 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,18 +27,21 @@ from api.pagination import (
     page_offset,
 )
 from api.params import one_value_each
+from api.parsers import JSONParser
 from api.schema import page_of, problem_responses
 from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image, Visibility
 from images.permissions import MayChangeImage
 from images.selectors import image_get_visible, image_list, image_list_page, image_similar_page
 from images.serializers import (
+    METADATA_FILTER_HELP,
     ImageCreateInputSerializer,
     ImageListInputSerializer,
     ImageOutputSerializer,
     ImageUpdateInputSerializer,
     answers_signed_urls,
     image_etag,
+    metadata_filters,
 )
 from images.services import UNCHANGED, OnDuplicate, image_delete, image_update, image_upload
 
@@ -91,7 +94,7 @@ class ImageCollectionApi(GenericAPIView):
             "Newest first (id breaks ties), so walking the pages sees every image once. Numbered pages "
             "(`page`) by default; `cursor=` switches to keyset pages, which cost the same at any depth. "
             "`similar_to` (with `distance`) lists the images that look like one instead, nearest first. "
-            "The answer has an `ETag`; `If-None-Match` with it answers 304."
+            "The answer has an `ETag`; `If-None-Match` with it answers 304.\n\n" + METADATA_FILTER_HELP
         ),
         responses={
             200: page_of(ImageOutputSerializer, component_name="PaginatedImageList"),
@@ -103,6 +106,7 @@ class ImageCollectionApi(GenericAPIView):
     def get(self, request: Request) -> Response:
         params = ImageListInputSerializer(data=one_value_each(request.query_params, ImageListInputSerializer))
         params.is_valid(raise_exception=True)
+        metadata = metadata_filters(request.query_params) or None
         title, size = params.validated_data.get("title") or None, params.validated_data["page_size"]
         visibility, owner_id = list_scope(request, params.validated_data["visibility"])
         if "similar_to" in params.validated_data:
@@ -114,6 +118,7 @@ class ImageCollectionApi(GenericAPIView):
                 image=origin,
                 distance=params.validated_data["distance"],
                 title=title,
+                metadata=metadata,
                 visibility=visibility,
                 owner_id=owner_id,
                 start=start,
@@ -124,7 +129,7 @@ class ImageCollectionApi(GenericAPIView):
             )
         elif "cursor" in params.validated_data:
             position = cursor_position(params.validated_data["cursor"])
-            images = image_list(title=title, visibility=visibility, owner_id=owner_id)
+            images = image_list(title=title, metadata=metadata, visibility=visibility, owner_id=owner_id)
             page = cursor_page(request, images, position=position, size=size)
         else:
             number = params.validated_data["page"]
@@ -132,6 +137,7 @@ class ImageCollectionApi(GenericAPIView):
             # One row more than the page says whether another page follows, whatever the count says.
             found = image_list_page(
                 title=title,
+                metadata=metadata,
                 visibility=visibility,
                 owner_id=owner_id,
                 start=start,
@@ -152,7 +158,9 @@ class ImageCollectionApi(GenericAPIView):
             "JPEG, PNG, GIF and WebP keep their format unless `format` says otherwise; other formats "
             "become PNG when they have transparency, else JPEG, and an animated AVIF becomes an animated "
             "WebP. Animated GIF, WebP and PNG stay animated (stored as `jpeg` or `avif`: the first frame). "
-            "No metadata (EXIF, XMP, GPS, comments) is kept; colours are converted to sRGB."
+            "No metadata of the file (EXIF, XMP, GPS, comments) is kept; colours are converted to sRGB. "
+            "`metadata` is the app's own data on the image, returned in every object and filterable in the "
+            "list (`metadata.KEY=VALUE`)."
         ),
         request={"multipart/form-data": ImageCreateInputSerializer},
         responses={
@@ -183,6 +191,7 @@ class ImageCollectionApi(GenericAPIView):
             output_format=OutputFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
             visibility=params.validated_data.get("visibility", settings.IMAGE_DEFAULT_VISIBILITY),
             api_key=request.auth,
+            metadata=params.validated_data.get("metadata"),
             on_duplicate=OnDuplicate(params.validated_data["on_duplicate"]),
         )
         image = uploaded.image
@@ -227,13 +236,14 @@ class ImageDetailApi(GenericAPIView):
 
     @extend_schema(
         operation_id="images_update",
-        summary="Change an image's title, visibility or focal point",
+        summary="Change an image's title, visibility, metadata or focal point",
         description=(
-            "Only `title`, `visibility` and `focal` can be changed (the pixels never change: upload again "
-            "for that); any other field is a 400 naming it. A change of visibility moves the stored file "
-            "(and drops its renditions, made again on demand); a private image's URLs are signed. A new "
-            "focal point drops the crops made around the old one, and changes the preset URLs of crops. "
-            "Send the image's "
+            "Only `title`, `visibility`, `metadata` and `focal` can be changed (the pixels never change: "
+            "upload again for that); any other field is a 400 naming it. `metadata` replaces the whole "
+            "object (keys left out are removed, `{}` empties it), as Cloudflare Images' update does. A "
+            "change of visibility moves the stored file (and drops its renditions, made again on demand); a "
+            "private image's URLs are signed. A new focal point drops the crops made around the old one, and "
+            "changes the preset URLs of crops. Send the image's "
             "`ETag` in `If-Match` to change it only if nobody else has since (`412` otherwise). With "
             "`IMAGERY_AUTH=write` or `all`, only the API key that uploaded the image or an admin key may."
         ),
@@ -253,6 +263,7 @@ class ImageDetailApi(GenericAPIView):
             title=data.get("title"),
             visibility=data.get("visibility"),
             focal=data.get("focal", UNCHANGED),
+            metadata=data.get("metadata"),
             precondition=if_match_precondition(request),
         )
         return Response(self.get_serializer(image).data, headers={"ETag": image_etag(image)})

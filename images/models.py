@@ -73,6 +73,11 @@ class Image(models.Model):
     # the top left; both NULL when there is none. Added in place like `version` (migration 0008).
     focal_x = models.FloatField(null=True, blank=True)
     focal_y = models.FloatField(null=True, blank=True)
+    # The app's own data on the image: a flat JSON object of scalars, at most 2 KB (images.metadata says
+    # what is allowed; every write validates it). jsonb on PostgreSQL, with a GIN index (jsonb_path_ops) and
+    # a CHECK that it is an object, both made by migration 0010 alone: the index is PostgreSQL's (SQLite
+    # filters by JSON1 without one), so the model does not declare it.
+    metadata = models.JSONField(default=dict, blank=True)
     # The API key that uploaded it (none when access is open); kept when the key is deleted.
     api_key = models.ForeignKey(
         "rest_framework_api_key.APIKey",

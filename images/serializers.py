@@ -14,13 +14,23 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from api.conditional import etag_of
 from api.pagination import MAX_BIGINT, PageInputSerializer
 from api.params import WholeNumberField, one_value_each
 from api.schema import CLOSED, MIN_PROPERTIES
+from images.exceptions import InvalidMetadata
 from images.formats import Fit, Gravity, OutputFormat
+from images.metadata import (
+    KEY_MAX_LENGTH,
+    METADATA_MAX_BYTES,
+    Metadata,
+    parse_metadata_json,
+    validate_filter_value,
+    validate_key,
+    validate_metadata,
+)
 from images.models import Image, Visibility
 from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
 from images.selectors import MAX_SIMILAR_DISTANCE
@@ -225,6 +235,51 @@ def gravity_field(**kwargs: Any) -> serializers.ChoiceField:
     )
 
 
+# The metadata object as a schema says it: keys and sizes the schema cannot state (OpenAPI 3.0 has no
+# `propertyNames`) are in the description, and the rule is images.metadata's.
+METADATA_RULE = (
+    f"A flat JSON object, at most {METADATA_MAX_BYTES} bytes as compact UTF-8 JSON (`,` and `:` without "
+    f"spaces). Keys: 1 to {KEY_MAX_LENGTH} characters of `A-Z a-z 0-9 _ - . :`. Values: strings (no NUL), "
+    "booleans, and finite numbers within ±(2^53 - 1); no null, no nested object or array."
+)
+METADATA_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
+}
+
+
+@extend_schema_field(METADATA_SCHEMA)
+class MetadataField(serializers.Field):
+    """Metadata as a JSON value (a JSON body, and the image object's answer): images.metadata's rule."""
+
+    def to_internal_value(self, data: Any) -> Metadata:
+        try:
+            return validate_metadata(data)
+        except InvalidMetadata as exc:
+            raise ValidationError(exc.message, code=exc.code) from None
+
+    def to_representation(self, value: Metadata) -> Metadata:
+        return value
+
+
+@extend_schema_field({"type": "string", "maxLength": 8 * METADATA_MAX_BYTES})
+class MetadataFormField(serializers.Field):
+    """Metadata in a form: the JSON text of the object (`metadata={"user":"u42"}`)."""
+
+    def to_internal_value(self, data: Any) -> Metadata:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if not data.strip():
+            # An empty field is no metadata, as an empty title is no title.
+            return {}
+        try:
+            return parse_metadata_json(data)
+        except InvalidMetadata as exc:
+            raise ValidationError(exc.message, code=exc.code) from None
+
+    default_error_messages = {"invalid": "Send the metadata as the JSON text of an object."}
+
+
 def offer_visibilities(fields: dict[str, serializers.Field]) -> dict[str, serializers.Field]:
     """`visibility`'s choices as this server has them: with access open (IMAGERY_AUTH=off) only `public`,
     so the schema says what is accepted, and `private` is refused with why (read again per request)."""
@@ -322,6 +377,13 @@ class ImageCreateInputSerializer(serializers.Serializer):
             "are never considered."
         ),
     )
+    metadata = MetadataFormField(
+        required=False,
+        help_text=(
+            "The app's own data on the image, as the JSON text of an object, e.g. "
+            '`{"user": "u42", "album": 7}`. ' + METADATA_RULE + " Default: `{}`."
+        ),
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return offer_visibilities(super().get_fields())
@@ -329,8 +391,8 @@ class ImageCreateInputSerializer(serializers.Serializer):
 
 @extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True, MIN_PROPERTIES: 1})
 class ImageUpdateInputSerializer(serializers.Serializer):
-    """An edit: the title, the visibility and/or the focal point. Any other field is refused by name
-    (upload again to change the pixels)."""
+    """An edit: the title, the visibility, the metadata and/or the focal point. Any other field is refused
+    by name (upload again to change the pixels)."""
 
     title = EditTitleField(
         required=False,
@@ -345,6 +407,13 @@ class ImageUpdateInputSerializer(serializers.Serializer):
             "width and height), as near the crop's centre as the picture allows; `null` removes it. The "
             "crops made around the old point are not served again (their names and the object's preset "
             "URLs change)."
+        ),
+    )
+    metadata = MetadataField(
+        required=False,
+        help_text=(
+            "Replaces the whole metadata object (keys left out are removed; `{}` empties it), as "
+            "Cloudflare Images' update does. " + METADATA_RULE
         ),
     )
 
@@ -363,12 +432,12 @@ class ImageUpdateInputSerializer(serializers.Serializer):
                 errors["title"] = ["A title needs 1 to 255 characters after trimming."]
             elif not value and not unknown:
                 errors["title"] = [
-                    "Give `title`, `visibility` and/or `focal`: the fields that can be changed."
+                    "Give `title`, `visibility`, `metadata` and/or `focal`: the fields that can be changed."
                 ]
         for name in unknown:
             errors[name] = [
-                "Only `title`, `visibility` and `focal` can be changed; upload the image again to change "
-                "anything else."
+                "Only `title`, `visibility`, `metadata` and `focal` can be changed; upload the image again "
+                "to change anything else."
             ]
         if errors:
             raise ValidationError(errors)
@@ -452,6 +521,9 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "measures. Null like `placeholder`."
         ),
     )
+    metadata = MetadataField(
+        help_text="The app's own data on the image, as it was last set (`{}`: none). " + METADATA_RULE
+    )
 
     class Meta:
         model = Image
@@ -472,6 +544,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "duplicate_of",
             "visibility",
             "focal",
+            "metadata",
         ]
         # An output serializer: every field is always answered, so the schema marks each required.
         read_only_fields = fields
@@ -555,6 +628,7 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "duplicate_of": image.duplicate_of_id,
             "visibility": image.visibility,
             "focal": _focal_of(image),
+            "metadata": image.metadata,
         }
 
 
@@ -637,6 +711,54 @@ class ImageListInputSerializer(PageInputSerializer):
 # A focal point in a URL (`renditions.focal_tag`): two fractions from 0 to 1.
 _FRACTION = r"(0(\.[0-9]{1,4})?|1(\.0{1,4})?|0?\.[0-9]{1,4})"
 _FOCAL_TAG = rf"^{_FRACTION},{_FRACTION}$"
+
+
+METADATA_FILTER_PREFIX = "metadata."
+METADATA_FILTERS_MAX = 10
+METADATA_FILTER_HELP = (
+    "**Filter by metadata**: `metadata.KEY=VALUE` keeps the images whose metadata has KEY with that value "
+    f"(exactly, case-sensitive); up to {METADATA_FILTERS_MAX} such parameters, all of which must match, "
+    "each key once (a repeated one is a 400). A VALUE matches the string VALUE, and also the number it "
+    'writes if it is a JSON number (`metadata.n=5` and `metadata.n=5.0` find 5, 5.0 and "5", not '
+    '"05") and the boolean if it is `true` or `false`. Keys follow the metadata rule (1-64 characters '
+    "of `A-Z a-z 0-9 _ - . :`; any other is a 400). Combines with `title`, `visibility` and both kinds "
+    "of pages. (One parameter per key cannot be declared by name in OpenAPI, so it is described here.)"
+)
+
+
+def metadata_filters(query: QueryDict) -> dict[str, str]:
+    """The list's metadata filters in a query string, `metadata.KEY=VALUE`, as {KEY: VALUE}.
+
+    A 400 names each bad parameter: a key the metadata rule refuses, a value no stored string could
+    equal, a key given twice (`repeated`, as `api.params.one_value_each` answers for the list's other
+    parameters), more than METADATA_FILTERS_MAX of them, or `metadata` alone.
+    """
+    errors: dict[str, list[ErrorDetail]] = {}
+    filters: dict[str, str] = {}
+    names = [name for name in query if name.startswith(METADATA_FILTER_PREFIX)]
+    if "metadata" in query:
+        errors["metadata"] = [
+            ErrorDetail("Filter by metadata with one `metadata.KEY=VALUE` per key.", code="invalid")
+        ]
+    if len(names) > METADATA_FILTERS_MAX:
+        errors["metadata"] = [
+            ErrorDetail(
+                f"At most {METADATA_FILTERS_MAX} metadata filters; this asks {len(names)}.", code="too_many"
+            )
+        ]
+    for name in names:
+        values = query.getlist(name)
+        key = name.removeprefix(METADATA_FILTER_PREFIX)
+        if len(values) > 1:
+            errors[name] = [ErrorDetail("Given more than once; send it once.", code="repeated")]
+            continue
+        try:
+            filters[validate_key(key)] = validate_filter_value(key, values[0])
+        except InvalidMetadata as exc:
+            errors[name] = [ErrorDetail(exc.message, code=exc.code)]
+    if errors:
+        raise ValidationError(errors)
+    return filters
 
 
 class RenditionInputSerializer(serializers.Serializer):

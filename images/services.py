@@ -18,6 +18,7 @@ from images.exceptions import ImageChanged, StorageUnavailable
 
 # Fit, Gravity and OutputFormat are also the names uploads/ passes here (it reaches images through services).
 from images.formats import Fit, Gravity, OutputFormat
+from images.metadata import Metadata, parse_metadata_json, validate_metadata
 from images.models import Image, Visibility
 from images.selectors import ANSWERED_FIELDS, image_duplicate_of
 from images.titles import default_title, fold
@@ -56,6 +57,27 @@ class Uploaded:
     created: bool
 
 
+# The metadata rule, for callers that may only use services (the `uploads/` app): the serializers use it
+# too, and every write below checks it again.
+__all__ = [
+    "UNCHANGED",
+    "Fit",
+    "Focal",
+    "Gravity",
+    "Metadata",
+    "OnDuplicate",
+    "OutputFormat",
+    "Uploaded",
+    "image_create",
+    "image_delete",
+    "image_file_discard_unreferenced",
+    "image_update",
+    "image_upload",
+    "parse_metadata_json",
+    "validate_metadata",
+]
+
+
 def image_create(
     *,
     upload: BinaryIO,
@@ -69,6 +91,7 @@ def image_create(
     output_format: OutputFormat | None = None,
     visibility: str = Visibility.PUBLIC,
     api_key: APIKey | None = None,
+    metadata: Metadata | None = None,
 ) -> Image:
     """`image_upload` that always creates a new image: the new image."""
     return image_upload(
@@ -83,6 +106,7 @@ def image_create(
         output_format=output_format,
         visibility=visibility,
         api_key=api_key,
+        metadata=metadata,
         on_duplicate=OnDuplicate.CREATE,
     ).image
 
@@ -100,6 +124,7 @@ def image_upload(
     output_format: OutputFormat | None = None,
     visibility: str = Visibility.PUBLIC,
     api_key: APIKey | None = None,
+    metadata: Metadata | None = None,
     on_duplicate: OnDuplicate = OnDuplicate.CREATE,
 ) -> Uploaded:
     """Process an uploaded image, store its file and save its row.
@@ -110,7 +135,8 @@ def image_upload(
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). A private image's file is stored under the private prefix, apart from any
     public image's file of the same bytes. Raises the domain errors of `images.exceptions`
-    (PrivacyNeedsKeys: private while access is open).
+    (PrivacyNeedsKeys: private while access is open; InvalidMetadata: `metadata` breaks images.metadata's
+    rule, checked before any work).
 
     Exact duplicates: the stored file's name is its content's hash, so an earlier image of the same owner
     (`api_key`, None for every upload while keys are off) with the same `file` holds the same processed
@@ -121,6 +147,7 @@ def image_upload(
     the second finds the first's row.
     """
     check_may_be_private(visibility)
+    metadata = validate_metadata(metadata) if metadata is not None else {}
     # While the store is failing, the decode and encode below would be work for nothing (and a thread held).
     storage.refuse_if_failing()
     rendered = pipeline.render(
@@ -182,6 +209,7 @@ def image_upload(
                     api_key=api_key,
                     focal_x=stored_focal[0] if stored_focal else None,
                     focal_y=stored_focal[1] if stored_focal else None,
+                    metadata=metadata,
                 )
     except BaseException:
         # Neither the row nor a lasting file: remove the file if this request stored it and no row uses it.
@@ -264,14 +292,18 @@ def image_update(
     title: str | None = None,
     visibility: str | None = None,
     focal: Focal | Literal[_Unchanged.UNCHANGED] | None = UNCHANGED,
+    metadata: Metadata | None = None,
     precondition: Callable[[Image], bool] | None = None,
 ) -> Image:
-    """Change an image's title, visibility and/or focal point (None: none) (the pixels never change: upload
-    again for that).
+    """Change an image's title, visibility, metadata and/or focal point (None: none) (the pixels never
+    change: upload again for that).
 
     A new focal point raises the version like any change; the crops the old one placed are deleted
     (unless another image of the same file still has it): they are made again, around the new point, when
     asked for, under new names.
+
+    `metadata` replaces the whole object (as Cloudflare Images' update does): keys left out are gone, `{}`
+    empties it. InvalidMetadata when it breaks images.metadata's rule, before anything changes.
 
     `precondition`, when given, is asked with the row as it is now, locked until the change commits; False
     raises ImageChanged (the client's `If-Match` no longer matches). Raises Image.DoesNotExist, and
@@ -286,9 +318,13 @@ def image_update(
     """
     if visibility is not None:
         check_may_be_private(visibility)
+    if metadata is not None:
+        metadata = validate_metadata(metadata)
     current = Image.objects.only("file", "format", "visibility").get(pk=image_id)
     if visibility is None or visibility == current.visibility:
-        return _image_save(image_id=image_id, title=title, focal=focal, precondition=precondition)
+        return _image_save(
+            image_id=image_id, title=title, focal=focal, metadata=metadata, precondition=precondition
+        )
     old_name = current.file.name
     new_name = storage.name_for_digest(
         storage.digest_of(old_name),
@@ -307,6 +343,7 @@ def image_update(
                 image_id=image_id,
                 title=title,
                 focal=focal,
+                metadata=metadata,
                 precondition=precondition,
                 moved=(old_name, new_name, visibility),
             )
@@ -326,6 +363,7 @@ def _image_save(
     title: str | None,
     precondition: Callable[[Image], bool] | None,
     focal: Focal | Literal[_Unchanged.UNCHANGED] | None = UNCHANGED,
+    metadata: Metadata | None = None,
     moved: tuple[str, str, str] | None = None,
 ) -> Image:
     """The row's change in one transaction; `moved`: (old file, new file, visibility) to switch to. After
@@ -343,6 +381,9 @@ def _image_save(
             old_focal = image.focal
             image.focal_x, image.focal_y = focal if focal is not None else (None, None)
             fields += ["focal_x", "focal_y"]
+        if metadata is not None:
+            image.metadata = metadata
+            fields.append("metadata")
         if moved is not None:
             old_name, new_name, visibility = moved
             if image.file.name != old_name:

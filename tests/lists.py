@@ -24,6 +24,7 @@ IMAGE_FIELDS = {
     "duplicate_of",
     "visibility",
     "focal",
+    "metadata",
 }
 
 

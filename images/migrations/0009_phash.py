@@ -15,7 +15,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('images', '0007_image_visibility'),
+        ('images', '0008_focal'),
         ('rest_framework_api_key', '0005_auto_20220110_1102'),
     ]
 
