@@ -18,13 +18,17 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import negative_data_rejection
 from schemathesis.transport.requests import REQUESTS_TRANSPORT
-from schemathesis.transport.serialization import Binary
+from schemathesis.transport.serialization import Binary, serialize_binary
 
 # A schema cannot say which bytes decode as an image: "any binary" that fits the schema may be a 400
 # (`invalid_image`), 413 (too many pixels) or 415 (not an image). So for uploads, and for that check only,
 # those statuses count as accepting the request; `upload_rejects_only_the_image` keeps the 400 narrow.
 # Nor which URLs a webhook may be sent to (https, a public host): `webhook_rejects_only_the_url` likewise.
 _URL_REFUSED = {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "429"]}}
+TUS_REFUSALS = ["400", "404", "409", "410", "411", "412", "413", "415", "429", "460"]
+# Likewise `metadata` (upload and edit): OpenAPI 3.0 cannot say which keys it takes (no `propertyNames`)
+# nor its size in UTF-8 bytes, so a 400 naming only `metadata` counts as accepting an edit too
+# (`edit_rejects_only_the_metadata`).
 CONFIG = SchemathesisConfig.from_dict(
     {
         "operations": [
@@ -38,9 +42,57 @@ CONFIG = SchemathesisConfig.from_dict(
             },
             {"include-operation-id": "webhooks_create", "checks": _URL_REFUSED},
             {"include-operation-id": "webhooks_update", "checks": _URL_REFUSED},
+            {
+                # An upload URL made up by a generator names no URL (404); one made up well enough is used
+                # or expired (409, 410).
+                "include-operation-id": "uploads_upload",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "400", "401", "404", "409", "410", "413", "415", "429"]
+                    }
+                },
+            },
+            {
+                # tus on an upload URL: as the upload, and tus answers a bad Tus-Resumable (even a missing
+                # one) with 412, a chunk without its length with 411.
+                "include-operation-id": "uploads_tus_append",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "400", "404", "409", "410", "412", "413", "415", "429"]
+                    },
+                    "negative_data_rejection": {"expected-statuses": TUS_REFUSALS},
+                    "missing_required_header": {"expected-statuses": TUS_REFUSALS},
+                },
+            },
+            {
+                "include-operation-id": "uploads_tus_terminate",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "404", "409", "410", "412", "429"]
+                    },
+                    "negative_data_rejection": {"expected-statuses": TUS_REFUSALS},
+                    "missing_required_header": {"expected-statuses": TUS_REFUSALS},
+                },
+            },
+            {
+                "include-operation-id": "images_update",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "412", "429"]
+                    }
+                },
+            },
         ]
     }
 )
+
+
+@REQUESTS_TRANSPORT.serializer("application/offset+octet-stream")
+def offset_stream(ctx: object, value: object) -> dict[str, object]:
+    """A tus chunk (PATCH on an upload URL): its bytes as they are."""
+    return {"data": serialize_binary(value)}
+
+
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application(), config=CONFIG)
 
 
@@ -57,7 +109,26 @@ def upload_rejects_only_the_image(
         return
     if response.status_code == 400:
         fields = {error["field"] for error in json.loads(response.content)["errors"]}
-        assert fields == {"image"}, f"schema-valid fields refused: {fields}"
+        # `metadata` is the JSON text of an object (images/metadata.py): which text is one, with keys and a
+        # size in bytes the rule allows, no schema can say either.
+        assert fields and fields <= {"image", "metadata"}, f"schema-valid fields refused: {fields}"
+
+
+@schemathesis.check
+def edit_rejects_only_the_metadata(
+    ctx: object, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """Schema-valid edits refused with a 400 are refused for their metadata (its keys, its size), never
+    another field."""
+    if (
+        case.operation.label != "PATCH /images/{image_id}"
+        or case.meta is None
+        or not case.meta.generation.mode.is_positive
+    ):
+        return
+    if response.status_code == 400:
+        fields = {error["field"] for error in json.loads(response.content)["errors"]}
+        assert fields == {"metadata"}, f"schema-valid fields refused: {fields}"
 
 
 @schemathesis.check
@@ -173,5 +244,6 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
             negative_data_rejection_as_sent,
             upload_rejects_only_the_image,
             webhook_rejects_only_the_url,
+            edit_rejects_only_the_metadata,
         ],
     )

@@ -21,6 +21,7 @@ from bench.chaos import checks
 from bench.chaos.faults import DURATIONS, KILLED_REPLICA, HealthWatch, Timeline, UploadsInFlight, plan
 from bench.chaos.load import DATABASE_ONLY, NEEDS_STORAGE
 from bench.chaos.report import plot, print_summary, summarize, write_json
+from bench.chaos.resumable import ResumableInFlight
 from bench.chaos.services import ROOT, Stack, create_api_keys, http_status, wait_until
 
 LOAD_KEYS = 16  # the load's uploads go round these, each well under the per-key limit
@@ -70,7 +71,7 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     keys = create_api_keys(
         stack.environment,
         [f"load-{n}" for n in range(LOAD_KEYS)]
-        + ["probe-shared", "probe-race", "probe-no-redis", "probe-after", "in-flight"],
+        + ["probe-shared", "probe-race", "probe-no-redis", "probe-after", "in-flight", "resumable"],
     )
     load_keys = stack.folder / "load-keys.json"
     load_keys.write_text(json.dumps([keys[f"load-{n}"] for n in range(LOAD_KEYS)]))
@@ -85,6 +86,9 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         no_redis_probe.extend(checks.rate_limit_probe(stack, keys["probe-no-redis"], through="nginx"))
 
     in_flight = UploadsInFlight(stack.replicas[KILLED_REPLICA].url, keys["in-flight"])
+    resumable = ResumableInFlight(
+        stack.replicas[KILLED_REPLICA].url, stack.replicas[0].url, keys["resumable"]
+    )
     load_log = stack.folder / "load.jsonl"
     load = subprocess.Popen(
         [
@@ -115,7 +119,14 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         start = time.time() + 0.5
         load.stdin.write(f"{start}\n")
         load.stdin.flush()
-        faults = plan(stack, names, seconds=args.seconds, during_redis=during_redis, in_flight=in_flight)
+        faults = plan(
+            stack,
+            names,
+            seconds=args.seconds,
+            during_redis=during_redis,
+            in_flight=in_flight,
+            resumable=resumable,
+        )
         watch.begin()
         timeline = Timeline(faults, start)
         timeline.begin()
@@ -126,6 +137,7 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         )
         timeline.join()
         in_flight.join()
+        resumable.join()
         if load.wait(timeout=args.seconds + 120) != 0:
             raise RuntimeError(f"the load generator exited with {load.returncode}")
         end = time.time()
@@ -192,6 +204,8 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         results.append(checks.rate_limit_shared(after_redis, when=", again once Redis is back"))
     if any(name.startswith("redis") for name in names):
         results.append(checks.limiter_faults_cost_little(faults, records))
+    if "replica" in names:
+        results.append(checks.resumable_completed_once(stack, resumable.record, keys["resumable"]))
     results.append(checks.no_server_errors_logged(stack))
     heals = checks.heal_times(faults, records, health)
     summary = summarize(records, faults, start, end)
