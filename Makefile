@@ -133,6 +133,8 @@ bench: install-dev $(THUMBOR_VENV)/.stamp $(VENV)/.deploy-tools.stamp
 	  --wrk "$$(command -v wrk)"
 	$(BIN)/python bench/signing.py
 	$(BIN)/python bench/webhooks.py
+	$(BIN)/python bench/direct_uploads.py
+	$(BIN)/python bench/tus_upload.py
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named
 # imagery_bench_reads on 127.0.0.1:5432, dropped and created anew); about five minutes.

@@ -10,6 +10,16 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
+# Statuses that protocols we speak define beyond the HTTP registry (http.HTTPStatus does not know them).
+_EXTENSION_STATUSES = {460: ("Checksum Mismatch", "checksum_mismatch")}  # tus 1.0's checksum extension
+
+
+def _status_names(status: int) -> tuple[str, str]:
+    """The title and the default code of a status."""
+    if status in _EXTENSION_STATUSES:
+        return _EXTENSION_STATUSES[status]
+    known = HTTPStatus(status)
+    return known.phrase, known.name.lower()
 
 
 def problem(
@@ -20,12 +30,13 @@ def problem(
     errors: list[dict[str, str]] | None = None,
 ) -> dict[str, Any]:
     """The body of a problem: `type`, `title`, `status`, `detail`, a stable `code`, and field `errors`."""
+    title, default_code = _status_names(status)
     body: dict[str, Any] = {
         "type": "about:blank",
-        "title": HTTPStatus(status).phrase,
+        "title": title,
         "status": status,
         "detail": detail,
-        "code": code or HTTPStatus(status).name.lower(),
+        "code": code or default_code,
     }
     if errors:
         body["errors"] = errors

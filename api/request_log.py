@@ -79,11 +79,54 @@ class RequestLogMiddleware:
 # log line cannot be replayed as a URL.
 SECRET_PARAMETERS = ("sig",)
 _SECRET_IN_QUERY = re.compile(rf"([?&](?:{'|'.join(SECRET_PARAMETERS)})=)([^&#]*)")
+# Paths whose part is a credential (an upload URL's secret), as regexes with a `secret` group: registered by
+# the app that owns them (`register_secret_path`), since api/ knows no app's paths.
+_SECRET_PATHS: list[re.Pattern[str]] = []
+
+
+def register_secret_path(pattern: str) -> None:
+    """Log paths that match `pattern` with its `secret` group cut short, like a `sig` parameter."""
+    compiled = re.compile(pattern)
+    if "secret" not in compiled.groupindex:
+        raise ValueError(f"{pattern!r} has no `secret` group")
+    if compiled.pattern not in {p.pattern for p in _SECRET_PATHS}:
+        _SECRET_PATHS.append(compiled)
 
 
 def redact(path: str) -> str:
-    """`path` (with its query) with each secret parameter's value cut to its first 4 characters."""
-    return _SECRET_IN_QUERY.sub(lambda m: f"{m[1]}{m[2][:4]}…", path)
+    """`path` (with its query) with each secret parameter's value and secret path part cut to its first 4
+    characters."""
+    path = _SECRET_IN_QUERY.sub(lambda m: f"{m[1]}{m[2][:4]}…", path)
+    for pattern in _SECRET_PATHS:
+        path = pattern.sub(lambda m: _cut(m, "secret"), path)
+    return path
+
+
+def _cut(match: re.Match[str], group: str) -> str:
+    """The match with `group` cut to its first 4 characters."""
+    start, end = match.start(group) - match.start(), match.end(group) - match.start()
+    return f"{match[0][:start]}{match[group][:4]}…{match[0][end:]}"
+
+
+class RedactSecretsFilter(logging.Filter):
+    """On the log handler: every record's message with its secrets cut short (`redact`), so that no line
+    holds one whole; Django's own `django.request` lines ("Not Found: /path") name the request's path."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not _SECRET_PATHS:
+            return True
+        message = record.getMessage()
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, ()
+        request = getattr(record, "request", None)
+        if (
+            isinstance(request, HttpRequest)
+            and (path := redact(request.get_full_path())) != request.get_full_path()
+        ):
+            # A JSON formatter writes the record's extras too, and the request's repr holds its path.
+            record.request = f"<{type(request).__name__}: {request.method} {path!r}>"
+        return True
 
 
 def _clear(**kwargs: object) -> None:

@@ -21,10 +21,14 @@ _DESCRIPTIONS = {
     403: "These credentials may not do this.",
     404: "No such resource.",
     413: "The upload has too many bytes or pixels.",
+    409: "Refused in the state the resource is in (used already, or in use); nothing was changed.",
+    410: "Gone: it expired.",
+    411: "`Content-Length` is required.",
     412: "`If-Match` names a version that is no longer current; nothing was changed.",
     415: "Not an image, or not a format we accept.",
     429: "Too many requests; see Retry-After.",
     503: "A service we depend on failed; nothing was changed. See Retry-After.",
+    460: "Checksum Mismatch (tus): the body is not what `Upload-Checksum` declared; nothing was kept.",
 }
 
 

@@ -122,6 +122,13 @@ class UploadsPerAddress(_ImageryThrottle):
     setting, for_reads, per_key = "THROTTLE_UPLOADS_PER_ADDRESS", False, False
 
 
+class ChunksPerAddress(_ImageryThrottle):
+    """The parts of one upload sent in several requests (a resumable upload's chunks), whatever the
+    method: the view that takes them uses this instead of the upload limits, which its creation met."""
+
+    setting, for_reads, per_key = "THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS", None, False
+
+
 class ReadsPerKey(_ImageryThrottle):
     setting, for_reads, per_key = "THROTTLE_READS_PER_KEY", True, True
 

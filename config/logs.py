@@ -45,10 +45,17 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "api.request_log.RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": "api.request_log.RequestIdFilter"},
+            "redact_secrets": {"()": "api.request_log.RedactSecretsFilter"},
+        },
         "formatters": {log_format: _FORMATTERS[log_format]},
         "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["request_id"]}
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": log_format,
+                "filters": ["request_id", "redact_secrets"],
+            }
         },
         "root": {"handlers": ["console"], "level": level},
     }

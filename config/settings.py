@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "api",
     "images",
     "events",
+    "uploads",
     "gallery",
 ]
 
@@ -85,6 +86,12 @@ MIDDLEWARE = [
 READINESS_CHECKS = {
     "database": "api.health.database_ok",
     "storage": "images.storage.is_available",
+}
+
+# `reconcile_storage` also runs these (label: a function taking `fix`, returning how many files it removed,
+# or would remove without `fix`): what other apps keep in the file store and know how to sweep.
+STORAGE_SWEEPS = {
+    "partial upload chunks (expired, ended or never recorded)": "uploads.resumable.tus_partials_sweep",
 }
 
 ROOT_URLCONF = "config.urls"
@@ -257,6 +264,10 @@ for _name in ("WEBHOOK_CONNECT_TIMEOUT", "WEBHOOK_READ_TIMEOUT", "WEBHOOK_RETRY_
 # page says `"count_exact": false` (an exact count of a common word costs tens of ms at a million rows).
 LIST_COUNT_CAP = env.int("LIST_COUNT_CAP", default=500)
 
+# The longest an upload URL (POST /uploads) may live, in seconds: 6 hours.
+UPLOAD_URL_MAX_TTL = env.int("UPLOAD_URL_MAX_TTL", default=6 * 3600)
+if UPLOAD_URL_MAX_TTL < 1:
+    raise ImproperlyConfigured(f"UPLOAD_URL_MAX_TTL must be 1 or more seconds, not {UPLOAD_URL_MAX_TTL}.")
 # Proxies in front of the app, each appending to X-Forwarded-For. 0 (the default): the client is the socket's
 # peer and the header is ignored, since any client can send one. N: the client is the Nth address from the
 # header's end, the one the outermost of our proxies saw. (DRF's own default, unset, believes the header.)
@@ -297,6 +308,10 @@ SPECTACULAR_SETTINGS = {
         "OpenAccessVisibilityEnum": [("public", "public")],
         "WebhookEventEnum": "events.kinds.EventKind",
         "DeliveryStatusEnum": "events.models.DeliveryStatus",
+        # The formats an upload may ask for, named apart from the image object's (which has `gif` too): an
+        # upload URL fixes them too.
+        "ImageUploadFormatEnum": [(f, f) for f in ("jpeg", "png", "webp", "avif")],
+        "UploadStateEnum": "uploads.models.UploadState",
     },
     "COMPONENT_SPLIT_REQUEST": True,
     # PATCH takes the same fields as its serializer says (an edit needs its title), not all optional.
@@ -323,6 +338,9 @@ THROTTLE_UPLOADS_PER_KEY = env.str("THROTTLE_UPLOADS_PER_KEY", default="600/hour
 THROTTLE_UPLOADS_PER_ADDRESS = env.str("THROTTLE_UPLOADS_PER_ADDRESS", default="120/hour")
 THROTTLE_READS_PER_KEY = env.str("THROTTLE_READS_PER_KEY", default="")
 THROTTLE_READS_PER_ADDRESS = env.str("THROTTLE_READS_PER_ADDRESS", default="6000/minute")
+# A resumable (tus) upload counts once as an upload (its creation); its chunks (PATCH) and its termination
+# count here instead, per client address: a 50 MB file in 1 MB chunks is fifty requests.
+THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS = env.str("THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS", default="3600/hour")
 # What first renders of renditions may cost (a stored rendition is a read, counted above only): CPU
 # seconds and megabytes stored, per period ("15/minute"), per API key and per address; empty: no budget.
 # They slide (api.rate_store): any span of one period sees at most the amount, and one counting slot.
@@ -371,8 +389,33 @@ RATE_LIMIT_DATABASE = DATA_DIR / "rate-limits.sqlite3"
 
 # Browsers on these origins may call the API (e.g. https://app.example.com), comma-separated.
 CORS_ALLOWED_ORIGINS = env.list("CORS_ALLOWED_ORIGINS", default=[])
-CORS_ALLOW_HEADERS = ["authorization", "content-type", "if-none-match", "if-match"]
-CORS_EXPOSE_HEADERS = ["Location", "Retry-After", "ETag"]
+# tus (resumable uploads on an upload URL, uploads/tus_apis.py) from a browser: its request headers, and the
+# answers' headers a client must read (X-HTTP-Method-Override is not honoured: PATCH and DELETE are sent).
+TUS_REQUEST_HEADERS = [
+    "tus-resumable",
+    "upload-length",
+    "upload-defer-length",
+    "upload-offset",
+    "upload-metadata",
+    "upload-checksum",
+]
+TUS_RESPONSE_HEADERS = [
+    "Tus-Resumable",
+    "Tus-Version",
+    "Tus-Extension",
+    "Tus-Max-Size",
+    "Tus-Checksum-Algorithm",
+    "Upload-Offset",
+    "Upload-Length",
+    "Upload-Defer-Length",
+    "Upload-Metadata",
+    "Upload-Expires",
+    "Imagery-Image",
+]
+CORS_ALLOW_HEADERS = ["authorization", "content-type", "if-none-match", "if-match", *TUS_REQUEST_HEADERS]
+CORS_EXPOSE_HEADERS = ["Location", "Retry-After", "ETag", *TUS_RESPONSE_HEADERS]
+# django-cors-headers' default methods (DELETE, GET, OPTIONS, PATCH, POST, PUT) are tus's; HEAD needs no
+# preflight (CORS safelists it).
 # Not the image files (GET /images/{id}/file): an <img> loads them from any origin without CORS, and the
 # `Vary: Origin` that CORS adds would split a CDN's one cached copy per URL into one per site.
 CORS_URLS_REGEX = r"^(?!/images/[0-9]+/file/?$).*$"

@@ -15,6 +15,7 @@ from gallery.views import GalleryView
 from images.apis import ImageCollectionApi, ImageDetailApi
 from images.file_apis import ImageFileApi
 from images.files import serve_image_file
+from uploads.apis import DirectUploadCollectionApi, DirectUploadDetailApi, DirectUploadUrlApi
 
 handler400 = "api.errors.bad_request"
 handler403 = "api.errors.permission_denied"
@@ -40,6 +41,13 @@ urlpatterns = [
         name="webhook-delivery-retry",
     ),
     path("webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/retry/", WebhookDeliveryRetryApi.as_view()),
+    path("uploads", DirectUploadCollectionApi.as_view(), name="upload-collection"),
+    path("uploads/", DirectUploadCollectionApi.as_view()),
+    path("uploads/<uuid:upload_id>", DirectUploadDetailApi.as_view(), name="upload-detail"),
+    path("uploads/<uuid:upload_id>/", DirectUploadDetailApi.as_view()),
+    # The upload URL: its secret in the path, since a tus client appends nothing to the URL it is given.
+    path("uploads/<uuid:upload_id>/<str:secret>", DirectUploadUrlApi.as_view(), name="upload-url"),
+    path("uploads/<uuid:upload_id>/<str:secret>/", DirectUploadUrlApi.as_view()),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path(

@@ -12,6 +12,8 @@ from django.db import transaction
 
 from images import locks, notifications, pipeline, renditions, storage
 from images.exceptions import ImageChanged, StorageUnavailable
+
+# Fit and OutputFormat are also the names uploads/ passes here (it reaches images through services only).
 from images.formats import Fit, OutputFormat
 from images.models import Image, Visibility
 from images.selectors import ANSWERED_FIELDS

@@ -280,6 +280,17 @@ def test_the_access_log_never_holds_a_signature(front: Front) -> None:
     assert '"path":"/images?title=sig"' in log  # other queries are logged as they came
 
 
+def test_the_access_log_never_holds_an_upload_urls_secret(front: Front) -> None:
+    secret = "Qx7SeCrEtUpLoAd_-0123456789abcdefghijklmnop"
+    upload = "/uploads/9b2f4c1e-0d6a-4f5e-8a4b-2c3d4e5f6a7b"
+    assert fetch(f"{front.url}{upload}/{secret}")[0] == 200  # the stub app answers
+    assert fetch(f"{front.url}{upload}")[0] == 200
+    log = front.access_log.read_text()
+    assert secret not in log
+    assert f'"path":"{upload}/(secret)"' in log
+    assert f'"path":"{upload}"' in log  # the state's path has no secret
+
+
 # --- /s3/: a stored file's name and nothing else ---------------------------------------------------
 
 

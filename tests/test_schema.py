@@ -29,6 +29,12 @@ OPERATIONS = {
     ("delete", "/webhooks/{endpoint_id}"),
     ("get", "/webhooks/{endpoint_id}/deliveries"),
     ("post", "/webhooks/{endpoint_id}/deliveries/{delivery_id}/retry"),
+    ("post", "/uploads"),
+    ("get", "/uploads/{upload_id}"),
+    ("post", "/uploads/{upload_id}/{secret}"),
+    # tus on the upload URL (its OPTIONS and HEAD are not in the schema, as no endpoint's are).
+    ("patch", "/uploads/{upload_id}/{secret}"),
+    ("delete", "/uploads/{upload_id}/{secret}"),
 }
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 ASSET = re.compile(r"""<(?:script|link)\b[^>]*?\b(?:src|href)=["']([^"']+)["']""", re.IGNORECASE)

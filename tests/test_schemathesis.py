@@ -18,13 +18,14 @@ from hypothesis import HealthCheck, settings
 from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import negative_data_rejection
 from schemathesis.transport.requests import REQUESTS_TRANSPORT
-from schemathesis.transport.serialization import Binary
+from schemathesis.transport.serialization import Binary, serialize_binary
 
 # A schema cannot say which bytes decode as an image: "any binary" that fits the schema may be a 400
 # (`invalid_image`), 413 (too many pixels) or 415 (not an image). So for uploads, and for that check only,
 # those statuses count as accepting the request; `upload_rejects_only_the_image` keeps the 400 narrow.
 # Nor which URLs a webhook may be sent to (https, a public host): `webhook_rejects_only_the_url` likewise.
 _URL_REFUSED = {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "429"]}}
+TUS_REFUSALS = ["400", "404", "409", "410", "411", "412", "413", "415", "429", "460"]
 CONFIG = SchemathesisConfig.from_dict(
     {
         "operations": [
@@ -38,9 +39,49 @@ CONFIG = SchemathesisConfig.from_dict(
             },
             {"include-operation-id": "webhooks_create", "checks": _URL_REFUSED},
             {"include-operation-id": "webhooks_update", "checks": _URL_REFUSED},
+            {
+                # An upload URL made up by a generator names no URL (404); one made up well enough is used
+                # or expired (409, 410).
+                "include-operation-id": "uploads_upload",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "400", "401", "404", "409", "410", "413", "415", "429"]
+                    }
+                },
+            },
+            {
+                # tus on an upload URL: as the upload, and tus answers a bad Tus-Resumable (even a missing
+                # one) with 412, a chunk without its length with 411.
+                "include-operation-id": "uploads_tus_append",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "400", "404", "409", "410", "412", "413", "415", "429"]
+                    },
+                    "negative_data_rejection": {"expected-statuses": TUS_REFUSALS},
+                    "missing_required_header": {"expected-statuses": TUS_REFUSALS},
+                },
+            },
+            {
+                "include-operation-id": "uploads_tus_terminate",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "404", "409", "410", "412", "429"]
+                    },
+                    "negative_data_rejection": {"expected-statuses": TUS_REFUSALS},
+                    "missing_required_header": {"expected-statuses": TUS_REFUSALS},
+                },
+            },
         ]
     }
 )
+
+
+@REQUESTS_TRANSPORT.serializer("application/offset+octet-stream")
+def offset_stream(ctx: object, value: object) -> dict[str, object]:
+    """A tus chunk (PATCH on an upload URL): its bytes as they are."""
+    return {"data": serialize_binary(value)}
+
+
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", get_wsgi_application(), config=CONFIG)
 
 

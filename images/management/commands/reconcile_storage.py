@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils.module_loading import import_string
 
 from images.exceptions import StorageUnavailable
 from images.management.progress import Progress
@@ -94,8 +96,15 @@ class Command(BaseCommand):
                 f"({len(removed & set(result.rendition_orphans))} removed), "
                 f"{len(result.rendition_stale)} stale ({len(removed & set(result.rendition_stale))} removed)."
             )
+        # What other apps keep in the store and sweep themselves (uploads: the chunks of resumable uploads
+        # that expired or ended), named by STORAGE_SWEEPS so that images imports none of them.
+        swept = 0
+        for label, path in settings.STORAGE_SWEEPS.items():
+            count = import_string(path)(fix=fix)
+            swept += count
+            self.stdout.write(f"{count} {label} {'removed' if fix else 'to remove'}.")
         if (
-            result.orphans or result.partials or result.rendition_orphans or result.rendition_stale
+            result.orphans or result.partials or result.rendition_orphans or result.rendition_stale or swept
         ) and not fix:
             self.stdout.write("Run with --fix to remove the orphans, stale renditions and partial files.")
         if result.losses or damaged:
