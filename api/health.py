@@ -6,7 +6,9 @@ no ALLOWED_HOSTS of a real deployment lists. These answers build no URL, so the 
 them.
 
 `/readyz` runs the checks the READINESS_CHECKS setting lists (the database's is here; the image store's is
-`images.storage.is_available`), each a function answering True when its dependency answers.
+`images.storage.is_available`), each a function answering True when its dependency answers, and tells the
+READINESS_REPORTS (the task queue's depth and oldest age, `api.task_queue`), which inform and gate nothing.
+`/metrics` adds the queue's gauges (`imagery_queue_depth`, `imagery_queue_oldest_age_seconds`…).
 
 `/metrics` answers only sockets in METRICS_ALLOWED_NETWORKS and `/readyz` only those in
 READINESS_ALLOWED_NETWORKS, and neither answers a request a proxy relayed: to everyone else each is the 404 of
@@ -25,14 +27,16 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponseBase, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseBase, JsonResponse
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.security import SecurityMiddleware
 from django.utils.module_loading import import_string
 from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import CollectorRegistry, generate_latest
 
 from api.errors import page_not_found
 from api.problems import allow_methods
+from api.task_queue import QueueCollector
 
 logger = logging.getLogger(__name__)
 
@@ -83,16 +87,27 @@ def healthz(request: HttpRequest) -> JsonResponse:
 @only_from_allowed_networks("READINESS_ALLOWED_NETWORKS")
 @allow_methods("GET", "HEAD")
 def readyz(request: HttpRequest) -> JsonResponse:
-    """Ready when every check in READINESS_CHECKS passes (the database, the storage…); 503 otherwise."""
+    """Ready when every check in READINESS_CHECKS passes (the database, the storage…); 503 otherwise. The
+    READINESS_REPORTS (the task queue's depth…) are told too, and never change the status."""
     checks = {name: _passes(name, check) for name, check in settings.READINESS_CHECKS.items()}
     ready = all(checks.values())
-    return JsonResponse(
-        {
-            "status": "ok" if ready else "unavailable",
-            "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()},
-        },
-        status=200 if ready else 503,
-    )
+    body: dict[str, Any] = {
+        "status": "ok" if ready else "unavailable",
+        "checks": {name: "ok" if ok else "unavailable" for name, ok in checks.items()},
+    }
+    reports = {name: _report(name, report) for name, report in settings.READINESS_REPORTS.items()}
+    if reports:
+        body["reports"] = reports
+    return JsonResponse(body, status=200 if ready else 503)
+
+
+def _report(name: str, report: str) -> Any:
+    # A report that fails says so; a readiness probe must not answer 500 for what only informs.
+    try:
+        return import_string(report)()
+    except Exception:
+        logger.exception("readiness report %s failed", name)
+        return {"status": "unavailable"}
 
 
 def _passes(name: str, check: str) -> bool:
@@ -117,9 +132,19 @@ def database_ok() -> bool:
 
 # Prometheus text format, from django-prometheus. Under gunicorn with PROMETHEUS_MULTIPROC_DIR set it adds up
 # every worker's numbers; without it, each scrape sees the one worker that answered.
-metrics = only_from_allowed_networks("METRICS_ALLOWED_NETWORKS")(
-    allow_methods("GET", "HEAD")(ExportToDjangoView)
-)
+# The task queue's gauges, read at scrape time from the queue itself (the same for every worker, so not
+# through the multiprocess files): a registry of their own, appended to django-prometheus's page.
+_queue_registry = CollectorRegistry(auto_describe=False)
+_queue_registry.register(QueueCollector())
+
+
+def _metrics(request: HttpRequest) -> HttpResponse:
+    response = ExportToDjangoView(request)
+    response.content = response.content + generate_latest(_queue_registry)
+    return response
+
+
+metrics = only_from_allowed_networks("METRICS_ALLOWED_NETWORKS")(allow_methods("GET", "HEAD")(_metrics))
 
 # Answered ahead of host validation, HTTPS redirects and the URL resolver (also routed in config/urls.py).
 PROBES: dict[str, Callable[[HttpRequest], HttpResponseBase]] = {

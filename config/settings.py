@@ -87,6 +87,11 @@ READINESS_CHECKS = {
     "database": "api.health.database_ok",
     "storage": "images.storage.is_available",
 }
+# Told by /readyz beside the checks (name: a function taking nothing, returning what to say), without
+# changing its status: a deep queue is news for an operator, not a reason to take a server out of rotation.
+READINESS_REPORTS = {
+    "queue": "api.task_queue.queue_report",
+}
 
 # `reconcile_storage` also runs these (label: a function taking `fix`, returning how many files it removed,
 # or would remove without `fix`): what other apps keep in the file store and know how to sweep.
@@ -207,6 +212,9 @@ IMAGE_PRESETS = env.json(
         "large": {"width": 1600},
     },
 )
+# Presets rendered and stored by the task worker after every upload (comma-separated names of IMAGE_PRESETS),
+# in each format `format=auto` may answer, so an app's first view of them is a stored file; default none.
+IMAGE_EAGER_PRESETS = env.list("IMAGE_EAGER_PRESETS", default=[])
 # `format=auto` picks AVIF (when the browser takes it) only for renditions of at most this many pixels,
 # WebP above: AVIF's encoder needs about 30 bytes per pixel (2560x1920: 150 MB).
 IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS = env.int("IMAGE_RENDITION_AUTO_AVIF_MAX_PIXELS", default=5_000_000)

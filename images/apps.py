@@ -44,3 +44,8 @@ class ImagesConfig(AppConfig):
             raise ImproperlyConfigured(
                 f"IMAGE_PUBLIC_PRESETS names no preset of IMAGE_PRESETS: {sorted(unknown)}"
             )
+        unknown = set(settings.IMAGE_EAGER_PRESETS) - set(configured_presets())
+        if unknown:
+            raise ImproperlyConfigured(
+                f"IMAGE_EAGER_PRESETS names no preset of IMAGE_PRESETS: {sorted(unknown)}"
+            )

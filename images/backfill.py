@@ -18,7 +18,7 @@ from __future__ import annotations
 import io
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from django.db import transaction
@@ -58,29 +58,51 @@ def backfill_placeholders(*, batch: int = 500, done: Callable[[int], None] = lam
     result = Backfill()
     remembered: OrderedDict[str, pipeline.Placeholder | None] = OrderedDict()
     for by_file in image_files_in_batches(rows=lacking(), batch=batch):
-        # Outside any transaction: reading a file may take long (S3), and SQLite's write lock is global.
-        for name in by_file:
-            if name in remembered:
-                remembered.move_to_end(name)
-                continue
-            remembered[name] = _describe_stored(name)
-            result.files_read += 1
-            if len(remembered) > _REMEMBERED_FILES:
-                remembered.popitem(last=False)
-        with transaction.atomic():
-            for name, ids in by_file.items():
-                described = remembered[name]
-                if described is None:
-                    result.unusable.setdefault(name, []).extend(ids)
-                    continue
-                result.filled += (
-                    lacking()
-                    .filter(pk__in=ids)
-                    # A change of what the object answers: a new version, and so a new ETag.
-                    .update(placeholder=described.thumbhash, color=described.color, version=F("version") + 1)
-                )
+        _fill(by_file, result, remembered)
         done(sum(map(len, by_file.values())))
     return result
+
+
+def backfill_batches(*, batch: int = 500) -> Iterator[dict[str, list[int]]]:
+    """The rows lacking a placeholder, `batch` at a time, as stored names -> row ids: what
+    `backfill_placeholders --queue` enqueues, one task per batch."""
+    return image_files_in_batches(rows=lacking(), batch=batch)
+
+
+def backfill_batch(by_file: dict[str, list[int]]) -> Backfill:
+    """One batch (stored name -> row ids): only rows that still lack the values are written, so running it
+    again fills nothing. Raises StorageUnavailable when the store fails."""
+    result = Backfill()
+    _fill(by_file, result, OrderedDict())
+    return result
+
+
+def _fill(
+    by_file: dict[str, list[int]],
+    result: Backfill,
+    remembered: OrderedDict[str, pipeline.Placeholder | None],
+) -> None:
+    # Outside any transaction: reading a file may take long (S3), and SQLite's write lock is global.
+    for name in by_file:
+        if name in remembered:
+            remembered.move_to_end(name)
+            continue
+        remembered[name] = _describe_stored(name)
+        result.files_read += 1
+        if len(remembered) > _REMEMBERED_FILES:
+            remembered.popitem(last=False)
+    with transaction.atomic():
+        for name, ids in by_file.items():
+            described = remembered[name]
+            if described is None:
+                result.unusable.setdefault(name, []).extend(ids)
+                continue
+            result.filled += (
+                lacking()
+                .filter(pk__in=ids)
+                # A change of what the object answers: a new version, and so a new ETag.
+                .update(placeholder=described.thumbhash, color=described.color, version=F("version") + 1)
+            )
 
 
 def _describe_stored(name: str) -> pipeline.Placeholder | None:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, BinaryIO
 
 from django.db import transaction
 
-from images import locks, notifications, pipeline, renditions, storage
+from images import locks, notifications, pipeline, renditions, storage, tasks
 from images.exceptions import ImageChanged, StorageUnavailable
 
 # Fit and OutputFormat are also the names uploads/ passes here (it reaches images through services only).
@@ -86,6 +86,12 @@ def image_create(
         if created:
             image_file_discard_unreferenced(name=name)
         raise
+    if tasks.eager_presets():
+        # Once committed, never before: a rolled-back upload enqueues nothing, and the worker finds the row.
+        # Registered here, after the file's lock, not inside the transaction: run at once (no transaction
+        # around this call, or TASK_BACKEND=immediate) it renders, and storing takes that lock. robust: a
+        # queue that cannot be reached (RQ's Redis down) is logged, and the upload stands.
+        transaction.on_commit(lambda: tasks.render_eager_presets.enqueue(image_id=image.pk), robust=True)
     logger.info(
         "image created id=%s %sx%s %s %s bytes",
         image.pk,
@@ -137,10 +143,21 @@ def image_delete(
         except Exception:
             logger.exception("image %s deleted; could not check or delete %s, now an orphan", image.pk, name)
     if file_deleted:
-        # After the lock: renditions are made again on demand, so deleting them needs no lock (a listing
-        # and a delete per rendition on S3). A failure leaves orphans for reconcile_storage --fix.
-        renditions.delete_renditions(storage.digest_of(name), private=storage.is_private_name(name))
+        # The delete has committed (its own transaction, above): its renditions (a listing and a delete
+        # per rendition on S3) go in a task, so the answer does not wait for them; the task does nothing
+        # if an identical upload uses the file again by then. A failure is retried, then leaves orphans
+        # for reconcile_storage --fix.
+        _enqueue_rendition_removal(name)
     logger.info("image deleted id=%s%s", image.pk, f", and its file {name}" if file_deleted else "")
+
+
+def _enqueue_rendition_removal(name: str) -> None:
+    try:
+        tasks.delete_renditions_of.enqueue(name=name)
+    except Exception:
+        # The queue is unreachable (RQ's Redis down): the image is deleted all the same; its renditions
+        # stay, as orphans, until reconcile_storage --fix.
+        logger.exception("could not enqueue the removal of %s's renditions; they remain", name)
 
 
 def image_update(

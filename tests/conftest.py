@@ -41,6 +41,7 @@ from images import storage
 from images.models import Image
 from images.reconciliation import reconcile
 from tests.images import encode, quadrants
+from tests.queue import DATABASE_TASKS
 from tests.s3 import ACCESS_KEY, REGION, SECRET_KEY, S3Server
 
 STORAGES = ("filesystem", "s3")
@@ -313,6 +314,12 @@ def redis_rate_limits(redis_url: str, redis_prefix: str, settings: Any) -> Itera
     store = rate_store.store()
     yield store
     store.clear()
+
+
+@pytest.fixture
+def database_queue(settings: Any) -> None:
+    """Tasks wait in this database (TASK_BACKEND=database) until a worker runs them (tests/queue.py)."""
+    settings.TASKS = DATABASE_TASKS
 
 
 @pytest.fixture(autouse=True)

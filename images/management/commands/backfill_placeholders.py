@@ -1,5 +1,9 @@
-"""`manage.py backfill_placeholders [--batch N]`: give the images stored before placeholders existed their
-`placeholder` and `color`.
+"""`manage.py backfill_placeholders [--batch N] [--queue]`: give the images stored before placeholders existed
+their `placeholder` and `color`.
+
+With `--queue`, the work is not done here: one task per batch is enqueued (`images.tasks`), for the task
+workers to run (each batch retried on failure, a second run of one fills nothing), and the command ends at
+once, saying how many batches and rows it enqueued.
 
 Reads each stored file once, safe to run while the service is serving, resumable (run it again after an
 interruption: it goes on with the rows still lacking them); see images/backfill.py. Progress goes to stderr:
@@ -13,9 +17,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from images.backfill import backfill_placeholders, lacking
+from images.backfill import backfill_batches, backfill_placeholders, lacking
 from images.exceptions import StorageUnavailable
 from images.management.progress import Progress
+from images.tasks import backfill_placeholders_batch
 
 # Without a terminal, one progress line per this many rows (and one at the end).
 LINE_EVERY = 10_000
@@ -31,10 +36,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--batch", type=int, default=500, help="Rows per batch, one short transaction each (default 500)."
         )
+        parser.add_argument(
+            "--queue",
+            action="store_true",
+            help="Enqueue one task per batch for the task workers instead of doing the work here.",
+        )
 
-    def handle(self, *args: Any, batch: int, **options: Any) -> None:
+    def handle(self, *args: Any, batch: int, queue: bool = False, **options: Any) -> None:
         if batch < 1:
             raise CommandError("--batch must be at least 1.")
+        if queue:
+            self._enqueue(batch=batch)
+            return
         progress = Progress(
             self.stderr, "backfill_placeholders", total=lacking().count(), every=LINE_EVERY, unit=" rows"
         )
@@ -54,3 +67,11 @@ class Command(BaseCommand):
                 "(see manage.py reconcile_storage).",
                 returncode=1,
             )
+
+    def _enqueue(self, *, batch: int) -> None:
+        batches = rows = 0
+        for files in backfill_batches(batch=batch):
+            backfill_placeholders_batch.enqueue(files=files)
+            batches += 1
+            rows += sum(map(len, files.values()))
+        self.stdout.write(f"{batches} batches enqueued ({rows} rows) for the task workers.")
