@@ -1,8 +1,8 @@
 """`python -m bench.chaos`: start the stack, check the shared rate limit, run the load with faults on a
 timeline, check what must hold, print the summary and write the JSON report and the PNG timeline.
 
-    python -m bench.chaos                                  # make chaos: 60 s, all five faults
-    python -m bench.chaos --seconds 20 --faults s3,replica # CI's short run (make chaos-short)
+    python -m bench.chaos                        # make chaos: 60 s, all seven faults
+    python -m bench.chaos --seconds 20 --faults s3,replica,receiver,worker   # CI's short run
 
 Exits 1 when a check fails (the run's folder, with every service's log, is then kept and printed).
 """
@@ -11,16 +11,28 @@ from __future__ import annotations
 
 import argparse
 import json
+import secrets
 import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
-from bench.chaos import checks
-from bench.chaos.faults import DURATIONS, KILLED_REPLICA, HealthWatch, Timeline, UploadsInFlight, plan
+from bench.chaos import checks, event_checks
+from bench.chaos.faults import (
+    DURATIONS,
+    KILLED_REPLICA,
+    HealthWatch,
+    Timeline,
+    UploadsInFlight,
+    plan,
+    plan_side,
+)
 from bench.chaos.load import DATABASE_ONLY, NEEDS_STORAGE
+from bench.chaos.receiver import Receiver
 from bench.chaos.report import plot, print_summary, summarize, write_json
+from bench.chaos.resumable import ResumableUpload
 from bench.chaos.services import ROOT, Stack, create_api_keys, http_status, wait_until
 
 LOAD_KEYS = 16  # the load's uploads go round these, each well under the per-key limit
@@ -38,7 +50,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=25, help="requests per second (default 25)")
     parser.add_argument(
         "--faults",
-        default="replica,s3,postgres,redis,redis-hang",
+        default="replica,s3,postgres,redis,redis-hang,receiver,worker",
         help=f"in this order, from {', '.join(DURATIONS)} (default: all)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "chaos", help="report folder")
@@ -70,8 +82,12 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     keys = create_api_keys(
         stack.environment,
         [f"load-{n}" for n in range(LOAD_KEYS)]
-        + ["probe-shared", "probe-race", "probe-no-redis", "probe-after", "in-flight"],
+        + ["probe-shared", "probe-race", "probe-no-redis", "probe-after", "in-flight", "resumable"]
+        + ["admin-webhooks"],
     )
+    receiver = Receiver()
+    receiver.start()
+    receiver.secret = register_receiver(stack, keys["admin-webhooks"], receiver.url)
     load_keys = stack.folder / "load-keys.json"
     load_keys.write_text(json.dumps([keys[f"load-{n}"] for n in range(LOAD_KEYS)]))
 
@@ -85,6 +101,18 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         no_redis_probe.extend(checks.rate_limit_probe(stack, keys["probe-no-redis"], through="nginx"))
 
     in_flight = UploadsInFlight(stack.replicas[KILLED_REPLICA].url, keys["in-flight"])
+    # Started by the replica kill on the replica it kills; resumed straight on the first replica.
+    resumable = (
+        ResumableUpload(
+            nginx=stack.nginx.url,
+            first=stack.replicas[KILLED_REPLICA].url,
+            then=stack.replicas[0].url,
+            key=keys["resumable"],
+            title=f"resumable {secrets.token_hex(4)}",
+        )
+        if "replica" in names
+        else None
+    )
     load_log = stack.folder / "load.jsonl"
     load = subprocess.Popen(
         [
@@ -115,17 +143,29 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         start = time.time() + 0.5
         load.stdin.write(f"{start}\n")
         load.stdin.flush()
-        faults = plan(stack, names, seconds=args.seconds, during_redis=during_redis, in_flight=in_flight)
+        faults = plan(
+            stack,
+            names,
+            seconds=args.seconds,
+            during_redis=during_redis,
+            in_flight=in_flight,
+            resumable=resumable,
+        )
+        side_faults = plan_side(stack, receiver, names, seconds=args.seconds)
         watch.begin()
-        timeline = Timeline(faults, start)
+        timeline, side_timeline = Timeline(faults, start), Timeline(side_faults, start)
         timeline.begin()
+        side_timeline.begin()
         print(
             f"load: {args.rate:g} requests/s for {args.seconds:g} s; faults: "
-            + ", ".join(f"{f.label} at +{f.start:g} s for {f.duration:g} s" for f in faults),
+            + ", ".join(f"{f.label} at +{f.start:g} s for {f.duration:g} s" for f in faults + side_faults),
             flush=True,
         )
         timeline.join()
+        side_timeline.join()
         in_flight.join()
+        if resumable is not None:
+            resumable.join()
         if load.wait(timeout=args.seconds + 120) != 0:
             raise RuntimeError(f"the load generator exited with {load.returncode}")
         end = time.time()
@@ -155,6 +195,17 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         checks.rate_limit_probe(stack, keys["probe-after"], through="replicas") if "redis" in names else []
     )
     created += [r for r in after_redis if r.get("status") == 201]
+    # Every change has been answered: the queue must empty and every event reach the receiver, watched
+    # while the other checks run.
+    last_fault_end = max((f.ended_at or 0.0) for f in faults + side_faults) if faults or side_faults else end
+    drain_watch = event_checks.DrainWatch(stack, last_fault_end=last_fault_end)
+    uploads = [
+        r
+        for r in records + shared_probe + race_probe + no_redis_probe + in_flight.records + after_redis
+        if r["method"] == "POST"
+    ]
+    if resumable is not None:
+        uploads.append(resumable.as_upload_record())
     # Images the load deleted (or may have: no answer) are not listed any more; PATCHed ones may carry a
     # new title (a PATCH without an answer may or may not have been applied).
     deleted = {r["id"] for r in records if r["method"] == "DELETE" and r["status"] in (204, None)}
@@ -192,10 +243,30 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         results.append(checks.rate_limit_shared(after_redis, when=", again once Redis is back"))
     if any(name.startswith("redis") for name in names):
         results.append(checks.limiter_faults_cost_little(faults, records))
+    drained_after, queue = drain_watch.result()
+    receiver.dump(stack.folder / "received.jsonl")
+    received = receiver.snapshot()
+    results += event_checks.events_match_changes(
+        received,
+        uploads=uploads,
+        patches=[r for r in records if r["method"] == "PATCH"],
+        deletes=[r for r in records if r["method"] == "DELETE"],
+    )
+    results.append(event_checks.signatures_verified(receiver))
+    results.append(event_checks.queue_drained(drained_after, queue))
+    optional = [
+        event_checks.receiver_fault_retried(side_faults, receiver),
+        event_checks.worker_killed_mid_batch(side_faults),
+        event_checks.resumable_completed_once(stack, resumable, received),
+    ]
+    results += [check for check in optional if check is not None]
     results.append(checks.no_server_errors_logged(stack))
     heals = checks.heal_times(faults, records, health)
     summary = summarize(records, faults, start, end)
     print_summary(summary, results, heals, faults)
+    for fault in side_faults:
+        print(f"webhooks' fault: {fault.label} at +{(fault.began_at or start) - start:.1f} s {fault.notes}")
+    print(f"webhooks: queue and deliveries empty {drained_after} s after the last fault ended")
 
     stem = f"chaos-{int(args.seconds)}s"
     report = args.out / f"{stem}.json"
@@ -204,8 +275,18 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         report,
         settings={"seconds": args.seconds, "rate": args.rate, "faults": names},
         checks=results,
-        faults=[{**f.as_dict(), "at_s": round((f.began_at or start) - start, 2)} for f in faults],
+        faults=[
+            {**f.as_dict(), "at_s": round((f.began_at or start) - start, 2)} for f in faults + side_faults
+        ],
         heal=heals,
+        webhooks={
+            "drained_after_last_fault_s": drained_after,
+            "drained_within_s": event_checks.DRAINED_WITHIN_S,
+            "deliveries_received": len(received),
+            "event_ids": len({r.webhook_id for r in received}),
+            "bad_signatures": receiver.bad_signatures,
+        },
+        resumable=resumable.records if resumable is not None else None,
         summary=summary,
         requests=len(records),
     )
@@ -219,6 +300,18 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     shutil.copyfile(load_log, requests_log)
     print(f"\nreport: {report}\ntimeline: {picture}\nevery request: {requests_log}")
     return all(c.ok for c in results)
+
+
+def register_receiver(stack: Stack, admin_key: str, url: str) -> str:
+    """`POST /webhooks` through nginx with an admin key, every event kind: the endpoint's secret."""
+    request = urllib.request.Request(  # noqa: S310  # the rig's own loopback address
+        f"{stack.nginx.url}/webhooks",
+        data=json.dumps({"url": url}).encode(),
+        headers={"Authorization": f"Bearer {admin_key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # loopback
+        return json.loads(response.read())["secret"]
 
 
 if __name__ == "__main__":

@@ -7,7 +7,10 @@
 - `Replica`: gunicorn with deploy/gunicorn.conf.py and production settings, in its own process group so that
   a kill takes the master and its workers at once, as a container's kill would;
 - `Nginx`: deploy/nginx.conf rendered for the replicas (an upstream block of three servers) and the S3
-  server, in the foreground, with its prefix and temporary folders in the run's folder.
+  server, in the foreground, with its prefix and temporary folders in the run's folder;
+- `Worker`: a task worker per replica (`manage.py db_worker`, the database backend on the rig's PostgreSQL,
+  so the workers share one queue), in its own process group like a replica; and one relay
+  (`manage.py deliver_webhooks --every`), which enqueues what a dead worker's claims left once they lapse.
 """
 
 from __future__ import annotations
@@ -210,6 +213,17 @@ def replica_environment(
         # the default per-address limit (6000/minute, far above the load), so every request asks Redis.
         "THROTTLE_UPLOADS_PER_KEY": "20/minute",
         "THROTTLE_UPLOADS_PER_ADDRESS": "",
+        # The task queue in this PostgreSQL (one queue the workers share) and webhooks to the rig's receiver
+        # on loopback over http. Short timeouts and backoff keep the run short: a try to a receiver that is
+        # down is refused at once, and retried after 1-4 s (jittered) rather than up to an hour.
+        "TASK_BACKEND": "database",
+        "WEBHOOK_ALLOW_HTTP": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "WEBHOOK_CONNECT_TIMEOUT": "1",
+        "WEBHOOK_READ_TIMEOUT": "2",
+        "WEBHOOK_RETRY_BASE_SECONDS": "1",
+        "WEBHOOK_RETRY_MAX_SECONDS": "4",
+        "WEBHOOK_RELAY_SECONDS": "2",
         # First renders keep their default budgets (THROTTLE_RENDER_*_PER_ADDRESS): the load's renditions
         # meet them (429), and the rendition check renders under forwarded addresses of its own
         # (checks.renditions_serve).
@@ -226,11 +240,16 @@ def manage(environment: dict[str, str], *args: str) -> str:
 
 
 def create_api_keys(environment: dict[str, str], names: list[str]) -> dict[str, str]:
-    """One key per name, made the way `manage.py apikey create` makes them, in one process."""
+    """One key per name, made the way `manage.py apikey create` makes them, in one process; a name that
+    starts with `admin` makes an admin key (`--admin`)."""
     script = (
         "import django, json, sys; django.setup();"
-        "from rest_framework_api_key.models import APIKey;"
-        "print(json.dumps({n: APIKey.objects.create_key(name=n)[1] for n in sys.argv[1:]}))"
+        "from rest_framework_api_key.models import APIKey; from api.models import AdminKey\n"
+        "def make(n):\n"
+        "    key, secret = APIKey.objects.create_key(name=n)\n"
+        "    if n.startswith('admin'): AdminKey.objects.create(api_key=key)\n"
+        "    return secret\n"
+        "print(json.dumps({n: make(n) for n in sys.argv[1:]}))"
     )
     env = {**environment, "DJANGO_SETTINGS_MODULE": "config.settings"}
     done = subprocess.run(
@@ -283,6 +302,67 @@ class Replica:
                 self.process.wait(timeout=35)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class Worker:
+    """A task worker beside replica `index` (`manage.py db_worker`, all queues), in its own process group,
+    logging to `worker-N.log`; its worker id (`chaos-worker-N`) is what the queue's rows name it by."""
+
+    def __init__(self, index: int, folder: Path, environment: dict[str, str]) -> None:
+        self.index = index
+        self.worker_id = f"chaos-worker-{index}"
+        self.log_path = folder / f"worker-{index}.log"
+        self.environment = environment
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        command = [
+            *("manage.py", "db_worker", "--queue-name", "*", "--worker-id", self.worker_id),
+            *("--interval", "0.2", "--no-startup-delay", "--no-reload", "-v", "1"),
+        ]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *command],
+                cwd=ROOT,
+                env=self.environment,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+
+    def kill(self) -> None:
+        """SIGKILL to the worker's group: a batch under way is left claimed, as when a container dies."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Relay(Worker):
+    """`manage.py deliver_webhooks --every 1`: enqueues deliveries left overdue (a dead worker's, once its
+    claims lapse), as a deployment runs it beside its workers."""
+
+    def __init__(self, folder: Path, environment: dict[str, str]) -> None:
+        super().__init__(0, folder, environment)
+        self.log_path = folder / "relay.log"
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "deliver_webhooks", "--every", "1"],
+                cwd=ROOT,
+                env=self.environment,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
 
 
 def render_nginx(*, folder: Path, port: int, replicas: list[Replica], s3_port: int) -> Path:
@@ -391,6 +471,8 @@ class Stack:
         self.nginx = Nginx(self.folder)
         self.replica_count = replicas
         self.replicas: list[Replica] = []
+        self.workers: list[Worker] = []
+        self.relay: Relay | None = None
         self.environment: dict[str, str] = {}
         self.api_keys: dict[str, str] = {}
 
@@ -427,9 +509,16 @@ class Stack:
         for replica in self.replicas:
             replica.wait_ready()
         self.nginx.start(self.replicas, self.s3.port)
+        self.workers = [Worker(i, self.folder, self.environment) for i in range(1, self.replica_count + 1)]
+        for worker in self.workers:
+            worker.start()
+        self.relay = Relay(self.folder, self.environment)
+        self.relay.start()
 
     def close(self) -> None:
         self.nginx.stop()
+        for worker in [*self.workers, *([self.relay] if self.relay else [])]:
+            worker.stop()
         for replica in self.replicas:
             replica.stop()
         if self.s3 is not None:
