@@ -79,6 +79,7 @@ def main() -> int:
 
 
 def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
+    began = time.monotonic()
     keys = create_api_keys(
         stack.environment,
         [f"load-{n}" for n in range(LOAD_KEYS)]
@@ -199,6 +200,7 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     # while the other checks run.
     last_fault_end = max((f.ended_at or 0.0) for f in faults + side_faults) if faults or side_faults else end
     drain_watch = event_checks.DrainWatch(stack, last_fault_end=last_fault_end)
+    print(f"load and faults done; checking ({time.monotonic() - began:.0f} s into the run)", flush=True)
     uploads = [
         r
         for r in records + shared_probe + race_probe + no_redis_probe + in_flight.records + after_redis
@@ -244,6 +246,7 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     if any(name.startswith("redis") for name in names):
         results.append(checks.limiter_faults_cost_little(faults, records))
     drained_after, queue = drain_watch.result()
+    print(f"checks done; queue drained ({time.monotonic() - began:.0f} s into the run)", flush=True)
     receiver.dump(stack.folder / "received.jsonl")
     received = receiver.snapshot()
     results += event_checks.events_match_changes(

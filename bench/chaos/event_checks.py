@@ -61,7 +61,12 @@ def queue_figures(stack: Stack) -> dict[str, Any]:
 
 
 def drained(figures: dict[str, Any]) -> bool:
-    return figures["depth"] == 0 and figures["deferred"] == 0 and figures["pending"] == 0
+    return (
+        "error" not in figures
+        and figures["depth"] == 0
+        and figures["deferred"] == 0
+        and figures["pending"] == 0
+    )
 
 
 class DrainWatch:
@@ -78,8 +83,13 @@ class DrainWatch:
         self.thread.start()
 
     def _run(self) -> None:
+        import psycopg
+
         while True:
-            self.figures = queue_figures(self.stack)
+            try:
+                self.figures = queue_figures(self.stack)
+            except psycopg.OperationalError as error:
+                self.figures = {"error": str(error)}
             now = time.time()
             if drained(self.figures):
                 self.after_s = round(max(0.0, now - self.last_fault_end), 1)
@@ -94,13 +104,13 @@ class DrainWatch:
 
 
 def queue_drained(after_s: float | None, figures: dict[str, Any]) -> Check:
-    ok = after_s is not None and figures["failed"] == 0
+    ok = after_s is not None and not figures.get("failed")
     detail = (
         f"queue depth 0, deferred 0, pending deliveries 0 at {after_s:.1f} s after the last fault ended"
         if after_s is not None
         else f"not drained {DRAINED_WITHIN_S:g} s after the last fault: {figures}"
     )
-    if figures["failed"]:
+    if figures.get("failed"):
         detail += f"; {figures['failed']} deliveries failed"
     return Check(f"the queue back to zero within {DRAINED_WITHIN_S:g} s of the last fault", ok, detail)
 

@@ -188,15 +188,20 @@ def running_delivery(stack: Stack) -> tuple[str | None, int]:
     """The worker id of a running delivery task (None: none runs) and how many deliveries are claimed."""
     import psycopg
 
-    with psycopg.connect(stack.postgres.url.replace("postgres://", "postgresql://")) as conn:
-        row = conn.execute(
-            "SELECT worker_ids FROM django_tasks_database_dbtaskresult WHERE status = 'RUNNING'"
-            " AND (task_path LIKE '%%drain_webhooks' OR task_path LIKE '%%deliver_webhooks')"
-            " ORDER BY started_at DESC LIMIT 1"
-        ).fetchone()
-        (claimed,) = conn.execute(
-            "SELECT count(*) FROM events_delivery WHERE status = 'pending' AND claimed_until > now()"
-        ).fetchone()
+    try:
+        with psycopg.connect(
+            stack.postgres.url.replace("postgres://", "postgresql://"), connect_timeout=2
+        ) as conn:
+            row = conn.execute(
+                "SELECT worker_ids FROM django_tasks_database_dbtaskresult WHERE status = 'RUNNING'"
+                " AND (task_path LIKE '%%drain_webhooks' OR task_path LIKE '%%deliver_webhooks')"
+                " ORDER BY started_at DESC LIMIT 1"
+            ).fetchone()
+            (claimed,) = conn.execute(
+                "SELECT count(*) FROM events_delivery WHERE status = 'pending' AND claimed_until > now()"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return None, 0  # PostgreSQL stopped by another fault: nothing is seen running
     worker = row[0][-1] if row and row[0] else None
     return worker, claimed
 

@@ -318,7 +318,7 @@ class Worker:
     def start(self) -> None:
         command = [
             *("manage.py", "db_worker", "--queue-name", "*", "--worker-id", self.worker_id),
-            *("--interval", "0.2", "--no-startup-delay", "--no-reload", "-v", "1"),
+            *("--interval", "0.5", "--no-startup-delay", "--no-reload", "-v", "1"),
         ]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
