@@ -422,8 +422,9 @@ TUS_RESPONSE_HEADERS = [
 ]
 CORS_ALLOW_HEADERS = ["authorization", "content-type", "if-none-match", "if-match", *TUS_REQUEST_HEADERS]
 CORS_EXPOSE_HEADERS = ["Location", "Retry-After", "ETag", *TUS_RESPONSE_HEADERS]
-# django-cors-headers' default methods (DELETE, GET, OPTIONS, PATCH, POST, PUT) are tus's; HEAD needs no
-# preflight (CORS safelists it).
+# django-cors-headers' default methods, and HEAD, which a tus client sends with its own headers (a method
+# CORS safelists passes a preflight anyway; named so that the answer says so).
+CORS_ALLOW_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT"]
 # Not the image files (GET /images/{id}/file): an <img> loads them from any origin without CORS, and the
 # `Vary: Origin` that CORS adds would split a CDN's one cached copy per URL into one per site.
 CORS_URLS_REGEX = r"^(?!/images/[0-9]+/file/?$).*$"

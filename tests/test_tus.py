@@ -370,3 +370,59 @@ def test_chunks_have_a_limit_of_their_own(settings, tus, mint, png):
     assert tus("HEAD", path)["Upload-Offset"] == "20"
     settings.THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS = ""
     assert tus("DELETE", path).status_code == 204
+
+
+def test_a_browser_on_an_allowed_origin_may_speak_tus(api, settings, tus, mint, png):
+    origin = "https://app.example.com"
+    settings.CORS_ALLOWED_ORIGINS = [origin]
+    path = mint()
+    preflight = api.options(
+        path,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "PATCH",
+            "Access-Control-Request-Headers": "tus-resumable,upload-offset,upload-checksum,content-type",
+        },
+    )
+    assert preflight.status_code == 200
+    assert preflight["Access-Control-Allow-Origin"] == origin
+    allowed = {name.strip() for name in preflight["Access-Control-Allow-Headers"].split(",")}
+    assert {
+        "tus-resumable",
+        "upload-offset",
+        "upload-checksum",
+        "upload-length",
+        "upload-metadata",
+    } <= allowed
+    assert {"PATCH", "HEAD", "DELETE"} <= set(preflight["Access-Control-Allow-Methods"].split(", "))
+
+    created = tus("POST", path, Upload_Length=str(len(png)), Origin=origin)
+    exposed = {name.strip().lower() for name in created["Access-Control-Expose-Headers"].split(",")}
+    assert {"location", "upload-offset", "upload-expires", "tus-resumable", "imagery-image"} <= exposed
+    done = patch(tus, path, 0, png, Origin=origin)
+    assert done["Access-Control-Allow-Origin"] == origin
+    assert done["Imagery-Image"]
+
+
+def test_a_failure_of_ours_at_the_end_takes_the_last_chunk_back_for_a_retry(api, tus, mint, png, monkeypatch):
+    from images.exceptions import StorageUnavailable
+    from uploads import resumable
+
+    path = mint()
+    create(tus, path, len(png))
+    assert patch(tus, path, 0, png[:100]).status_code == 204
+
+    def store_down(**kwargs: Any) -> None:
+        raise StorageUnavailable("The file store is unavailable; nothing was saved.")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(resumable, "direct_upload_complete", store_down)
+        failed = patch(tus, path, 100, png[100:])
+    assert failed.status_code == 503
+    assert failed["Tus-Resumable"] == "1.0.0"
+    # As if the last PATCH had not come: the client retries it as it is.
+    assert tus("HEAD", path)["Upload-Offset"] == "100"
+    assert len(partial_names()) == 1
+    retried = patch(tus, path, 100, png[100:])
+    assert retried.status_code == 204
+    assert api.get(retried["Imagery-Image"]).status_code == 200

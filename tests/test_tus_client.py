@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.client
 import io
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 from PIL import Image as PILImage
 from tusclient.client import TusClient
 
-from bench.server import HOST, AppServer
+from bench.server import HOST, AppServer, memory_kib
 from tests.conftest import new_bucket, stored_names
 from tests.images import encode, quadrants
 from uploads import partials
@@ -183,3 +184,36 @@ def test_resumed_on_another_process(server_environment, tmp_path, png):
         status, body = second.request("GET", finished_image(resumed))
         assert status == 200, body
         assert json.loads(body)["width"] == 160
+
+
+def test_a_large_chunk_is_streamed_not_held(tmp_path):
+    """One 32 MiB PATCH to gunicorn (as `make run` serves): the worker's peak memory rises by far less than
+    the chunk, which goes to the store through a temporary file in 1 MiB pieces."""
+    chunk = os.urandom(32 * 1024 * 1024)
+    with AppServer(tmp_path / "server", env={"IMAGERY_AUTH": "write"}) as server:
+        status, body = server.request("POST", "/uploads", b"{}", "application/json")
+        assert status == 201, body
+        path = urlsplit(json.loads(body)["upload_url"]).path
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=60)
+        tus_headers = {"Tus-Resumable": "1.0.0"}
+        conn.request("POST", path, headers={**tus_headers, "Upload-Length": str(len(chunk) + 1)})
+        assert conn.getresponse().status == 201
+        conn.close()
+        before = memory_kib(server.worker_pid())["VmHWM"]
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=60)
+        conn.request(
+            "PATCH",
+            path,
+            body=chunk,
+            headers={**tus_headers, "Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
+        )
+        answer = conn.getresponse()
+        assert answer.status == 204, answer.read()
+        assert answer.getheader("Upload-Offset") == str(len(chunk))
+        conn.close()
+        rise_kib = memory_kib(server.worker_pid())["VmHWM"] - before
+        assert rise_kib < 8 * 1024, f"the worker's peak rose {rise_kib} KiB for a 32768 KiB chunk"
+        conn = http.client.HTTPConnection(HOST, server.port, timeout=60)
+        conn.request("DELETE", path, headers=tus_headers)
+        assert conn.getresponse().status == 204
+        conn.close()

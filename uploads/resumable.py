@@ -92,9 +92,9 @@ def tus_upload_create(
     (validated by the caller), used if this request completes it.
     """
     direct_upload_check_open(upload=upload)
-    if length is not None and length > _limit(upload):
+    if length is not None and length > tus_upload_limit(upload):
         raise UploadLengthExceeded(
-            f"Upload-Length is over this upload URL's limit of {_limit(upload)} bytes."
+            f"Upload-Length is over this upload URL's limit of {tus_upload_limit(upload)} bytes."
         )
     now = timezone.now()
     created = DirectUpload.objects.filter(
@@ -142,7 +142,7 @@ def tus_upload_append(
     if chunk.length is None:
         raise LengthRequired("Content-Length is required: a chunk's size must be known before it is read.")
     end = chunk.offset + chunk.length
-    bound = length if length is not None else _limit(upload)
+    bound = length if length is not None else tus_upload_limit(upload)
     if end > bound:
         raise UploadLengthExceeded(
             f"This chunk would end at byte {end}, past the upload's "
@@ -280,15 +280,16 @@ def _declare_length(upload: DirectUpload, declared: int | None) -> int | None:
         raise TusError("Upload-Length was declared already and cannot change.", field="Upload-Length")
     if declared < upload.upload_offset:
         raise TusError("Upload-Length is less than the bytes already uploaded.", field="Upload-Length")
-    if declared > _limit(upload):
+    if declared > tus_upload_limit(upload):
         raise UploadLengthExceeded(
-            f"Upload-Length is over this upload URL's limit of {_limit(upload)} bytes."
+            f"Upload-Length is over this upload URL's limit of {tus_upload_limit(upload)} bytes."
         )
     return declared
 
 
-def _limit(upload: DirectUpload) -> int:
-    # The server's limit may have been lowered since the URL was made.
+def tus_upload_limit(upload: DirectUpload) -> int:
+    """The most bytes this URL's resumable upload may have (`Tus-Max-Size`): its `max_bytes`, or the
+    server's limit if that was lowered since the URL was made."""
     return min(upload.max_bytes, int(settings.IMAGE_MAX_UPLOAD_BYTES))
 
 

@@ -24,7 +24,14 @@ from api.throttling import ChunksPerAddress
 from uploads import tus
 from uploads.exceptions import UploadNotFound
 from uploads.models import DirectUpload
-from uploads.resumable import Appended, Chunk, tus_upload_append, tus_upload_create, tus_upload_terminate
+from uploads.resumable import (
+    Appended,
+    Chunk,
+    tus_upload_append,
+    tus_upload_create,
+    tus_upload_limit,
+    tus_upload_terminate,
+)
 from uploads.selectors import direct_upload_by_secret
 from uploads.serializers import DirectUploadInputSerializer
 from uploads.services import direct_upload_check_open
@@ -116,7 +123,8 @@ class TusUploadMixin:
     def options(self, request: Request, upload_id: Any, secret: str) -> Response:
         upload = direct_upload_by_secret(upload_id=upload_id, secret=secret)
         return Response(
-            status=status.HTTP_204_NO_CONTENT, headers=tus.discovery_headers(max_size=upload.max_bytes)
+            status=status.HTTP_204_NO_CONTENT,
+            headers=tus.discovery_headers(max_size=tus_upload_limit(upload)),
         )
 
     def tus_create(self, request: Request, upload: DirectUpload) -> Response:

@@ -554,3 +554,50 @@ def answered_in_time(
         not late and not bad,
         detail,
     )
+
+
+def resumable_completed_once(stack: Stack, record: dict[str, Any], key: str) -> Check:
+    """The tus upload the replica kill cut off (bench/chaos/resumable.py) was resumed on another replica
+    and made its image exactly once, and none of its chunks is left in the bucket."""
+    import psycopg
+
+    problems = []
+    if not record.get("image"):
+        problems.append(f"the resumed upload made no image: {record}")
+    if "cut_off" not in record:
+        problems.append(f"the kill did not cut the upload off (it finished first): {record}")
+    with psycopg.connect(stack.postgres.url.replace("postgres://", "postgresql://")) as conn:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM images_image WHERE title = %s", (record["title"],)
+        ).fetchone()
+    if count != 1:
+        problems.append(f"{count} images carry its title, not 1")
+    upload_id = record.get("upload_id")
+    status, body = _get(
+        f"{stack.replicas[0].url}/uploads/{upload_id}", headers={"Authorization": f"Bearer {key}"}
+    )
+    state = json.loads(body) if status == 200 else {}
+    if state.get("state") != "completed" or f"/images/{(state.get('image') or {}).get('id')}" != record.get(
+        "image"
+    ):
+        problems.append(f"GET /uploads/{upload_id} answered {status}: {state.get('state')}")
+    assert stack.s3 is not None
+    left = [
+        entry["Key"]
+        for page in stack.s3.client.get_paginator("list_objects_v2").paginate(
+            Bucket=BUCKET, Prefix=f"uploads/partial/{upload_id}/"
+        )
+        for entry in page.get("Contents", ())
+    ]
+    if left:
+        problems.append(f"{len(left)} chunks left: {left[:3]}")
+    detail = (
+        f"{record['size']} bytes: {record.get('sent_before_kill')} sent before the kill, cut off "
+        f"({record.get('cut_off')}) with {record.get('confirmed_by_killed')} confirmed, resumed on replica 0 "
+        f"at {record.get('resumed_at')}; one image ({record.get('image')}), no chunk left"
+    )
+    return Check(
+        "a tus upload cut off by the kill resumes on another replica, completes once",
+        not problems,
+        "; ".join(problems) or detail,
+    )

@@ -12,8 +12,8 @@ uploads), what the receiver got, the queue (`/readyz`'s report) and the deliveri
 - Every delivery's signature verified (`standardwebhooks`), none refused.
 - The queue's depth (ready and deferred tasks) and the pending deliveries back to zero within
   DRAINED_WITHIN_S of the last fault's end.
-- The resumable upload: cut off by the kill, resumed on another replica, completed once (`GET
-  /uploads/{id}` completed, one image with its title, one `image.created`).
+- (The resumable upload the replica kill cuts off is checked by `checks.resumable_completed_once`; here its
+  image is one more upload that must have exactly one `image.created`.)
 """
 
 from __future__ import annotations
@@ -21,14 +21,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-import urllib.parse
 from collections import defaultdict
 from typing import Any
 
 from bench.chaos.checks import Check, _get
 from bench.chaos.faults import Fault
 from bench.chaos.receiver import Received, Receiver
-from bench.chaos.resumable import ResumableUpload
 from bench.chaos.services import Stack
 
 # After the last fault ends (any: the HTTP ones and the webhooks' own), the queue is empty and every
@@ -261,46 +259,4 @@ def worker_killed_mid_batch(faults: list[Fault]) -> Check | None:
         bool(notes.get("mid_batch")) and bool(notes.get("claimed_at_kill")),
         f"{notes.get('worker')} killed with {notes.get('claimed_at_kill')} deliveries claimed "
         f"(a delivery task running on it: {bool(notes.get('mid_batch'))}); started again 10 s later",
-    )
-
-
-def resumable_completed_once(
-    stack: Stack, upload: ResumableUpload | None, received: list[Received]
-) -> Check | None:
-    if upload is None:
-        return None
-    state = upload.state() or {}
-    image = state.get("image") or {}
-    title_query = urllib.parse.quote(upload.title)
-    status, body = _get(f"{stack.nginx.url}/images?title={title_query}&page_size=50")
-    same_title = (
-        [i for i in json.loads(body)["results"] if i["title"] == upload.title] if status == 200 else []
-    )
-    events = [
-        e for e in _distinct(received).values() if e.type == "image.created" and e.title == upload.title
-    ]
-    replicas = sorted({r["to"] for r in upload.records if r["method"] in ("PATCH", "HEAD")})
-    problems = []
-    if upload.error:
-        problems.append(upload.error)
-    if state.get("state") != "completed" or not image:
-        problems.append(f"GET /uploads/{{id}}: {state.get('state') or state}")
-    if len(same_title) != 1:
-        problems.append(f"{len(same_title)} images with its title")
-    if len(events) != 1:
-        problems.append(f"{len(events)} image.created events")
-    if upload.cut_off < 1 or upload.resumed_at is None:
-        problems.append(f"not cut off by the kill ({upload.cut_off} chunks without an answer)")
-    if upload.image_path != f"/images/{image.get('id')}":
-        problems.append(f"Imagery-Image {upload.image_path}, the upload says image {image.get('id')}")
-    patches = sum(1 for r in upload.records if r["method"] == "PATCH")
-    detail = (
-        f"{len(upload.data)} bytes in {patches} PATCHes over {len(replicas)} replicas; {upload.cut_off} cut "
-        f"off by the kill, resumed at byte {upload.resumed_at} on another; completed once: image "
-        f"{image.get('id')}, one image with its title, one image.created"
-    )
-    return Check(
-        "a resumable upload cut off by the replica kill resumes on another and completes once",
-        not problems,
-        "; ".join(problems) if problems else detail,
     )

@@ -6,7 +6,8 @@ times and records when each really began and ended (wall clock, the load's clock
 - `replica`: SIGKILL to one replica's whole process group (master and workers, as a container's kill), and
   the same replica started again 10 s later, on the same port, by the rig. Just before, a few large uploads
   are sent straight to that replica (`UploadsInFlight`), so that the kill cuts some off mid-way: their files
-  may be stored without their rows, which is what the orphan check is about;
+  may be stored without their rows, which is what the orphan check is about; and a resumable (tus) upload
+  is under way to it (`resumable.ResumableInFlight`), which the kill cuts off and another replica finishes;
 - `s3`: the S3 server stopped with SIGSTOP for 5 s (moto keeps its objects in memory, so it is paused, not
   ended: connections are accepted and nothing answers, as with a store that hangs), then SIGCONT;
 - `postgres`: `pg_ctl stop -m fast` for 5 s, then `pg_ctl start`;
@@ -15,9 +16,6 @@ times and records when each really began and ended (wall clock, the load's clock
 - `redis-hang`: redis-server stopped with SIGSTOP for 5 s: it accepts connections and answers nothing, as
   a hung server or a network partition does. Not in the issue's list; it found that the cache had no
   timeouts (every request waited for Redis as long as it hung).
-
-With the replica kill goes a resumable (tus) upload (bench/chaos/resumable.py): the kill waits until its
-first chunk is stored on the doomed replica, so a later chunk is cut off, and it resumes on another.
 
 Two faults act on the webhooks' path, not on the HTTP service, so they run on a timeline of their own
 beside the others (`plan_side`; the HTTP checks do not count them as faults):
@@ -42,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.chaos.receiver import Receiver
-from bench.chaos.resumable import ResumableUpload
+from bench.chaos.resumable import ResumableInFlight
 from bench.chaos.services import Stack, http_status
 
 
@@ -131,7 +129,7 @@ def plan(
     seconds: float,
     during_redis: Callable[[], None],
     in_flight: UploadsInFlight | None = None,
-    resumable: ResumableUpload | None = None,
+    resumable: ResumableInFlight | None = None,
 ) -> list[Fault]:
     """The faults in order, spread over the load: 60 s with all five faults starts the first at 6 s and
     ends the last 6 s before the load ends; 20 s with two has 1 s before, 3 s between and 1 s after (so
@@ -141,13 +139,13 @@ def plan(
     names = [name for name in names if name not in SIDE_FAULTS]
 
     def kill_replica() -> None:
-        if resumable is not None:
-            # Its first chunk stored on this replica, the next ones under way.
-            resumable.begin()
-            resumable.ready.wait(timeout=15)
         if in_flight is not None:
             in_flight.send()
+        if resumable is not None:
+            resumable.start()
         replica.kill()
+        if resumable is not None:
+            resumable.resume()
 
     def restart_replica() -> None:
         replica.start()

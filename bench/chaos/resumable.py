@@ -1,197 +1,108 @@
-"""A resumable (tus 1.0) upload that the replica kill cuts off, resumed on another replica.
+"""A resumable (tus) upload cut off by the replica kill and resumed on another replica (issue 24).
 
-`ResumableUpload` mints a one-time upload URL through nginx (`POST /uploads`, with a key), creates the tus
-upload on the replica the rig is about to kill, and sends the file in chunks there, each chunk's body
-trickled out in pieces, so that a PATCH is under way when the replica dies. `ready` is set once the first
-chunk is confirmed: the kill waits for it. A chunk without an answer (or with a 5xx) sends the client to
-another replica, straight to it: `HEAD` says the offset the server stored (only what it confirmed), and the
-upload goes on from there to the last byte, whose answer names the image (`Imagery-Image`).
-
-Written with raw `http.client` rather than tuspy so the rig decides where each request goes and how the
-body is paced. Every request is recorded (`records`) with the replica it went to.
+Just before the `replica` fault, `ResumableInFlight.start` mints an upload URL on the replica about to be
+killed, sends the first half of a ~3.5 MB PNG there by tus (tuspy, in 256 KiB chunks), and keeps sending
+chunks, slowly, from a thread: the kill cuts it off mid-way. `resume` then carries on from a surviving
+replica (the same URL path on another host), from the offset that replica reads from the shared database
+and store. The check (`checks.resumable_completed_once`): the last chunk made the image, exactly one image
+has the URL's title, `GET /uploads/{id}` says completed with it, and no chunk of it is left in the bucket.
 """
 
 from __future__ import annotations
 
-import base64
-import http.client
 import io
 import json
 import os
 import threading
 import time
+import urllib.request
 from typing import Any
 from urllib.parse import urlsplit
 
-CHUNK_BYTES = 128 * 1024
-PIECE_BYTES = 16 * 1024  # a chunk's body is sent this much at a time
-PIECE_PAUSE_S = 0.05  # ...with this pause between pieces: a chunk takes about 0.4 s to send
-GIVE_UP_AFTER_S = 90.0
-TIMEOUT_S = 30.0
+from PIL import Image
+
+TITLE = "resumable in flight"
+CHUNK_BYTES = 256 * 1024
+# Between two chunks sent to the replica that is killed: its half takes longer than the kill takes to come.
+CHUNK_PAUSE_SECONDS = 0.2
 
 
-def noisy_jpeg() -> bytes:
-    """A real JPEG of about 1.5 MB (noise does not compress): several chunks, pixels no one else has."""
-    from PIL import Image
+class ResumableInFlight:
+    def __init__(self, killed_url: str, survivor_url: str, key: str) -> None:
+        from tusclient.client import TusClient
 
-    picture = Image.frombytes("RGB", (1100, 800), os.urandom(1100 * 800 * 3))
-    buffer = io.BytesIO()
-    picture.save(buffer, "JPEG", quality=92)
-    return buffer.getvalue()
-
-
-class ResumableUpload:
-    def __init__(self, *, nginx: str, first: str, then: str, key: str, title: str) -> None:
-        self.nginx, self.first, self.then = nginx, first, then
+        self._client_class = TusClient
+        self.killed_url = killed_url
+        self.survivor_url = survivor_url
         self.key = key
-        self.title = title
-        self.data = noisy_jpeg()
-        self.ready = threading.Event()
-        self.done = threading.Event()
-        self.records: list[dict[str, Any]] = []
-        self.upload_id: str | None = None
-        self.path: str | None = None
-        self.image_path: str | None = None
-        self.cut_off = 0  # chunks sent that got no answer (the kill)
-        self.resumed_at: int | None = None  # the offset the other replica said it had
-        self.error: str | None = None
-        self.thread = threading.Thread(target=self._run, name="resumable", daemon=True)
-
-    # --- requests ---------------------------------------------------------------------------------
-
-    def _request(
-        self, base: str, method: str, path: str, *, headers: dict[str, str], body: bytes | None = None
-    ) -> tuple[int | None, dict[str, str], bytes]:
-        parts = urlsplit(base)
-        started = time.time()
-        record: dict[str, Any] = {"t": started, "method": method, "to": base, "path": path.split("/")[1]}
-        conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=TIMEOUT_S)
-        try:
-            conn.putrequest(method, path)
-            for name, value in {**headers, "Content-Length": str(len(body or b""))}.items():
-                conn.putheader(name, value)
-            conn.endheaders()
-            if body:
-                for at in range(0, len(body), PIECE_BYTES):
-                    conn.send(body[at : at + PIECE_BYTES])
-                    if method == "PATCH":
-                        time.sleep(PIECE_PAUSE_S)
-            response = conn.getresponse()
-            answer = {k.lower(): v for k, v in response.getheaders()}
-            payload = response.read()
-            record.update(status=response.status, offset=answer.get("upload-offset"))
-            return response.status, answer, payload
-        except (OSError, http.client.HTTPException) as error:
-            record.update(status=None, error=f"{type(error).__name__}: {error}")
-            return None, {}, b""
-        finally:
-            conn.close()
-            record["ms"] = round((time.time() - started) * 1000, 1)
-            self.records.append(record)
-
-    def _tus(self, **extra: str) -> dict[str, str]:
-        return {"Tus-Resumable": "1.0.0", **extra}
-
-    # --- the upload -------------------------------------------------------------------------------
-
-    def _mint(self) -> None:
-        status, _, payload = self._request(
-            self.nginx,
-            "POST",
-            "/uploads",
-            headers={"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"},
-            body=json.dumps({"title": self.title}).encode(),
+        buffer = io.BytesIO()
+        # Noise, so that the PNG is as large as its pixels (1100x1100 RGB: about 3.6 MB).
+        Image.frombytes("RGB", (1100, 1100), os.urandom(1100 * 1100 * 3)).save(
+            buffer, "PNG", compress_level=1
         )
-        if status != 201:
-            raise RuntimeError(f"POST /uploads answered {status}: {payload[:200]!r}")
-        created = json.loads(payload)
-        self.upload_id = created["id"]
-        self.path = urlsplit(created["upload_url"]).path
+        self.data = buffer.getvalue()
+        self.record: dict[str, Any] = {"kind": "resumable", "title": TITLE, "size": len(self.data)}
+        self.path = ""
+        self._sending: threading.Thread | None = None
+        self._resuming: threading.Thread | None = None
 
-    def _create(self) -> None:
-        assert self.path is not None
-        metadata = "filename " + base64.b64encode(b"resumable.jpg").decode()
-        status, _, payload = self._request(
-            self.first,
-            "POST",
-            self.path,
-            headers=self._tus(**{"Upload-Length": str(len(self.data)), "Upload-Metadata": metadata}),
+    def _uploader(self, base: str, *, resume: bool) -> Any:
+        url = base + self.path
+        client = self._client_class(url)
+        stream = io.BytesIO(self.data)
+        if resume:
+            return client.uploader(file_stream=stream, url=url, chunk_size=CHUNK_BYTES)
+        return client.uploader(
+            file_stream=stream, chunk_size=CHUNK_BYTES, metadata={"filename": "resumable.png"}
         )
-        if status != 201:
-            raise RuntimeError(f"the tus creation answered {status}: {payload[:200]!r}")
 
-    def _offset(self, base: str) -> int | None:
-        assert self.path is not None
-        status, headers, _ = self._request(base, "HEAD", self.path, headers=self._tus())
-        if status != 200:
-            return None
-        self.image_path = headers.get("imagery-image") or self.image_path
-        return int(headers["upload-offset"])
-
-    def _run(self) -> None:
-        try:
-            self._mint()
-            self._create()
-            base, offset = self.first, 0
-            deadline = time.monotonic() + GIVE_UP_AFTER_S
-            while offset < len(self.data):
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"gave up at offset {offset} of {len(self.data)}")
-                assert self.path is not None
-                chunk = self.data[offset : offset + CHUNK_BYTES]
-                status, headers, payload = self._request(
-                    base,
-                    "PATCH",
-                    self.path,
-                    headers=self._tus(
-                        **{"Upload-Offset": str(offset), "Content-Type": "application/offset+octet-stream"}
-                    ),
-                    body=chunk,
-                )
-                if status == 204:
-                    offset = int(headers["upload-offset"])
-                    self.image_path = headers.get("imagery-image") or self.image_path
-                    self.ready.set()
-                    continue
-                if status is not None and status < 500 and status != 409:
-                    raise RuntimeError(f"a chunk at {offset} answered {status}: {payload[:200]!r}")
-                # No answer (the replica died under it), a 5xx, or 409 (the offset moved): go on at the
-                # other replica, from what the server says it has.
-                if status is None:
-                    self.cut_off += 1
-                base = self.then
-                time.sleep(0.3)
-                stored = self._offset(base)
-                if stored is not None:
-                    offset = stored
-                    if self.resumed_at is None:
-                        self.resumed_at = stored
-            if self.image_path is None:
-                self._offset(base)  # the last answer was lost: HEAD names the image
-        except Exception as error:  # reported by the check, with the records
-            self.error = repr(error)
-        finally:
-            self.ready.set()
-            self.done.set()
-
-    def begin(self) -> None:
-        self.thread.start()
-
-    def join(self, timeout: float = GIVE_UP_AFTER_S + 30) -> None:
-        self.thread.join(timeout=timeout)
-
-    def as_upload_record(self) -> dict[str, Any]:
-        """As the load logs an upload: 201 with its image's id once the last byte was answered, None (no
-        answer: may or may not have made an image) otherwise."""
-        done = self.image_path is not None and self.error is None
-        image_id = int(self.image_path.rsplit("/", 1)[-1]) if done and self.image_path else None
-        return {"method": "POST", "status": 201 if done else None, "id": image_id, "title": self.title}
-
-    def state(self) -> dict[str, Any] | None:
-        """`GET /uploads/{id}` through nginx, with the key that minted it."""
-        if self.upload_id is None:
-            return None
-        status, _, payload = self._request(
-            self.nginx, "GET", f"/uploads/{self.upload_id}", headers={"Authorization": f"Bearer {self.key}"}
+    def start(self) -> None:
+        """Mint the URL and send half to the replica about to be killed; go on sending from a thread."""
+        request = urllib.request.Request(  # noqa: S310  # the rig's own loopback addresses
+            f"{self.killed_url}/uploads",
+            data=json.dumps({"title": TITLE}).encode(),
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {self.key}"},
+            method="POST",
         )
-        return json.loads(payload) if status == 200 else {"status": status}
+        with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
+            minted = json.loads(answer.read())
+        self.path = urlsplit(minted["upload_url"]).path
+        self.record["upload_id"] = minted["id"]
+        uploader = self._uploader(self.killed_url, resume=False)
+        uploader.upload(stop_at=len(self.data) // 2)
+        self.record["sent_before_kill"] = uploader.offset
+
+        def keep_sending() -> None:
+            try:
+                while uploader.offset < len(self.data):
+                    uploader.upload_chunk()
+                    time.sleep(CHUNK_PAUSE_SECONDS)
+                self.record["finished_before_kill"] = True
+            except Exception as exc:  # the kill: a reset connection, or no answer
+                self.record["cut_off"] = type(exc).__name__
+            self.record["confirmed_by_killed"] = uploader.offset
+
+        self._sending = threading.Thread(target=keep_sending, daemon=True)
+        self._sending.start()
+
+    def resume(self) -> None:
+        """Once the sending thread is cut off: carry on from the survivor, in a thread of its own."""
+
+        def carry_on() -> None:
+            if self._sending is not None:
+                self._sending.join(timeout=60)
+            try:
+                uploader = self._uploader(self.survivor_url, resume=True)
+                self.record["resumed_at"] = uploader.offset
+                uploader.upload()
+                self.record["image"] = uploader.request.response_headers.get("imagery-image")
+            except Exception as exc:
+                self.record["resume_failed"] = repr(exc)[:300]
+
+        self._resuming = threading.Thread(target=carry_on, daemon=True)
+        self._resuming.start()
+
+    def join(self) -> None:
+        for thread in (self._sending, self._resuming):
+            if thread is not None:
+                thread.join(timeout=120)
