@@ -14,13 +14,13 @@ export PYTHONDONTWRITEBYTECODE := 1
 .PHONY: help install install-dev gallery-assets run migrate test test-s3 test-postgres smoke client-check lint format bench bench-reads lock clean deploy-check browser chaos chaos-short chaos-services
 
 help:
-	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files)"
+	@echo "make run        serve the API on http://$(HOST):$(PORT) (SQLite + local files) with its task worker"
 	@echo "make test       run the whole test suite (installs Chromium for the browser tests)"
 	@echo "make test-s3    the tests that use the app, with files on S3 (a local S3 server the tests start)"
 	@echo "make client-check  a client generated from the schema (openapi-python-client) runs the README's flow"
 	@echo "make lint       ruff format --check + ruff check + the import contracts (lint-imports)"
 	@echo "make format     ruff format + ruff check --fix"
-	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, render budgets, signing, webhooks, against thumbor)"
+	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, render budgets, signing, queue, webhooks, against thumbor)"
 	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
 	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
@@ -63,8 +63,9 @@ install-dev: $(VENV)/.dev.stamp
 migrate: install
 	$(BIN)/python manage.py migrate --noinput
 
+# The web server and the task worker (manage.py task_worker: TASK_BACKEND's), started and stopped together.
 run: install gallery-assets migrate
-	$(BIN)/gunicorn config.wsgi --config deploy/gunicorn.conf.py --bind $(HOST):$(PORT)
+	BIN=$(BIN) deploy/run-local $(HOST):$(PORT)
 
 # The browser tests (tests/e2e) drive Debian's Chromium through Playwright; Playwright's own browser
 # download does not work on our machines, so the system package is installed when it is missing (or set
@@ -132,6 +133,7 @@ bench: install-dev $(THUMBOR_VENV)/.stamp $(VENV)/.deploy-tools.stamp
 	$(BIN)/python bench/thumbor.py --thumbor $(THUMBOR_VENV)/bin/thumbor --nginx $(VENV)/nginx/root/usr/sbin/nginx \
 	  --wrk "$$(command -v wrk)"
 	$(BIN)/python bench/signing.py
+	$(BIN)/python bench/queue.py
 	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/direct_uploads.py
 	$(BIN)/python bench/tus_upload.py

@@ -86,12 +86,17 @@ def _run(token: uuid.UUID, lease: dt.datetime, batch: list[Delivery]) -> list[An
     """Send each claimed delivery and record how it went; the rest goes back if the claim runs out."""
     answers: list[Answer] = []
     delivered: dict[tuple[int | None, str], list[int]] = defaultdict(list)
+    # Endpoints that could not be reached in this batch: their other deliveries in it fail the same way
+    # without waiting out the timeouts again, so one dead receiver does not hold up the others.
+    unreachable: dict[int, Answer] = {}
     for index, delivery in enumerate(batch):
         if clock.now() + dt.timedelta(seconds=_try_seconds()) > lease:
             rest = [d.pk for d in batch[index:]]
             Delivery.objects.filter(pk__in=rest, claim=token).update(claim=None, claimed_until=None)
             break
-        answer = _send(delivery)
+        answer = unreachable.get(delivery.endpoint_id) or _send(delivery)
+        if answer.status is None:
+            unreachable[delivery.endpoint_id] = answer
         answers.append(answer)
         if answer.delivered:
             delivered[(answer.status, answer.body)].append(delivery.pk)
@@ -194,6 +199,15 @@ def relay(*, limit: int = 1000) -> int:
         tasks.enqueue(ids[start : start + BATCH])
     logger.info("relay: %s overdue webhook deliveries enqueued", len(ids))
     return len(ids)
+
+
+def prune(*, older_than: dt.timedelta) -> int:
+    """Delete events older than `older_than` that have no pending delivery (with their deliveries); how
+    many events went."""
+    cutoff = clock.now() - older_than
+    old = Event.objects.filter(created_at__lt=cutoff).exclude(deliveries__status=DeliveryStatus.PENDING)
+    _, by_model = old.delete()
+    return by_model.get(Event._meta.label, 0)
 
 
 def delivery_retry(*, delivery: Delivery) -> Delivery:

@@ -39,6 +39,7 @@ class Event(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
+        indexes = [models.Index(fields=["created_at"], name="event_created_at")]  # pruning
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=EventKind.values), name="event_kind_known")
         ]

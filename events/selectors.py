@@ -30,6 +30,6 @@ def delivery_list(*, endpoint_id: int) -> QuerySet[Delivery]:
 
 def delivery_get(*, endpoint_id: int, delivery_id: int) -> Delivery:
     """Raises Delivery.DoesNotExist (also for another endpoint's delivery)."""
-    if not 0 < delivery_id <= MAX_BIGINT:
+    if not (0 < delivery_id <= MAX_BIGINT and 0 < endpoint_id <= MAX_BIGINT):
         raise Delivery.DoesNotExist
     return Delivery.objects.get(pk=delivery_id, endpoint_id=endpoint_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -81,12 +82,13 @@ def post(url: str, *, secret: str, msg_id: str, timestamp: dt.datetime, body: st
     except Exception as exc:  # whatever the network or a strange URL does, it is this try's failure
         return Answer(error=_short(f"{type(exc).__name__}: {exc}"))
     try:
-        prefix = response.read(RESPONSE_PREFIX_BYTES, decode_content=False)
-        _finish(response)
+        prefix = _read_answer(response, deadline=time.monotonic() + settings.WEBHOOK_READ_TIMEOUT)
     except Exception as exc:
         response.close()
         response.release_conn()
-        return Answer(status=response.status, error=_short(f"reading the answer: {exc}"))
+        # The status decides: a 2xx whose body never ends has still accepted the event.
+        delivered = 200 <= response.status < 300
+        return Answer(status=response.status, error="" if delivered else _short(f"reading the answer: {exc}"))
     error = ""
     if 300 <= response.status < 400:
         error = f"redirect to {response.headers.get('Location', '?')} not followed"
@@ -95,14 +97,25 @@ def post(url: str, *, secret: str, msg_id: str, timestamp: dt.datetime, body: st
     return Answer(status=response.status, body=prefix.decode("utf-8", "replace"), error=_short(error))
 
 
-def _finish(response: urllib3.BaseHTTPResponse) -> None:
-    """Give the connection back for reuse when the rest of the answer is short; else close it."""
-    length = response.headers.get("Content-Length")
-    if length is not None and length.isdigit() and int(length) <= _DRAIN_LIMIT:
-        response.drain_conn()
-    else:
-        response.close()
+def _read_answer(response: urllib3.BaseHTTPResponse, *, deadline: float) -> bytes:
+    """The answer's first RESPONSE_PREFIX_BYTES, read by `deadline` at the latest (a receiver that sends
+    a byte at a time never trips a per-read timeout). The rest is read to its end when it is short, so
+    the connection can be used again; else the connection is closed."""
+    prefix, rest = b"", 0
+    while True:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the answer took longer than WEBHOOK_READ_TIMEOUT")
+        chunk = response.read1(16 * 1024, decode_content=False)
+        if not chunk:
+            break
+        if len(prefix) < RESPONSE_PREFIX_BYTES:
+            prefix += chunk[: RESPONSE_PREFIX_BYTES - len(prefix)]
+        rest += len(chunk)
+        if rest > _DRAIN_LIMIT:
+            response.close()  # too long to read for the connection's sake
+            break
     response.release_conn()
+    return prefix
 
 
 def _pool(target: Target) -> urllib3.HTTPConnectionPool:

@@ -8,7 +8,6 @@ its id; and the API key that made the change, by prefix and name (never the key)
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 import events
@@ -22,8 +21,8 @@ if TYPE_CHECKING:
 
 def image_object(image: Image) -> dict[str, Any]:
     """The image as `GET /images/{id}` answers it, as plain JSON data."""
-    data = ImageOutputSerializer(image, context={"unsigned": True}).data
-    return json.loads(json.dumps(data))
+    # to_representation: plain JSON values already (the serializer's `.data` would only wrap them).
+    return ImageOutputSerializer(context={"unsigned": True}).to_representation(image)
 
 
 def key_of(api_key: APIKey | None) -> dict[str, str] | None:

@@ -320,6 +320,7 @@ def redis_rate_limits(redis_url: str, redis_prefix: str, settings: Any) -> Itera
 def database_queue(settings: Any) -> None:
     """Tasks wait in this database (TASK_BACKEND=database) until a worker runs them (tests/queue.py)."""
     settings.TASKS = DATABASE_TASKS
+    settings.TASK_BACKEND = "database"
 
 
 @pytest.fixture(autouse=True)

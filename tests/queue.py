@@ -17,22 +17,21 @@ from django_tasks_db.models import DBTaskResult
 DATABASE_TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
 
 
-def run_worker() -> str:
-    """Run every task that is ready now, then return the worker's output (`db_worker --batch`)."""
+def run_worker(*command: str) -> str:
+    """Run every task that is ready now (`db_worker --batch`, or `command`), then return its output."""
+    command = command or (
+        "db_worker",
+        "--batch",
+        "--no-reload",
+        "--no-startup-delay",
+        "--interval=0",
+        "--queue-name=*",
+    )
     # db_worker installs its own handlers for a graceful stop; pytest's are put back after it.
     saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
     out = io.StringIO()
     try:
-        call_command(
-            "db_worker",
-            "--batch",
-            "--no-reload",
-            "--no-startup-delay",
-            "--interval=0",
-            "--queue-name=*",
-            stdout=out,
-            verbosity=0,
-        )
+        call_command(*command, stdout=out, verbosity=0)
     finally:
         for sig, handler in saved.items():
             signal.signal(sig, handler)

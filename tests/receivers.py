@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 import threading
+import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,6 +28,8 @@ class Receiver:
     requests: list[Received] = field(default_factory=list)
     # (certificate, key): serve https with them.
     tls: tuple[Path, Path] | None = None
+    # Seconds between the answer's bytes (a receiver that drips its answer).
+    drip: float = 0.0
     # The server name each TLS client asked for (SNI).
     server_names: list[str | None] = field(default_factory=list)
 
@@ -44,7 +47,16 @@ class Receiver:
                     self.send_header("Location", receiver.location)
                 self.send_header("Content-Length", str(len(receiver.answer)))
                 self.end_headers()
-                self.wfile.write(receiver.answer)
+                if not receiver.drip:
+                    self.wfile.write(receiver.answer)
+                    return
+                for byte in receiver.answer:
+                    time.sleep(receiver.drip)
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:
+                        return  # the client gave up
 
             def log_message(self, *args: object) -> None:
                 pass

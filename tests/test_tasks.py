@@ -226,3 +226,20 @@ def test_a_queue_that_cannot_be_read_is_reported_without_a_500(api: Client, sett
     assert metrics.status_code == 200
     assert "imagery_queue_readable 0.0" in metrics.content.decode()
     assert "imagery_queue_depth" not in metrics.content.decode()
+
+
+# --- The worker command -----------------------------------------------------------------------------
+
+
+def test_task_worker_runs_the_database_queue(api: Client, with_renditions: dict[str, Any]) -> None:
+    assert api.delete(f"/images/{with_renditions['id']}").status_code == 204
+    run_worker("task_worker", "--batch")
+    assert renditions_of(with_renditions) == []
+    assert waiting() == []
+
+
+def test_task_worker_has_nothing_to_run_with_the_immediate_backend(settings: Any) -> None:
+    settings.TASK_BACKEND = "immediate"
+    out = io.StringIO()
+    call_command("task_worker", stdout=out)
+    assert "no worker to run" in out.getvalue()

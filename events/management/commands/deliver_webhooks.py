@@ -1,18 +1,21 @@
-"""`manage.py deliver_webhooks [--every SECONDS]`: the relay, once or in a loop beside the worker.
+"""`manage.py deliver_webhooks [--every SECONDS] [--prune-days DAYS]`: the relay, once or in a loop beside
+the worker, and the pruning of old events.
 
 It enqueues the pending deliveries that a lost enqueue (a crash between a commit and its enqueue) or a
-worker that died mid-send left overdue by WEBHOOK_RELAY_SECONDS; the worker then delivers them.
+worker that died mid-send left overdue by WEBHOOK_RELAY_SECONDS; the worker then delivers them. With
+`--prune-days`, events older than that with no pending delivery are deleted with their deliveries.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import close_old_connections
 
-from events.deliveries import relay
+from events.deliveries import prune, relay
 
 
 class Command(BaseCommand):
@@ -22,13 +25,23 @@ class Command(BaseCommand):
         parser.add_argument(
             "--every", type=float, default=0, metavar="SECONDS", help="Run again every SECONDS (0: once)."
         )
+        parser.add_argument(
+            "--prune-days",
+            type=float,
+            default=0,
+            metavar="DAYS",
+            help="Also delete events older than DAYS with no pending delivery (0: keep all).",
+        )
 
-    def handle(self, *args: Any, every: float, **options: Any) -> None:
+    def handle(self, *args: Any, every: float, prune_days: float, **options: Any) -> None:
         while True:
-            close_old_connections()
             found = relay()
             if found or not every:
                 self.stdout.write(f"{found} overdue deliveries enqueued")
+            if prune_days > 0 and (pruned := prune(older_than=dt.timedelta(days=prune_days))):
+                self.stdout.write(f"{pruned} events older than {prune_days:g} days deleted")
             if not every:
                 return
             time.sleep(every)
+            # A long-lived process: a connection the database dropped, or past CONN_MAX_AGE, is replaced.
+            close_old_connections()

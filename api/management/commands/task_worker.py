@@ -1,0 +1,44 @@
+"""`manage.py task_worker [--batch]`: run the tasks of the queue TASK_BACKEND names, whichever it is.
+
+One command for `make run` (deploy/run-local), the compose stack's `worker` service and an operator:
+- database: django-tasks-db's `db_worker` on every queue (several may run, on PostgreSQL each task is claimed
+  by one: SELECT … FOR UPDATE SKIP LOCKED);
+- rq: django-rq's `rqworker` on our queues with RQ's scheduler (deferred tasks: retries) and the job class
+  that runs Django tasks;
+- immediate: tasks run where they are enqueued; there is nothing to run, and it says so and exits 0.
+
+`--batch` runs what is ready, then exits (RQ's burst mode).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.management import call_command
+from django.core.management.base import BaseCommand, CommandParser
+
+
+class Command(BaseCommand):
+    help = "Run the task worker of the configured TASK_BACKEND (database or rq); immediate needs none."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch", action="store_true", help="Run the tasks ready now, then exit.")
+
+    def handle(self, *args: Any, batch: bool, **options: Any) -> None:
+        backend = settings.TASK_BACKEND
+        if backend == "database":
+            extra = ["--batch"] if batch else []
+            # --no-reload: a worker reloaded mid-task would leave it claimed for ever.
+            call_command("db_worker", "--queue-name=*", "--no-reload", *extra)
+        elif backend == "rq":
+            extra = ["--burst"] if batch else []
+            call_command(
+                "rqworker",
+                *settings.RQ_QUEUES,
+                "--with-scheduler",
+                "--job-class=django_tasks_rq.backend.Job",
+                *extra,
+            )
+        else:
+            self.stdout.write("TASK_BACKEND=immediate: tasks run where they are enqueued; no worker to run.")
