@@ -1,5 +1,6 @@
 """How the task queue is doing, for `/readyz` and `/metrics`: the tasks ready to run now (the depth), those
-deferred to later (retries waiting out their backoff), and how long the oldest ready task has waited.
+deferred to later (retries waiting out their backoff), and how long the oldest ready task has waited. And
+`reclaim_tasks_of`: the tasks a killed database worker left claimed, made ready again when it restarts.
 
 Read from the backend `TASKS["default"]` names: the database backend's table (django-tasks-db; two indexed
 queries), or for RQ the Redis lists of its queues and their scheduled-job registries. The immediate backend
@@ -130,3 +131,22 @@ class QueueCollector:
             "seconds the oldest ready task has waited (0: none waits)",
             value=stats.oldest_age_seconds,
         )
+
+
+def reclaim_tasks_of(worker_id: str) -> int:
+    """Make ready again the database queue's tasks left RUNNING by a worker of this id (one that was killed
+    mid-task: django-tasks-db has no lease that would free them); the number reclaimed. Called by a worker
+    as it starts, before it claims anything, so no task of that id can really be running. The tasks are
+    idempotent: running one again from the start is safe."""
+    from django_tasks_db.models import DBTaskResult
+
+    reclaimed = 0
+    for row in DBTaskResult.objects.filter(status="RUNNING", backend_name="default"):
+        if row.worker_ids and row.worker_ids[-1] == worker_id:
+            # Only if still RUNNING (another process may have finished or reclaimed it meanwhile).
+            reclaimed += DBTaskResult.objects.filter(pk=row.pk, status="RUNNING").update(
+                status="READY", started_at=None
+            )
+    if reclaimed:
+        logger.warning("worker %s restarted: %s task(s) it had claimed are ready again", worker_id, reclaimed)
+    return reclaimed

@@ -127,6 +127,7 @@ TASK_BACKEND = _tasks.backend
 TASKS = _tasks.tasks
 INSTALLED_APPS += _tasks.apps
 RQ_QUEUES = _tasks.rq_queues
+TASK_WORKER_ID = _tasks.worker_id
 
 # --- Storage ------------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))

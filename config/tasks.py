@@ -16,6 +16,7 @@ the tests call it too. Code enqueues through Django's own task API (`django_task
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,9 @@ class TaskSettings:
     tasks: dict[str, Any]
     apps: list[str]
     rq_queues: dict[str, Any] = field(default_factory=dict)
+    # The database worker's id (`TASK_WORKER_ID`, default this host's name): stable across its restarts, so a
+    # restarted worker makes ready again what it had claimed when it was killed (api.task_queue).
+    worker_id: str = ""
 
 
 def tasks_from_env() -> TaskSettings:
@@ -62,4 +66,7 @@ def tasks_from_env() -> TaskSettings:
         timeout = env.int("TASK_TIMEOUT", default=300)
         rq_queues = {name: {"URL": url, "DEFAULT_TIMEOUT": timeout} for name in QUEUE_NAMES}
         apps.append("django_rq")
-    return TaskSettings(backend=backend, tasks={"default": default}, apps=apps, rq_queues=rq_queues)
+    worker_id = (env.str("TASK_WORKER_ID", default="") or socket.gethostname())[:64]
+    return TaskSettings(
+        backend=backend, tasks={"default": default}, apps=apps, rq_queues=rq_queues, worker_id=worker_id
+    )

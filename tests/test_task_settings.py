@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
@@ -10,8 +12,10 @@ from config.tasks import tasks_from_env
 
 def test_the_database_queue_is_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("TASK_BACKEND", raising=False)
+    monkeypatch.delenv("TASK_WORKER_ID", raising=False)
     built = tasks_from_env()
     assert built.backend == "database"
+    assert built.worker_id == socket.gethostname()[:64]
     assert built.tasks == {"default": {"BACKEND": "django_tasks_db.DatabaseBackend", "QUEUES": ["default"]}}
     assert built.apps == ["django_tasks", "django_tasks_db"]
     assert built.rq_queues == {}
@@ -43,3 +47,8 @@ def test_an_unknown_backend_stops_the_start(monkeypatch: pytest.MonkeyPatch, val
     monkeypatch.setenv("TASK_BACKEND", value)
     with pytest.raises(ImproperlyConfigured, match="TASK_BACKEND must be one of database, rq, immediate"):
         tasks_from_env()
+
+
+def test_a_worker_id_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TASK_WORKER_ID", "worker-2")
+    assert tasks_from_env().worker_id == "worker-2"

@@ -22,7 +22,7 @@ from api.task_retry import RetryPolicy
 from images import renditions, tasks
 from images.exceptions import RenditionTooLarge
 from images.models import Image
-from tests.conftest import name_of, stored_names
+from tests.conftest import ORPHAN, name_of, stored_names
 from tests.images import quadrants
 from tests.queue import results, run_worker, waiting
 
@@ -243,3 +243,22 @@ def test_task_worker_has_nothing_to_run_with_the_immediate_backend(settings: Any
     out = io.StringIO()
     call_command("task_worker", stdout=out)
     assert "no worker to run" in out.getvalue()
+
+
+def test_a_restarted_worker_runs_again_what_it_was_running_when_killed(settings: Any) -> None:
+    from django_tasks_db.models import DBTaskResult
+
+    # Two tasks claimed by workers that were killed mid-task: one by this host's worker id, one by another's.
+    for claimed_by in ("worker-a", "worker-b"):
+        result = tasks.delete_renditions_of.enqueue(name=ORPHAN)
+        DBTaskResult.objects.filter(pk=result.id).update(
+            status="RUNNING", started_at=timezone.now(), worker_ids=[claimed_by]
+        )
+    settings.TASK_WORKER_ID = "worker-a"
+    run_worker("task_worker", "--batch")
+    statuses = {r.worker_ids[0]: r.status for r in results("delete_renditions_of")}
+    assert statuses == {"worker-a": "SUCCESSFUL", "worker-b": "RUNNING"}
+    # It was run by worker-a again, from the start.
+    assert [r.worker_ids for r in results("delete_renditions_of") if r.status == "SUCCESSFUL"] == [
+        ["worker-a", "worker-a"]
+    ]

@@ -2,7 +2,9 @@
 
 One command for `make run` (deploy/run-local), the compose stack's `worker` service and an operator:
 - database: django-tasks-db's `db_worker` on every queue (several may run, on PostgreSQL each task is claimed
-  by one: SELECT … FOR UPDATE SKIP LOCKED);
+  by one: SELECT … FOR UPDATE SKIP LOCKED), under a stable worker id (`TASK_WORKER_ID`, default this host's
+  name): as it starts, the tasks a previous run of that id left claimed (it was killed mid-task) are made
+  ready again (`api.task_queue.reclaim_tasks_of`). Two workers on one host need ids of their own;
 - rq: django-rq's `rqworker` on our queues with RQ's scheduler (deferred tasks: retries) and the job class
   that runs Django tasks;
 - immediate: tasks run where they are enqueued; there is nothing to run, and it says so and exits 0.
@@ -18,6 +20,8 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from api.task_queue import reclaim_tasks_of
+
 
 class Command(BaseCommand):
     help = "Run the task worker of the configured TASK_BACKEND (database or rq); immediate needs none."
@@ -29,8 +33,10 @@ class Command(BaseCommand):
         backend = settings.TASK_BACKEND
         if backend == "database":
             extra = ["--batch"] if batch else []
-            # --no-reload: a worker reloaded mid-task would leave it claimed for ever.
-            call_command("db_worker", "--queue-name=*", "--no-reload", *extra)
+            worker_id = settings.TASK_WORKER_ID
+            reclaim_tasks_of(worker_id)
+            # --no-reload: a worker reloaded mid-task would leave it claimed.
+            call_command("db_worker", "--queue-name=*", "--no-reload", f"--worker-id={worker_id}", *extra)
         elif backend == "rq":
             extra = ["--burst"] if batch else []
             call_command(
