@@ -269,6 +269,12 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     for fault in side_faults:
         print(f"webhooks' fault: {fault.label} at +{(fault.began_at or start) - start:.1f} s {fault.notes}")
     print(f"webhooks: queue and deliveries empty {drained_after} s after the last fault ended")
+    if stack.supervisor is not None and stack.supervisor.log:
+        exits = ", ".join(
+            f"{e['what']} (exit {e['exit']}) at +{float(e['t']) - start:.1f} s"
+            for e in stack.supervisor.log  # type: ignore[arg-type]
+        )
+        print(f"exited by themselves and started again (as compose's restart policy would): {exits}")
 
     stem = f"chaos-{int(args.seconds)}s"
     report = args.out / f"{stem}.json"
@@ -287,6 +293,8 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
             "deliveries_received": len(received),
             "event_ids": len({r.webhook_id for r in received}),
             "bad_signatures": receiver.bad_signatures,
+            # Workers and the relay that exited by themselves, started again by the rig's supervisor.
+            "exited_and_restarted": stack.supervisor.log if stack.supervisor else [],
         },
         resumable=resumable.record,
         summary=summary,

@@ -139,10 +139,12 @@ def plan(
     names = [name for name in names if name not in SIDE_FAULTS]
 
     def kill_replica() -> None:
-        if in_flight is not None:
-            in_flight.send()
+        # The tus upload first: its first half is sent before start() returns (seconds), and the large
+        # uploads after it, so that they are still under way when the kill comes.
         if resumable is not None:
             resumable.start()
+        if in_flight is not None:
+            in_flight.send()
         replica.kill()
         if resumable is not None:
             resumable.resume()

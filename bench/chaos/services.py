@@ -8,9 +8,10 @@
   a kill takes the master and its workers at once, as a container's kill would;
 - `Nginx`: deploy/nginx.conf rendered for the replicas (an upstream block of three servers) and the S3
   server, in the foreground, with its prefix and temporary folders in the run's folder;
-- `Worker`: a task worker per replica (`manage.py db_worker`, the database backend on the rig's PostgreSQL,
-  so the workers share one queue), in its own process group like a replica; and one relay
-  (`manage.py deliver_webhooks --every`), which enqueues what a dead worker's claims left once they lapse.
+- `Worker`: a task worker per replica (`manage.py task_worker`: db_worker, the database backend on the rig's
+  PostgreSQL, so the workers share one queue), in its own process group like a replica; and one relay
+  (`manage.py deliver_webhooks --every`), which enqueues what a dead worker's claims left once they lapse;
+  a `Supervisor` starts either again when it exits by itself, as compose's restart policy does.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -305,24 +307,27 @@ class Replica:
 
 
 class Worker:
-    """A task worker beside replica `index` (`manage.py db_worker`, all queues), in its own process group,
-    logging to `worker-N.log`; its worker id (`chaos-worker-N`) is what the queue's rows name it by."""
+    """A task worker beside replica `index` (`manage.py task_worker`, as compose's `worker` service runs
+    it: db_worker on every queue), in its own process group, logging to `worker-N.log`, under a stable
+    worker id (`TASK_WORKER_ID=chaos-worker-N`: the queue's rows name it, and a restart reclaims what it
+    left running). `held` while a fault keeps it down: the supervisor leaves it alone."""
+
+    command = ("manage.py", "task_worker")
 
     def __init__(self, index: int, folder: Path, environment: dict[str, str]) -> None:
         self.index = index
         self.worker_id = f"chaos-worker-{index}"
         self.log_path = folder / f"worker-{index}.log"
-        self.environment = environment
+        self.environment = {**environment, "TASK_WORKER_ID": self.worker_id}
         self.process: subprocess.Popen[bytes] | None = None
+        self.held = False
+        self.restarts = 0  # by the supervisor, after the process exited by itself
 
     def start(self) -> None:
-        command = [
-            *("manage.py", "db_worker", "--queue-name", "*", "--worker-id", self.worker_id),
-            *("--interval", "0.5", "--no-startup-delay", "--no-reload", "-v", "1"),
-        ]
+        self.held = False
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, *command],
+                [sys.executable, *self.command],
                 cwd=ROOT,
                 env=self.environment,
                 stdout=log,
@@ -330,13 +335,18 @@ class Worker:
                 start_new_session=True,
             )
 
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
     def kill(self) -> None:
         """SIGKILL to the worker's group: a batch under way is left claimed, as when a container dies."""
+        self.held = True
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def stop(self) -> None:
+        self.held = True
         if self.process is not None and self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
@@ -347,22 +357,41 @@ class Worker:
 
 class Relay(Worker):
     """`manage.py deliver_webhooks --every 1`: enqueues deliveries left overdue (a dead worker's, once its
-    claims lapse), as a deployment runs it beside its workers."""
+    claims lapse), run beside the workers as the README asks."""
+
+    command = ("manage.py", "deliver_webhooks", "--every", "1")
 
     def __init__(self, folder: Path, environment: dict[str, str]) -> None:
         super().__init__(0, folder, environment)
+        self.worker_id = "relay"
         self.log_path = folder / "relay.log"
 
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "manage.py", "deliver_webhooks", "--every", "1"],
-                cwd=ROOT,
-                env=self.environment,
-                stdout=log,
-                stderr=log,
-                start_new_session=True,
-            )
+
+class Supervisor:
+    """Starts again, a second later, a worker or the relay that exited by itself (not held by a fault), as
+    compose's `restart: unless-stopped` does: both exit when PostgreSQL goes away."""
+
+    def __init__(self, processes: list[Worker]) -> None:
+        self.processes = processes
+        self.stopping = threading.Event()
+        self.log: list[dict[str, object]] = []
+        self.thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(1.0):
+            for process in self.processes:
+                if process.exited() and not process.held:
+                    assert process.process is not None
+                    self.log.append(
+                        {"t": time.time(), "what": process.worker_id, "exit": process.process.returncode}
+                    )
+                    process.restarts += 1
+                    process.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
 
 
 def render_nginx(*, folder: Path, port: int, replicas: list[Replica], s3_port: int) -> Path:
@@ -473,6 +502,7 @@ class Stack:
         self.replicas: list[Replica] = []
         self.workers: list[Worker] = []
         self.relay: Relay | None = None
+        self.supervisor: Supervisor | None = None
         self.environment: dict[str, str] = {}
         self.api_keys: dict[str, str] = {}
 
@@ -514,8 +544,11 @@ class Stack:
             worker.start()
         self.relay = Relay(self.folder, self.environment)
         self.relay.start()
+        self.supervisor = Supervisor([*self.workers, self.relay])
 
     def close(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
         self.nginx.stop()
         for worker in [*self.workers, *([self.relay] if self.relay else [])]:
             worker.stop()
