@@ -228,8 +228,9 @@ def signatures_verified(receiver: Receiver) -> Check:
     return Check(
         "every delivery's signature verified (standardwebhooks)",
         ok,
-        f"{len(received)} deliveries verified, {receiver.bad_signatures} refused, "
-        f"{receiver.other_requests} to another path",
+        f"{len(received)} deliveries verified, {receiver.bad_signatures} refused "
+        f"{receiver.refusals[:3]}, {receiver.other_requests} to another path, {receiver.cut_bodies} cut "
+        "off under their body by the receiver's own fault",
     )
 
 

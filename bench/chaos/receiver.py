@@ -63,6 +63,8 @@ class Receiver:
         self.received: list[Received] = []
         self.bad_signatures = 0
         self.other_requests = 0
+        self.cut_bodies = 0
+        self.refusals: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.server: ThreadingHTTPServer | None = None
         self.thread: threading.Thread | None = None
@@ -94,7 +96,14 @@ class Receiver:
                 self.end_headers()
 
             def do_POST(self) -> None:  # http.server's name
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                if len(body) < length:
+                    # The connection was cut under the body (the receiver's own fault closes them): the
+                    # sender gets no answer and tries again; nothing was refused.
+                    with receiver.lock:
+                        receiver.cut_bodies += 1
+                    return
                 if self.path != PATH or receiver.secret is None:
                     with receiver.lock:
                         receiver.other_requests += 1
@@ -108,9 +117,12 @@ class Receiver:
                 headers = {name.lower(): value for name, value in self.headers.items()}
                 try:
                     payload = Webhook(receiver.secret).verify(body, headers)
-                except WebhookVerificationError:
+                except WebhookVerificationError as error:
                     with receiver.lock:
                         receiver.bad_signatures += 1
+                        receiver.refusals.append(
+                            {"t": time.time(), "reason": str(error), "id": headers.get("webhook-id")}
+                        )
                     self._answer(400)
                     return
                 object_id, title = _object_of(payload)
