@@ -20,7 +20,7 @@ help:
 	@echo "make client-check  a client generated from the schema (openapi-python-client) runs the README's flow"
 	@echo "make lint       ruff format --check + ruff check + the import contracts (lint-imports)"
 	@echo "make format     ruff format + ruff check --fix"
-	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, render budgets, signing, queue, webhooks, against thumbor)"
+	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, render budgets, signing, crops, against thumbor, perceptual hash, uploads, queue, webhooks)"
 	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
 	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
@@ -48,14 +48,17 @@ $(VENV)/.dev.stamp: requirements/dev.txt | $(BIN)/python
 # package-lock.json): `npm ci` installs it and the module the page loads is copied where the static files
 # are found (git-ignored). deploy/Dockerfile does the same in a build stage.
 VENDOR := gallery/static/gallery/vendor
-$(VENDOR)/thumbhash/thumbhash.js: package.json package-lock.json
+# thumbhash (the tiles' placeholders) and tus-js-client's browser bundle (resumable uploads), as npm pins them.
+$(VENDOR)/.npm.stamp: package.json package-lock.json
 	@command -v npm >/dev/null || { $(SUDO) apt-get update -qq && $(APT_INSTALL) npm; }
 	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
-	mkdir -p $(@D)
-	cp node_modules/thumbhash/thumbhash.js node_modules/thumbhash/package.json $(@D)/
+	mkdir -p $(VENDOR)/thumbhash $(VENDOR)/tus-js-client
+	cp node_modules/thumbhash/thumbhash.js node_modules/thumbhash/package.json $(VENDOR)/thumbhash/
+	cp node_modules/tus-js-client/dist/tus.min.js node_modules/tus-js-client/dist/tus.min.js.map \
+	  node_modules/tus-js-client/package.json node_modules/tus-js-client/LICENSE $(VENDOR)/tus-js-client/
 	@touch $@
 
-gallery-assets: $(VENDOR)/thumbhash/thumbhash.js
+gallery-assets: $(VENDOR)/.npm.stamp
 
 install: $(VENV)/.base.stamp
 install-dev: $(VENV)/.dev.stamp
@@ -133,10 +136,12 @@ bench: install-dev $(THUMBOR_VENV)/.stamp $(VENV)/.deploy-tools.stamp
 	$(BIN)/python bench/thumbor.py --thumbor $(THUMBOR_VENV)/bin/thumbor --nginx $(VENV)/nginx/root/usr/sbin/nginx \
 	  --wrk "$$(command -v wrk)"
 	$(BIN)/python bench/signing.py
-	$(BIN)/python bench/queue.py
-	$(BIN)/python bench/webhooks.py
 	$(BIN)/python bench/direct_uploads.py
 	$(BIN)/python bench/tus_upload.py
+	$(BIN)/python bench/crops.py
+	$(BIN)/python bench/phash.py
+	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/webhooks.py
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named
 # imagery_bench_reads on 127.0.0.1:5432, dropped and created anew); about five minutes.

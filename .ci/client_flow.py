@@ -102,6 +102,7 @@ def flow(base_url: str) -> None:
         FitEnum,
         Image,
         ImageUpdateRequest,
+        ImageUpdateRequestMetadata,
         ImageUploadRequest,
         PaginatedImageList,
         Problem,
@@ -182,6 +183,24 @@ def flow(base_url: str) -> None:
     )
     assert isinstance(expect(stale, 412), Problem) and stale.parsed.code == "precondition_failed"
 
+    # Metadata: JSON text in the upload form, a typed object in the answer and the edit (which replaces
+    # it); the filter (`metadata.KEY`, one parameter per key, which a schema cannot name) as a plain query.
+    tagged = expect(upload("Tagged", metadata=json.dumps({"user": "u42", "album": 7})), 201)
+    assert tagged.metadata.to_dict() == {"user": "u42", "album": 7}, tagged.metadata
+    retagged = images_update.sync_detailed(
+        tagged.id,
+        client=client,
+        body=ImageUpdateRequest(
+            metadata=ImageUpdateRequestMetadata.from_dict({"user": "u42", "starred": True})
+        ),
+    )
+    assert expect(retagged, 200).metadata.to_dict() == {"user": "u42", "starred": True}, retagged.parsed
+    found = client.get_httpx_client().get(
+        "/images", params={"metadata.user": "u42", "metadata.starred": "true"}
+    )
+    assert found.status_code == 200, found.content
+    assert [i.id for i in PaginatedImageList.from_dict(found.json()).results] == [tagged.id], found.json()
+
     # DELETE, then the image is a typed 404.
     expect(images_destroy.sync_detailed(image.id, client=client), 204)
     gone = expect(images_retrieve.sync_detailed(image.id, client=client), 404)
@@ -203,7 +222,7 @@ def flow(base_url: str) -> None:
     answers_anywhere(base_url, image.id)
     print(
         "client flow: upload, list (filter, paging), detail (304), rendition, PATCH (If-Match, 412), "
-        "DELETE, typed errors: all as the schema says"
+        "metadata (upload, PATCH, filter), DELETE, typed errors: all as the schema says"
     )
 
 

@@ -9,7 +9,9 @@ app runs under gunicorn with deploy/gunicorn.conf.py on 127.0.0.1:8123, in produ
 throttling off (one client address would hit it). Separate client processes drive it over keep-alive
 connections: first one client alone, for latency (p50, p99), then `--concurrency` clients at once, for
 requests per second. Every tenth row is private (`--private-every`), as issue 23's bar asks: the list and
-its count leave those out.
+its count leave those out. Every seeded row has metadata (`seed_images --metadata`: a user in ten thousand,
+an album in 97), and the first page filtered by one user's metadata (`metadata.user=`, about a hundred
+rows at 1M, by the GIN index) and by a user and an album is measured against issue 24's target.
 
 It prints one row per size and endpoint, then the growth from the smallest to the largest size of each,
 measured in the same run (ratios, not absolute times, are what compare across machines), and a sweep of
@@ -18,11 +20,22 @@ planner does with mid-frequency words. `/healthz`, answered before the database 
 measured alongside: what gunicorn, the outer middleware and the client cost on this machine at this
 moment, so a busy machine shows as a slow floor. It ends with the issue's targets, each with its figure.
 Every loop is bounded by a request count and a time limit.
+
+Similar images (issue 26): every seeded row gets a random 64-bit perceptual hash (`seed_images
+--random-phash`), then
+`--similar-queries` public images each get planted near-duplicates at every distance from 0 to 12 bits
+(other public rows whose hash is the query's with that many bits flipped). For some distances up to 16,
+every query's `GET /images?similar_to=ID&distance=D` (all its pages) is checked against a brute-force
+scan (`bit_count(phash # q) <= D` over every public row): the same ids, so every planted one within D is
+found and none beyond; the scan's time is printed beside the answer's as the baseline. Then
+`similar_to` is measured like the other endpoints at D = 8 (the target: p50 <= 20 ms at 1M rows) and 16.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
+import json
 import multiprocessing
 import os
 import platform
@@ -54,6 +67,15 @@ FLOOR = "floor: /healthz"
 PAGE_P50_MS, PAGE_GROWTH = 5.0, 1.5  # first page, page 50, detail
 FILTER_P50_MS, ANY_WORD_P50_MS, FILTER_GROWTH = 10.0, 20.0, 3.0
 DETAIL_RATE = 1000.0  # requests per second
+# Issue 26's: similar_to with D = 8 at the largest size, p50.
+SIMILAR_P50_MS = 20.0
+PLANTED_DISTANCES = range(13)  # 0..12 bits from a query image
+CHECKED_DISTANCES = (0, 4, 8, 12, 16)
+# Issue 24's target: a first page filtered by metadata, p50 at the largest size.
+METADATA_P50_MS = 10.0
+METADATA_USER = "metadata user"
+METADATA_BOTH = "metadata user+album"
+METADATA_ALBUM = "metadata album (1 in 97)"
 
 
 def main() -> None:
@@ -70,6 +92,12 @@ def main() -> None:
         type=int,
         default=10,
         help="Make every Nth row private (default 10: 10 %%, which lists leave out; 0: none).",
+    )
+    parser.add_argument(
+        "--similar-queries",
+        type=int,
+        default=20,
+        help="Query images with planted near-duplicates for similar_to (default 20; 0: no similar_to).",
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -110,12 +138,26 @@ def main() -> None:
             seeded = 0
             for size in sizes:
                 started = time.perf_counter()
+                # A random perceptual hash per row, as if each were a picture of its own (similar_to).
+                hashes = ["--random-phash"] if args.similar_queries else []
                 manage(
-                    env, "seed_images", "--count", str(size - seeded), "--batch", "10000", "--seed", str(size)
+                    env,
+                    "seed_images",
+                    "--count",
+                    str(size - seeded),
+                    "--batch",
+                    "10000",
+                    "--seed",
+                    str(size),
+                    *hashes,
+                    "--metadata",
                 )
                 if args.private_every:
                     make_private(args.private_every)
                 seed_seconds = time.perf_counter() - started
+                queries: dict[int, dict[int, int]] = {}
+                if args.similar_queries:
+                    queries = plant_near_duplicates(args.similar_queries, seed=size)
                 vacuum()
                 shares = {w: word_share(w) for w in (COMMON_WORD, MID_WORD, RARE_WORD)}
                 print(
@@ -128,6 +170,13 @@ def main() -> None:
                     result = measure(args.port, paths, args.seconds, args.concurrency)
                     results[size, name] = result
                     print(f"  {name:<24} {result}", flush=True)
+                if queries:
+                    check_similar(args.port, queries)
+                    for distance in (8, 16):
+                        paths = [f"/images?similar_to={q}&distance={distance}" for q in queries]
+                        name = f"similar_to D={distance}"
+                        results[size, name] = measure(args.port, paths, args.seconds, args.concurrency)
+                        print(f"  {name:<24} {results[size, name]}", flush=True)
                 if size == sizes[0]:
                     compare_new_connections(
                         env, args, work, endpoints(size)["detail"], results[size, "detail"]
@@ -189,6 +238,89 @@ def vacuum() -> None:
         cursor.execute("CHECKPOINT")
 
 
+# --- similar images -------------------------------------------------------------------------------
+
+
+def plant_near_duplicates(count: int, *, seed: int) -> dict[int, dict[int, int]]:
+    """`count` public query images, each with a planted public row at every PLANTED_DISTANCES distance:
+    query id -> {planted id: its distance}."""
+    from images.models import Image
+    from images.pixels import hashing
+
+    rng = random.Random(seed)
+    public = list(Image.objects.filter(visibility="public").values_list("id", flat=True))
+    chosen = rng.sample(public, count * (1 + len(PLANTED_DISTANCES)))
+    queries: dict[int, dict[int, int]] = {}
+    for i in range(count):
+        query, *planted = chosen[i * (1 + len(PLANTED_DISTANCES)) : (i + 1) * (1 + len(PLANTED_DISTANCES))]
+        value = hashing.to_unsigned(Image.objects.get(pk=query).phash)
+        queries[query] = {}
+        for pk, distance in zip(planted, PLANTED_DISTANCES, strict=True):
+            near = value
+            for bit in rng.sample(range(64), distance):
+                near ^= 1 << bit
+            band0, band1, band2 = hashing.bands(near)
+            Image.objects.filter(pk=pk).update(
+                phash=hashing.to_signed(near), phash_band0=band0, phash_band1=band1, phash_band2=band2
+            )
+            queries[query][pk] = distance
+    return queries
+
+
+def check_similar(port: int, queries: dict[int, dict[int, int]]) -> None:
+    """Every query at CHECKED_DISTANCES through the API (every page), against a brute-force scan."""
+    from django.db import connection
+
+    from images.models import Image
+
+    failures, answer_ms, scan_ms = [], [], []
+    for query, planted in queries.items():
+        value = Image.objects.get(pk=query).phash
+        for distance in CHECKED_DISTANCES:
+            started = time.perf_counter()
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT id FROM images_image WHERE visibility = 'public' AND id <> %s"
+                    " AND bit_count((phash # %s)::bit(64)) <= %s",
+                    [query, value, distance],
+                )
+                truth = {row[0] for row in cursor.fetchall()}
+            scan_ms.append((time.perf_counter() - started) * 1000)
+            found: set[int] = set()
+            path: str | None = f"/images?similar_to={query}&distance={distance}&page_size=100"
+            # A connection per answer: the scan above may outlast the server's keep-alive.
+            client_connection = http.client.HTTPConnection(HOST, port, timeout=60)
+            started = time.perf_counter()
+            while path:
+                client_connection.request("GET", path)
+                response = client_connection.getresponse()
+                if response.status != 200:
+                    raise RuntimeError(f"{path} answered {response.status}: {response.read()[:300]!r}")
+                body = json.loads(response.read())
+                found |= {item["id"] for item in body["results"]}
+                path = (
+                    urlsplit(body["next"])._replace(scheme="", netloc="").geturl() if body["next"] else None
+                )
+            answer_ms.append((time.perf_counter() - started) * 1000)
+            client_connection.close()
+            missed = {pk for pk, d in planted.items() if d <= distance} - found
+            beyond = {pk for pk, d in planted.items() if d > distance} & found
+            if found != truth or missed or beyond:
+                failures.append(
+                    f"query {query} D={distance}: {len(found)} found, {len(truth)} by the scan, "
+                    f"planted missed {sorted(missed)}, planted beyond D returned {sorted(beyond)}"
+                )
+    checked = len(queries) * len(CHECKED_DISTANCES)
+    answer, scan = statistics.median(answer_ms), statistics.median(scan_ms)
+    print(
+        f"  similar_to checked: {checked} answers (D in {CHECKED_DISTANCES}, every page) against a "
+        f"brute-force scan: {'all exact' if not failures else f'{len(failures)} WRONG'}; "
+        f"median {answer:.1f} ms per answer, the scan {scan:.1f} ms ({scan / answer:.1f}x)"
+    )
+    for failure in failures[:10]:
+        print(f"    WRONG {failure}")
+
+
 def word_share(word: str) -> float:
     from images.models import Image
     from images.selectors import image_count, image_list
@@ -212,6 +344,11 @@ def endpoints(size: int) -> dict[str, list[str]]:
         f"filter common ({COMMON_WORD})": [f"/images?title={quote(COMMON_WORD)}"],
         f"filter mid ({MID_WORD})": [f"/images?title={quote(MID_WORD)}"],
         f"filter rare ({RARE_WORD})": [f"/images?title={quote(RARE_WORD)}"],
+        # Users seeded in every run (u<n % 10000>), several so it is not one cached page.
+        METADATA_USER: [f"/images?metadata.user=u{n}" for n in (42, 4242, 7, 999)],
+        METADATA_BOTH: [f"/images?metadata.user=u{n}&metadata.album=a{n % 97}" for n in (42, 4242, 7, 999)],
+        # A common value: past the count's cap, so the planner picks the page's plan (as for a common word).
+        METADATA_ALBUM: [f"/images?metadata.album=a{n}" for n in (3, 50, 96)],
         "page 50 by number": ["/images?page=50"],
         "cursor at half depth": [f"/images?cursor={cursor}"],
         "detail": [f"/images/{i}" for i in rng.sample(ids, min(200, len(ids)))],
@@ -455,7 +592,7 @@ def print_sweep_growth(sweeps: dict[int, dict[str, float]], sizes: list[int]) ->
 def print_targets(
     results: dict[tuple[int, str], Result], sweeps: dict[int, dict[str, float]], sizes: list[int]
 ) -> None:
-    """Issue 5's targets, each with the figure it is judged by."""
+    """Issue 5's targets (and issue 24's metadata filter), each with the figure it is judged by."""
     first, last = sizes[0], sizes[-1]
     checks: list[tuple[str, float, str, float]] = []  # what, figure, comparison, limit
 
@@ -482,6 +619,13 @@ def print_targets(
         for name in (common, mid, rare):
             checks.append((f"{name}: p50 growth {last:,} / {first:,}", p50_growth(name), "<=", FILTER_GROWTH))
     checks.append((f"detail: requests/s at {last:,} rows", results[last, "detail"].rate, ">=", DETAIL_RATE))
+    if (last, "similar_to D=8") in results:
+        similar = results[last, "similar_to D=8"].p50_ms
+        checks.append((f"similar_to D=8 (issue 26): p50 at {last:,} rows, ms", similar, "<=", SIMILAR_P50_MS))
+    for name in (METADATA_USER, METADATA_BOTH, METADATA_ALBUM):
+        checks.append(
+            (f"{name}: p50 at {last:,} rows, ms", results[last, name].p50_ms, "<=", METADATA_P50_MS)
+        )
     floor = results[last, FLOOR]
     print(
         f"\ntargets (issue 5's, for 2 cores; this run's floor, /healthz: p50 {floor.p50_ms:.2f} ms, "
@@ -490,6 +634,9 @@ def print_targets(
     for what, figure, op, limit in checks:
         ok = figure <= limit if op == "<=" else figure >= limit
         print(f"  {'PASS' if ok else 'MISS'}  {what:<58}{figure:>9.2f}  (target {op} {limit:g})")
+    if (last, "similar_to D=16") in results:
+        what, figure = f"similar_to D=16: p50 at {last:,} rows, ms", results[last, "similar_to D=16"].p50_ms
+        print(f"  info  {what:<58}{figure:>9.2f}  (for information)")
     if first != last and len(sweeps) == 2:
         # The issue's growth target names the filtered pages; the sweep's worst ratio is shown beside it,
         # and is the largest of hundreds of ratios of few-request medians, so it carries their noise too.

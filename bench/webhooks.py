@@ -138,6 +138,44 @@ def record_events(server: AppServer, count: int) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=server.env, check=True)
 
 
+RECORD_COST = """
+import statistics, time
+import django
+django.setup()
+from django.db import transaction
+from events import outbox, tasks
+from events.models import WebhookEndpoint
+
+tasks.wake = lambda ids: None  # the task row is the upload's concern, measured above; not this line's
+endpoint = WebhookEndpoint.objects.create(url="https://hooks.example.com/", enabled=False)
+payload = {"object": {"id": 1, "title": "bench", "url": "/media/images/x.png", "width": 64}, "key": None}
+
+def once(enabled):
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(enabled=enabled)
+    start = time.perf_counter()
+    with transaction.atomic():
+        outbox.record(kind="image.created", payload=lambda: payload)
+    return (time.perf_counter() - start) * 1000
+
+pairs = [(once(False), once(True)) for _ in range(RUNS)]
+endpoint.delete()
+print(statistics.median(w - b for b, w in pairs))
+"""
+
+
+def record_cost(server: AppServer, runs: int) -> float:
+    """In one process, ms that recording an event for one endpoint adds to a transaction (paired median)."""
+    done = subprocess.run(
+        [sys.executable, "-c", RECORD_COST.replace("RUNS", str(runs))],
+        cwd=ROOT,
+        env=server.env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return float(done.stdout.strip().splitlines()[-1])
+
+
 def delivery_rate(server: AppServer, receiver: Receiver, count: int) -> tuple[float, float, int]:
     """(events/s at the receiver, events/s from the worker's start to its exit, delivered)."""
     record_events(server, count)
@@ -180,6 +218,7 @@ def main() -> None:
             admin = manage(server, "apikey", "create", "bench-admin", "--admin")
             endpoint = call(server, admin, "POST", "/webhooks", {"url": receiver.url})
             without, with_one = upload_times(server, admin, endpoint["id"], args.runs)
+            in_process = record_cost(server, 1000)
             # The uploads' deliveries are not part of the rate: drop them (and their tasks) first.
             manage(server, "webhook", "remove", str(endpoint["id"]))
             manage(server, "webhook", "add", receiver.url)
@@ -204,6 +243,7 @@ def main() -> None:
     print(f"{'ratio one / none':<62} {one / base:>10.3f}")
     print(f"{'difference of the medians, ms':<62} {one - base:>+10.3f}")
     print(f"{'median of paired differences (the figure judged), ms':<62} {added:>+10.3f}")
+    print(f"{'in process: record() for one endpoint, payload ready, adds, ms':<62} {in_process:>+10.3f}")
     print(f"{'events delivered by one db_worker':<62} {delivered:>10}")
     print(f"{'events/s at the receiver (first to last request)':<62} {at_receiver:>10.1f}")
     print(f"{'events/s, worker start to exit':<62} {overall:>10.1f}")

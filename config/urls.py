@@ -11,7 +11,7 @@ from events.apis import (
     WebhookDeliveryRetryApi,
     WebhookDetailApi,
 )
-from gallery.views import GalleryView
+from gallery.views import DirectUploadView, GalleryView, UploadLinkView
 from images.apis import ImageCollectionApi, ImageDetailApi
 from images.file_apis import ImageFileApi
 from images.files import serve_image_file
@@ -59,6 +59,8 @@ urlpatterns = [
     path("readyz", readyz, name="readyz"),
     path("metrics", metrics, name="metrics"),
     path("", GalleryView.as_view(), name="gallery"),
+    path("upload-link", UploadLinkView.as_view(), name="upload-link"),
+    path("u", DirectUploadView.as_view(), name="direct-upload"),
     # With files on local disk the app serves them itself; with S3 the URLs point at the bucket and this
     # answers 404 (the view decides per request, so a changed storage setting needs no new URLconf).
     re_path(rf"^{settings.MEDIA_URL.lstrip('/')}(?P<name>.+)$", serve_image_file, name="media"),

@@ -14,7 +14,7 @@ from drf_spectacular.utils import (
 from rest_framework import status
 from rest_framework.exceptions import NotAuthenticated
 from rest_framework.generics import GenericAPIView
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,20 +27,23 @@ from api.pagination import (
     page_offset,
 )
 from api.params import one_value_each
+from api.parsers import JSONParser
 from api.schema import page_of, problem_responses
-from images.formats import Fit, OutputFormat
+from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image, Visibility
 from images.permissions import MayChangeImage
-from images.selectors import image_get_visible, image_list, image_list_page
+from images.selectors import image_get_visible, image_list, image_list_page, image_similar_page
 from images.serializers import (
+    METADATA_FILTER_HELP,
     ImageCreateInputSerializer,
     ImageListInputSerializer,
     ImageOutputSerializer,
     ImageUpdateInputSerializer,
     answers_signed_urls,
     image_etag,
+    metadata_filters,
 )
-from images.services import image_create, image_delete, image_update
+from images.services import UNCHANGED, OnDuplicate, image_delete, image_update, image_upload
 
 IF_MATCH = OpenApiParameter(
     "If-Match",
@@ -90,7 +93,8 @@ class ImageCollectionApi(GenericAPIView):
         description=(
             "Newest first (id breaks ties), so walking the pages sees every image once. Numbered pages "
             "(`page`) by default; `cursor=` switches to keyset pages, which cost the same at any depth. "
-            "The answer has an `ETag`; `If-None-Match` with it answers 304."
+            "`similar_to` (with `distance`) lists the images that look like one instead, nearest first. "
+            "The answer has an `ETag`; `If-None-Match` with it answers 304.\n\n" + METADATA_FILTER_HELP
         ),
         responses={
             200: page_of(ImageOutputSerializer, component_name="PaginatedImageList"),
@@ -102,11 +106,30 @@ class ImageCollectionApi(GenericAPIView):
     def get(self, request: Request) -> Response:
         params = ImageListInputSerializer(data=one_value_each(request.query_params, ImageListInputSerializer))
         params.is_valid(raise_exception=True)
+        metadata = metadata_filters(request.query_params) or None
         title, size = params.validated_data.get("title") or None, params.validated_data["page_size"]
         visibility, owner_id = list_scope(request, params.validated_data["visibility"])
-        if "cursor" in params.validated_data:
+        if "similar_to" in params.validated_data:
+            # The image measured from must be one the caller may see (else a 404, as for its detail).
+            origin = image_get_visible(image_id=params.validated_data["similar_to"], key=request.auth)
+            number = params.validated_data["page"]
+            start = page_offset(number, size)
+            found = image_similar_page(
+                image=origin,
+                distance=params.validated_data["distance"],
+                title=title,
+                metadata=metadata,
+                visibility=visibility,
+                owner_id=owner_id,
+                start=start,
+                stop=start + size + 1,
+            )
+            page = numbered_page(
+                request, found.items, number=number, size=size, count=found.count, exact=found.exact
+            )
+        elif "cursor" in params.validated_data:
             position = cursor_position(params.validated_data["cursor"])
-            images = image_list(title=title, visibility=visibility, owner_id=owner_id)
+            images = image_list(title=title, metadata=metadata, visibility=visibility, owner_id=owner_id)
             page = cursor_page(request, images, position=position, size=size)
         else:
             number = params.validated_data["page"]
@@ -114,6 +137,7 @@ class ImageCollectionApi(GenericAPIView):
             # One row more than the page says whether another page follows, whatever the count says.
             found = image_list_page(
                 title=title,
+                metadata=metadata,
                 visibility=visibility,
                 owner_id=owner_id,
                 start=start,
@@ -134,11 +158,20 @@ class ImageCollectionApi(GenericAPIView):
             "JPEG, PNG, GIF and WebP keep their format unless `format` says otherwise; other formats "
             "become PNG when they have transparency, else JPEG, and an animated AVIF becomes an animated "
             "WebP. Animated GIF, WebP and PNG stay animated (stored as `jpeg` or `avif`: the first frame). "
-            "No metadata (EXIF, XMP, GPS, comments) is kept; colours are converted to sRGB."
+            "No metadata of the file (EXIF, XMP, GPS, comments) is kept; colours are converted to sRGB. "
+            "`metadata` is the app's own data on the image, returned in every object and filterable in the "
+            "list (`metadata.KEY=VALUE`)."
         ),
         request={"multipart/form-data": ImageCreateInputSerializer},
         responses={
             201: ImageOutputSerializer,
+            200: OpenApiResponse(
+                ImageOutputSerializer,
+                description=(
+                    "`on_duplicate=reuse` and you uploaded this stored file before: nothing was made; the "
+                    "older image."
+                ),
+            ),
             **problem_responses(400, 401, 413, 415, 429, 503),
         },
     )
@@ -146,19 +179,27 @@ class ImageCollectionApi(GenericAPIView):
         params = ImageCreateInputSerializer(data=one_value_each(request.data, ImageCreateInputSerializer))
         params.is_valid(raise_exception=True)
         upload = params.validated_data["image"]
-        image = image_create(
+        uploaded = image_upload(
             upload=upload,
             filename=upload.name,
             title=params.validated_data.get("title"),
             width=params.validated_data.get("width"),
             height=params.validated_data.get("height"),
             fit=Fit(params.validated_data["fit"]),
+            gravity=Gravity(params.validated_data.get("gravity", settings.IMAGE_DEFAULT_GRAVITY)),
+            focal=params.validated_data.get("focal"),
             output_format=OutputFormat(fmt) if (fmt := params.validated_data.get("format")) else None,
             visibility=params.validated_data.get("visibility", settings.IMAGE_DEFAULT_VISIBILITY),
             api_key=request.auth,
+            metadata=params.validated_data.get("metadata"),
+            on_duplicate=OnDuplicate(params.validated_data["on_duplicate"]),
         )
+        image = uploaded.image
+        body = self.get_serializer(image).data
+        if not uploaded.created:
+            return Response(body, status=status.HTTP_200_OK)
         return Response(
-            self.get_serializer(image).data,
+            body,
             status=status.HTTP_201_CREATED,
             headers={"Location": reverse("image-detail", kwargs={"image_id": image.pk})},
         )
@@ -195,11 +236,14 @@ class ImageDetailApi(GenericAPIView):
 
     @extend_schema(
         operation_id="images_update",
-        summary="Change an image's title or visibility",
+        summary="Change an image's title, visibility, metadata or focal point",
         description=(
-            "Only `title` and `visibility` can be changed (the pixels never change: upload again for that); "
-            "any other field is a 400 naming it. A change of visibility moves the stored file (and drops "
-            "its renditions, made again on demand); a private image's URLs are signed. Send the image's "
+            "Only `title`, `visibility`, `metadata` and `focal` can be changed (the pixels never change: "
+            "upload again for that); any other field is a 400 naming it. `metadata` replaces the whole "
+            "object (keys left out are removed, `{}` empties it), as Cloudflare Images' update does. A "
+            "change of visibility moves the stored file (and drops its renditions, made again on demand); a "
+            "private image's URLs are signed. A new focal point drops the crops made around the old one, and "
+            "changes the preset URLs of crops. Send the image's "
             "`ETag` in `If-Match` to change it only if nobody else has since (`412` otherwise). With "
             "`IMAGERY_AUTH=write` or `all`, only the API key that uploaded the image or an admin key may."
         ),
@@ -213,10 +257,13 @@ class ImageDetailApi(GenericAPIView):
         params = ImageUpdateInputSerializer(data=one_value_each(request.data, ImageUpdateInputSerializer))
         params.is_valid(raise_exception=True)
         self.check_object_permissions(request, image_get_visible(image_id=image_id, key=request.auth))
+        data = params.validated_data
         image = image_update(
             image_id=image_id,
-            title=params.validated_data.get("title"),
-            visibility=params.validated_data.get("visibility"),
+            title=data.get("title"),
+            visibility=data.get("visibility"),
+            focal=data.get("focal", UNCHANGED),
+            metadata=data.get("metadata"),
             precondition=if_match_precondition(request),
             api_key=request.auth,
         )

@@ -1,9 +1,10 @@
-"""Placeholders for the images stored before they existed: `manage.py backfill_placeholders`.
+"""Placeholders (and perceptual hashes) for the images stored before they existed:
+`manage.py backfill_placeholders`.
 
-Walks the rows that lack a placeholder or a colour in id order, a batch at a time: reads each batch's
-stored files (each file once, however many rows share it), computes both values from a small version of
-the stored pixels (images.pixels.placeholders), then writes them in one short transaction per batch, only to
-rows that still lack them. So it is:
+Walks the rows that lack a placeholder, a colour or a perceptual hash in id order, a batch at a time: reads
+each batch's stored files (each file once, however many rows share it), computes the values from one small
+version of the stored pixels (images.pixels.placeholders, images.pixels.hashing), then writes them in one
+short transaction per batch, each value only to rows that still lack it. So it is:
 - resumable: an interrupted run loses at most the batch in flight; the next run starts from the rows still
   lacking them;
 - safe while the service is serving: no file is read inside a transaction (SQLite's write lock is held for
@@ -38,25 +39,29 @@ _REMEMBERED_FILES = 100_000
 
 @dataclass
 class Backfill:
-    filled: int = 0  # rows that got both values
+    filled: int = 0  # rows that got a placeholder and colour
+    hashed: int = 0  # rows that got a perceptual hash
     files_read: int = 0
     # name -> ids of the rows left without them: the file is missing or is not an image we can decode
     unusable: dict[str, list[int]] = field(default_factory=dict)
 
 
 def lacking() -> QuerySet[Image]:
-    """The rows without a placeholder or a colour."""
-    return Image.objects.filter(Q(placeholder__isnull=True) | Q(color__isnull=True))
+    """The rows without a placeholder, a colour or a perceptual hash."""
+    return Image.objects.filter(_LACKS_PLACEHOLDER | Q(phash__isnull=True))
+
+
+_LACKS_PLACEHOLDER = Q(placeholder__isnull=True) | Q(color__isnull=True)
 
 
 def backfill_placeholders(*, batch: int = 500, done: Callable[[int], None] = lambda n: None) -> Backfill:
-    """Fill `placeholder` and `color` where they are missing, `batch` rows at a time.
+    """Fill `placeholder` and `color`, and `phash`, where they are missing, `batch` rows at a time.
 
     `done(n)` is called after each batch with the rows it finished (filled or found unusable). Raises
     StorageUnavailable when the store fails; what was written before stays.
     """
     result = Backfill()
-    remembered: OrderedDict[str, pipeline.Placeholder | None] = OrderedDict()
+    remembered: OrderedDict[str, tuple[pipeline.Placeholder, int] | None] = OrderedDict()
     for by_file in image_files_in_batches(rows=lacking(), batch=batch):
         _fill(by_file, result, remembered)
         done(sum(map(len, by_file.values())))
@@ -64,8 +69,8 @@ def backfill_placeholders(*, batch: int = 500, done: Callable[[int], None] = lam
 
 
 def backfill_batches(*, batch: int = 500) -> Iterator[dict[str, list[int]]]:
-    """The rows lacking a placeholder, `batch` at a time, as stored names -> row ids: what
-    `backfill_placeholders --queue` enqueues, one task per batch."""
+    """The rows lacking a placeholder or a perceptual hash, `batch` at a time, as stored names -> row ids:
+    what `backfill_placeholders --queue` enqueues, one task per batch."""
     return image_files_in_batches(rows=lacking(), batch=batch)
 
 
@@ -80,7 +85,7 @@ def backfill_batch(by_file: dict[str, list[int]]) -> Backfill:
 def _fill(
     by_file: dict[str, list[int]],
     result: Backfill,
-    remembered: OrderedDict[str, pipeline.Placeholder | None],
+    remembered: OrderedDict[str, tuple[pipeline.Placeholder, int] | None],
 ) -> None:
     # Outside any transaction: reading a file may take long (S3), and SQLite's write lock is global.
     for name in by_file:
@@ -93,20 +98,30 @@ def _fill(
             remembered.popitem(last=False)
     with transaction.atomic():
         for name, ids in by_file.items():
-            described = remembered[name]
-            if described is None:
+            summary = remembered[name]
+            if summary is None:
                 result.unusable.setdefault(name, []).extend(ids)
                 continue
-            result.filled += (
-                lacking()
-                .filter(pk__in=ids)
-                # A change of what the object answers: a new version, and so a new ETag.
-                .update(placeholder=described.thumbhash, color=described.color, version=F("version") + 1)
+            described, phash = summary
+            rows = Image.objects.filter(pk__in=ids)
+            # Each value only where it is missing (an upload's own are never overwritten). A change of
+            # what the object answers: a new version, and so a new ETag.
+            result.filled += rows.filter(_LACKS_PLACEHOLDER).update(
+                placeholder=described.thumbhash, color=described.color, version=F("version") + 1
+            )
+            band0, band1, band2 = pipeline.hash_bands(phash)
+            result.hashed += rows.filter(phash__isnull=True).update(
+                phash=pipeline.hash_to_signed(phash),
+                phash_band0=band0,
+                phash_band1=band1,
+                phash_band2=band2,
+                version=F("version") + 1,
             )
 
 
-def _describe_stored(name: str) -> pipeline.Placeholder | None:
-    """The placeholder of a stored file, read once; None when it is missing or does not decode."""
+def _describe_stored(name: str) -> tuple[pipeline.Placeholder, int] | None:
+    """The placeholder and perceptual hash of a stored file, read once; None when it is missing or does
+    not decode."""
     try:
         with storage.open_file(name) as file:
             data = file.read()
@@ -117,7 +132,7 @@ def _describe_stored(name: str) -> pipeline.Placeholder | None:
         logger.exception("reading %s failed", name)
         raise StorageUnavailable("The file store is unavailable.") from exc
     try:
-        return pipeline.stored_description(io.BytesIO(data))
+        return pipeline.stored_summary(io.BytesIO(data))
     except (InvalidImage, UnsupportedFormat, ImageTooLarge) as exc:
         logger.warning("backfill: %s cannot be used: %s", name, exc)
         return None

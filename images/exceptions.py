@@ -15,6 +15,7 @@ __all__ = [
     "ImageTooLarge",
     "ImageryError",
     "InvalidImage",
+    "InvalidMetadata",
     "PixelError",
     "PrivacyNeedsKeys",
     "RenditionTooLarge",
@@ -95,3 +96,11 @@ class SignatureRequired(ImageryError):
 
     status = 403
     code = "signature_required"
+
+
+class InvalidMetadata(ImageryError):
+    """Metadata (or a metadata filter) that breaks the rule of `images.metadata`; the message says how."""
+
+    status = 400
+    code = "invalid"
+    field = "metadata"

@@ -125,7 +125,9 @@ class ImageFileApi(APIView):
                 raise Image.DoesNotExist
             params = rendition_query(request.query_params)
             cache_control = unsigned_access(image, params, request.auth)
-        source = Source(name=image.name, width=image.width, height=image.height, format=image.format)
+        source = Source(
+            name=image.name, width=image.width, height=image.height, format=image.format, focal=image.focal
+        )
         spec = resolve(
             source,
             width=params.get("width"),

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 import events
 from events.kinds import EventKind
 from images.models import Image
-from images.serializers import ImageOutputSerializer
 
 if TYPE_CHECKING:
     from rest_framework_api_key.models import APIKey
@@ -21,6 +20,9 @@ if TYPE_CHECKING:
 
 def image_object(image: Image) -> dict[str, Any]:
     """The image as `GET /images/{id}` answers it, as plain JSON data."""
+    # Imported here: the serializers import the services (their upload choices), which import this.
+    from images.serializers import ImageOutputSerializer
+
     # to_representation: plain JSON values already (the serializer's `.data` would only wrap them).
     return ImageOutputSerializer(context={"unsigned": True}).to_representation(image)
 

@@ -17,10 +17,13 @@ from django.apps import apps
 from django.conf import settings
 
 from images.exceptions import ServerBusy
-from images.pixels import decoding, masters, placeholders, processing
+from images.pixels import decoding, hashing, masters, placeholders, processing
 from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, UnsupportedFormat
+from images.pixels.hashing import bands as hash_bands
+from images.pixels.hashing import probes as hash_probes
+from images.pixels.hashing import to_signed as hash_to_signed
 from images.pixels.placeholders import Placeholder
-from images.pixels.processing import EncodeOptions, Fit, OutputFormat, Rendered
+from images.pixels.processing import EncodeOptions, Fit, Gravity, OutputFormat, Rendered
 
 if TYPE_CHECKING:
     from PIL import Image as PILImage
@@ -38,10 +41,16 @@ __all__ = [
     "bound_pillow",
     "describe",
     "encode_options",
+    "hash_bands",
+    "hash_probes",
+    "hash_to_signed",
     "is_progressive_jpeg",
     "limits",
+    "perceptual_hash",
+    "point_in_crop",
     "render",
     "stored_description",
+    "stored_summary",
 ]
 
 
@@ -51,6 +60,8 @@ def render(
     width: int | None = None,
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
+    gravity: Gravity = Gravity.CENTER,
+    focal: tuple[float, float] | None = None,
     output_format: OutputFormat | None = None,
     preview: bool = False,
     master: bool = False,
@@ -73,6 +84,8 @@ def render(
             width=width,
             height=height,
             fit=fit,
+            gravity=gravity,
+            focal=focal,
             output_format=output_format,
             limits=limits(),
             options=encode_options(master=master),
@@ -80,6 +93,11 @@ def render(
         )
     finally:
         slots.release()
+
+
+def point_in_crop(point: tuple[float, float], crop: tuple[float, float, float, float]) -> tuple[float, float]:
+    """`point` (fractions of a source) as fractions of the part `crop` kept (`Rendered.crop`)."""
+    return processing.point_in_crop(point, crop)
 
 
 def bound_pillow() -> None:
@@ -137,3 +155,15 @@ def describe(preview: PILImage.Image) -> Placeholder:
 def stored_description(src: BinaryIO) -> Placeholder:
     """The placeholder and dominant colour of a stored file, read within this deployment's limits."""
     return placeholders.describe(processing.stored_preview(src, limits()))
+
+
+def perceptual_hash(preview: PILImage.Image) -> int:
+    """The 64-bit DCT hash (unsigned) of a render's small version (`Rendered.preview`), on white."""
+    return hashing.phash(preview)
+
+
+def stored_summary(src: BinaryIO) -> tuple[Placeholder, int]:
+    """The placeholder, dominant colour and perceptual hash of a stored file, from one small version read
+    within this deployment's limits (the backfill's one decode per file)."""
+    small = processing.stored_preview(src, limits())
+    return placeholders.describe(small), hashing.phash(small)

@@ -140,21 +140,29 @@ def reconcile(
 
 
 def _stale_renditions(names: list[str]) -> list[str]:
-    """The renditions among `names` (each of a file some row uses) that are not current (`is_current`)."""
+    """The renditions among `names` (each of a file some row uses) that are not current (`is_current`)
+    for any row of that file."""
     folders = {folder_of_rendition(name) for name in names}
-    sources: dict[str, Source] = {}
-    # Rows that share a file share its size and format: one of them describes the source.
-    facts = Image.objects.order_by().values_list("file", "width", "height", "format").distinct()
-    for file, width, height, fmt in facts.iterator(chunk_size=2000):
+    sources: dict[str, list[Source]] = {}
+    # Rows that share a file share its size and format, not their focal points: one source per point.
+    facts = (
+        Image.objects.order_by()
+        .values_list("file", "width", "height", "format", "focal_x", "focal_y")
+        .distinct()
+    )
+    for file, width, height, fmt, focal_x, focal_y in facts.iterator(chunk_size=2000):
         folder = storage.renditions_prefix_of(file)
         if folder in folders:
-            sources[folder] = Source(name=file, width=width, height=height, format=fmt)
+            focal = None if focal_x is None or focal_y is None else (focal_x, focal_y)
+            source = Source(name=file, width=width, height=height, format=fmt, focal=focal)
+            sources.setdefault(folder, []).append(source)
     presets = configured_presets()
     return [
         name
         for name in names
-        if (source := sources.get(folder_of_rendition(name))) is None
-        or not is_current(source, name, presets=presets)
+        if not any(
+            is_current(source, name, presets=presets) for source in sources.get(folder_of_rendition(name), ())
+        )
     ]
 
 

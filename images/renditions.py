@@ -7,7 +7,8 @@ storage call, into a `Spec`: the concrete size and output format and the renditi
 Sizes are rounded up to a fixed ladder and never exceed the stored image, so an image has a few dozen
 possible renditions, not millions; identical files share them, and every rendition of a file is one prefix.
 The recipe is a short digest of what made the file besides its source (the resolved size and fit, so a
-preset's definition; the output format and the encoder settings that shape its bytes): a changed setting
+preset's definition; for a crop its gravity and the image's focal point; the output format and the
+encoder settings that shape its bytes): a changed setting
 gives new names and ETags instead of serving the old file for a year, and `reconcile_storage` finds the
 files no current name points at (`is_current`).
 
@@ -42,7 +43,7 @@ from images.exceptions import (
     StorageUnavailable,
     UnsupportedFormat,
 )
-from images.formats import Fit, OutputFormat
+from images.formats import Fit, Gravity, OutputFormat
 from images.models import Image
 from images.pipeline import EncodeOptions
 from images.selectors import image_file_in_use
@@ -97,11 +98,13 @@ _MAY_ANIMATE = {"png", "gif", "webp"}
 
 @dataclass(frozen=True)
 class Preset:
-    """A named variant (`IMAGE_PRESETS`): a box, or one side, and how the image fills the box."""
+    """A named variant (`IMAGE_PRESETS`): a box, or one side, and how the image fills the box; a `cover`
+    crop's gravity (None: IMAGE_DEFAULT_GRAVITY)."""
 
     width: int | None
     height: int | None
     fit: Fit = Fit.CONTAIN
+    gravity: Gravity | None = None
 
 
 # Preset names: short, lower case, and never one of the ladder's keys (`w320`, `h240`).
@@ -109,22 +112,30 @@ PRESET_NAME = re.compile(r"(?![wh][0-9]+$)[a-z][a-z0-9_-]{0,31}")
 
 
 def presets_from_setting(raw: Mapping[str, Any]) -> dict[str, Preset]:
-    """`IMAGE_PRESETS` (name -> {"width", "height", "fit"}) as Presets; ValueError naming what is wrong."""
+    """`IMAGE_PRESETS` (name -> {"width", "height", "fit", "gravity"}) as Presets; ValueError naming what
+    is wrong."""
     if not isinstance(raw, Mapping):
         raise ValueError("an object: name -> {width, height, fit}")
     presets = {}
     for name, value in raw.items():
         if not isinstance(name, str) or not PRESET_NAME.fullmatch(name):
             raise ValueError(f"preset name {name!r}: lower-case letters, digits, _ and -, not w<N> or h<N>")
-        if not isinstance(value, Mapping) or not set(value) <= {"width", "height", "fit"}:
-            raise ValueError(f"preset {name}: an object with width, height and fit")
+        if not isinstance(value, Mapping) or not set(value) <= {"width", "height", "fit", "gravity"}:
+            raise ValueError(f"preset {name}: an object with width, height, fit and gravity")
         sides = [value.get("width"), value.get("height")]
         if not any(sides) or not all(s is None or (type(s) is int and 1 <= s <= LADDER[-1]) for s in sides):
             raise ValueError(f"preset {name}: width and/or height, whole numbers from 1 to {LADDER[-1]}")
         fit = Fit(value.get("fit", Fit.CONTAIN.value))
         if fit is not Fit.CONTAIN and None in sides:
             raise ValueError(f"preset {name}: fit {fit} needs both width and height")
-        presets[name] = Preset(width=sides[0], height=sides[1], fit=fit)
+        gravity = None
+        if "gravity" in value:
+            if value["gravity"] not in Gravity.__members__.values():
+                raise ValueError(f"preset {name}: gravity is one of {', '.join(Gravity)}")
+            if fit is not Fit.COVER:
+                raise ValueError(f"preset {name}: gravity is for fit cover (a crop)")
+            gravity = Gravity(value["gravity"])
+        presets[name] = Preset(width=sides[0], height=sides[1], fit=fit, gravity=gravity)
     return presets
 
 
@@ -152,6 +163,9 @@ class Source:
     width: int
     height: int
     format: str  # an OutputFormat value
+    # The image's focal point (fractions of its width and height), which its crops keep: images that share
+    # a stored file may have different ones, so it is part of a crop's name.
+    focal: tuple[float, float] | None = None
 
     @property
     def digest(self) -> str:
@@ -171,6 +185,8 @@ class Spec:
     negotiated: bool  # the format came from Accept: the answer varies with it
     original: bool  # the stored file itself answers (same size and format)
     recipe: str = ""  # what made the file besides its source (`recipe_of`); empty for the original
+    gravity: Gravity = Gravity.CENTER  # a `cover` crop's: what processing.render is asked for
+    focal: tuple[float, float] | None = None  # a `cover` crop's: the image's focal point
 
     def name(self, source: Source) -> str:
         if self.original:
@@ -187,13 +203,35 @@ class Spec:
 
 
 def recipe_of(
-    *, width: int | None, height: int | None, fit: Fit, size: tuple[int, int], output: OutputFormat
+    *,
+    width: int | None,
+    height: int | None,
+    fit: Fit,
+    size: tuple[int, int],
+    output: OutputFormat,
+    gravity: Gravity = Gravity.CENTER,
+    focal: tuple[float, float] | None = None,
 ) -> str:
     """A short digest of how a rendition is made from its source under the current settings: what the
-    pipeline is asked for, and the encoder settings that shape `output`'s bytes (`IMAGE_JPEG_QUALITY` for
-    JPEG, `IMAGE_AVIF_QUALITY` and `IMAGE_AVIF_SPEED` for AVIF…). The limits are left out: they refuse
-    work, they never change what is made."""
-    return _recipe_digest(width, height, fit, size, output, pipeline.encode_options())
+    pipeline is asked for (for a crop, where it is placed: the focal point, or attention), and the encoder
+    settings that shape `output`'s bytes (`IMAGE_JPEG_QUALITY` for JPEG, `IMAGE_AVIF_QUALITY` and
+    `IMAGE_AVIF_SPEED` for AVIF…). The limits are left out: they refuse work, they never change what is
+    made."""
+    return _recipe_digest(
+        width, height, fit, size, output, pipeline.encode_options(), _placement(fit, gravity, focal)
+    )
+
+
+def _placement(fit: Fit, gravity: Gravity, focal: tuple[float, float] | None) -> tuple[Any, ...] | None:
+    """What places a crop, for its recipe; None for a centred one (and anything but a crop), so the names
+    of centred crops made before gravity existed stay current."""
+    if fit is not Fit.COVER:
+        return None
+    if focal is not None:
+        return ("focal", *focal)
+    if gravity is Gravity.ATTENTION:
+        return ("attention",)
+    return None
 
 
 @functools.lru_cache(maxsize=4096)
@@ -204,9 +242,12 @@ def _recipe_digest(
     size: tuple[int, int],
     output: OutputFormat,
     options: EncodeOptions,
+    placement: tuple[Any, ...] | None,
 ) -> str:
     # Every request for a rendition asks: cached, as a stored rendition's whole answer takes about 1 ms.
     facts = [RECIPE_VERSION, width, height, fit.value, size, output.value, options.shaping(output)]
+    if placement is not None:
+        facts.append(placement)
     text = json.dumps(facts, separators=(",", ":"), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:RECIPE_LENGTH]
 
@@ -239,10 +280,12 @@ def resolve(
         key = f"w{sw}"
         stored = OutputFormat(source.format)
         return Spec(key, None, None, Fit.CONTAIN, stored, (sw, sh), negotiated=False, original=True)
-    key, fit, ask_w, ask_h, size = _sized(source, width=width, height=height, preset=preset, presets=presets)
+    key, fit, gravity, ask_w, ask_h, size = _sized(
+        source, width=width, height=height, preset=preset, presets=presets
+    )
     asked = output_format or RenditionFormat.AUTO
     output, negotiated = negotiate(asked, accept, stored_format=source.format, size=size)
-    return _spec(source, key, fit, ask_w, ask_h, size, output, negotiated=negotiated)
+    return _spec(source, key, fit, gravity, ask_w, ask_h, size, output, negotiated=negotiated)
 
 
 def _sized(
@@ -252,13 +295,15 @@ def _sized(
     height: int | None,
     preset: str | None,
     presets: Mapping[str, Preset] | None,
-) -> tuple[str, Fit, int | None, int | None, tuple[int, int]]:
-    """The key, fit, what to ask the pipeline for and the output size, for a size request."""
+) -> tuple[str, Fit, Gravity, int | None, int | None, tuple[int, int]]:
+    """The key, fit, gravity, what to ask the pipeline for and the output size, for a size request."""
     sw, sh = source.width, source.height
     fit, ask_w, ask_h = Fit.CONTAIN, None, None
+    gravity = Gravity.CENTER
     if preset is not None:
         p = (presets if presets is not None else configured_presets())[preset]
         key, fit = preset, p.fit
+        gravity = p.gravity or Gravity(settings.IMAGE_DEFAULT_GRAVITY)
         ask_w, ask_h, size = _preset_size(p, (sw, sh))
     elif width is not None:
         ask_w = ladder_step(width, sw)
@@ -271,13 +316,16 @@ def _sized(
     if size == (sw, sh):
         # Full size, whatever was asked: one name for it, and no resize.
         key, fit, ask_w, ask_h = (key if preset is not None else f"w{sw}"), Fit.CONTAIN, None, None
-    return key, fit, ask_w, ask_h, size
+    if fit is not Fit.COVER:
+        gravity = Gravity.CENTER
+    return key, fit, gravity, ask_w, ask_h, size
 
 
 def _spec(
     source: Source,
     key: str,
     fit: Fit,
+    gravity: Gravity,
     ask_w: int | None,
     ask_h: int | None,
     size: tuple[int, int],
@@ -287,8 +335,25 @@ def _spec(
 ) -> Spec:
     if size == (source.width, source.height) and output.value == source.format:
         return Spec(key, None, None, Fit.CONTAIN, output, size, negotiated, original=True)
-    recipe = recipe_of(width=ask_w, height=ask_h, fit=fit, size=size, output=output)
-    return Spec(key, ask_w, ask_h, fit, output, size, negotiated, original=False, recipe=recipe)
+    # Only a crop has a place: the focal point is no part of a scaled rendition's name (its pixels are
+    # the same wherever the point is).
+    focal = source.focal if fit is Fit.COVER else None
+    recipe = recipe_of(
+        width=ask_w, height=ask_h, fit=fit, size=size, output=output, gravity=gravity, focal=focal
+    )
+    return Spec(
+        key,
+        ask_w,
+        ask_h,
+        fit,
+        output,
+        size,
+        negotiated,
+        original=False,
+        recipe=recipe,
+        gravity=gravity,
+        focal=focal,
+    )
 
 
 # A rendition's file name: its key, its recipe and its extension.
@@ -406,8 +471,26 @@ def _srcset_pieces(stored_width: int) -> tuple[str, ...]:
     return tuple(f"{w} {w}w" for w in widths)
 
 
-def preset_urls(file_url: str, names: list[str]) -> dict[str, str]:
-    return {name: f"{file_url}?preset={name}" for name in names}
+def preset_urls(
+    file_url: str, names: list[str], *, focal: tuple[float, float] | None = None
+) -> dict[str, str]:
+    """Each preset's URL; a crop's carries the image's focal point (`&focal=x,y`), so that a new focal
+    point is a new URL for every cache that keeps the old crop (they are cached as immutable)."""
+    if focal is None:
+        return {name: f"{file_url}?preset={name}" for name in names}
+    crops = crop_presets()
+    tag = focal_tag(focal)
+    return {name: f"{file_url}?preset={name}" + (f"&focal={tag}" if name in crops else "") for name in names}
+
+
+def crop_presets() -> set[str]:
+    """The presets that crop (fit `cover`): the ones a focal point places."""
+    return {name for name, p in configured_presets().items() if p.fit is Fit.COVER}
+
+
+def focal_tag(focal: tuple[float, float]) -> str:
+    """A focal point as a URL carries it: `x,y`, each as short as it is (`0.25,0.7`)."""
+    return ",".join(f"{v:.4f}".rstrip("0").rstrip(".") if v else "0" for v in focal)
 
 
 # --- Stored renditions ------------------------------------------------------------------------------
@@ -503,7 +586,13 @@ def _render_and_store(source: Source, spec: Spec, work: _Work) -> Served:
         raise StorageUnavailable("The file store is unavailable.") from exc
     try:
         rendered = pipeline.render(
-            src, width=spec.width, height=spec.height, fit=spec.fit, output_format=spec.output
+            src,
+            width=spec.width,
+            height=spec.height,
+            fit=spec.fit,
+            gravity=spec.gravity,
+            focal=spec.focal,
+            output_format=spec.output,
         )
     except ImageTooLarge as exc:
         # Over a limit of this deployment (IMAGE_MAX_AVIF_PIXELS, say): about the request, not an upload.
@@ -540,6 +629,21 @@ def _keep_only_while_used(source: Source) -> None:
         delete_renditions(source.digest, private=storage.is_private_name(source.name))
     logger.info("the image of %s was deleted while it rendered; its renditions are removed", source.name)
     raise Image.DoesNotExist("The image was deleted.")
+
+
+def delete_crops(source: Source) -> None:
+    """Remove the stored crops of `source` as its focal point placed them: after that point changed, no
+    request asks for them again. Their names are computed (a crop preset in each format), so nothing is
+    listed; a failure leaves them for `reconcile_storage --fix` (stale), never served. A render of the old
+    crop that stores after this leaves one the same way."""
+    for preset in sorted(crop_presets()):
+        key, fit, gravity, ask_w, ask_h, size = _sized(
+            source, width=None, height=None, preset=preset, presets=None
+        )
+        for output in OutputFormat:
+            spec = _spec(source, key, fit, gravity, ask_w, ask_h, size, output, negotiated=False)
+            if not spec.original:
+                storage.delete(spec.name(source))
 
 
 def delete_renditions(digest: str, *, private: bool = False) -> bool:

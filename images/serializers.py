@@ -3,6 +3,8 @@ OpenAPI schema is read from it) and the one output serializer, the image object.
 
 from __future__ import annotations
 
+import json
+import math
 import re
 from typing import Any, Literal
 
@@ -12,15 +14,27 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ErrorDetail, ValidationError
 
 from api.conditional import etag_of
-from api.pagination import PageInputSerializer
+from api.pagination import MAX_BIGINT, PageInputSerializer
 from api.params import WholeNumberField, one_value_each
 from api.schema import CLOSED, MIN_PROPERTIES
-from images.formats import Fit, OutputFormat
+from images.exceptions import InvalidMetadata
+from images.formats import Fit, Gravity, OutputFormat
+from images.metadata import (
+    KEY_MAX_LENGTH,
+    METADATA_MAX_BYTES,
+    Metadata,
+    parse_metadata_json,
+    validate_filter_value,
+    validate_key,
+    validate_metadata,
+)
 from images.models import Image, Visibility
 from images.renditions import LADDER, RenditionFormat, configured_presets, preset_urls, srcset
+from images.selectors import MAX_SIMILAR_DISTANCE
+from images.services import OnDuplicate
 from images.signing import signed_query
 from images.titles import TITLE_MAX_LENGTH
 
@@ -110,6 +124,162 @@ class TitleSearchField(TitleField):
         super().__init__(blank="empty", **kwargs)
 
 
+# A focal point's coordinates are kept to 1/10000 of the side: finer than any screen shows, and short in a
+# URL (`&focal=0.25,0.7`).
+FOCAL_DIGITS = 4
+
+
+class FractionField(serializers.FloatField):
+    """A coordinate of a focal point: a fraction of the width or height, 0 to 1, as a JSON number (a
+    string, a boolean, NaN or infinity is refused)."""
+
+    default_error_messages = {
+        "invalid": "A number from 0 to 1 (a fraction of the width or height).",
+        "range": "Ensure this value is from 0 to 1 (a fraction of the width or height).",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(min_value=0, max_value=1, **kwargs)
+        # Our own range check and message (min_value/max_value stay, for the schema).
+        self.validators = []
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        if isinstance(data, int) and not 0 <= data <= 1:
+            # Before float(): a JSON integer of 400 digits is no float at all (OverflowError).
+            self.fail("range")
+        value = float(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        if not 0 <= value <= 1:
+            self.fail("range")
+        return round(value, FOCAL_DIGITS)
+
+
+@extend_schema_serializer(component_name="Focal", extensions={CLOSED: True})
+class FocalSerializer(serializers.Serializer):
+    """A focal point: fractions of the width (`x`) and height (`y`), (0, 0) the top left."""
+
+    x = FractionField(help_text="From the left edge (0) to the right edge (1).")
+    y = FractionField(help_text="From the top edge (0) to the bottom edge (1).")
+
+    def to_internal_value(self, data: Any) -> tuple[float, float]:  # type: ignore[override]
+        """The point as (x, y), as the services take it."""
+        unknown = sorted(set(data) - {"x", "y"}) if isinstance(data, dict) else []
+        if unknown:
+            raise ValidationError({name: ["A focal point has only `x` and `y`."] for name in unknown})
+        value = super().to_internal_value(data)
+        return (value["x"], value["y"])
+
+
+# A focal point as a form field's JSON text, as the schema says it (the validation is FocalSerializer's):
+# {"x": <0..1>, "y": <0..1>}, the keys in either order, JSON's own whitespace. What the pattern lets
+# through, json.loads reads and FocalSerializer accepts.
+_JSON_SPACE = "[ \\t\\n\\r]*"
+_JSON_FRACTION = "(0(\\.[0-9]+)?|1(\\.0+)?)"
+_MEMBER = {name: f'"{name}"{_JSON_SPACE}:{_JSON_SPACE}{_JSON_FRACTION}' for name in ("x", "y")}
+FOCAL_JSON_PATTERN = (
+    f"^{_JSON_SPACE}\\{{{_JSON_SPACE}"
+    f"({_MEMBER['x']}{_JSON_SPACE},{_JSON_SPACE}{_MEMBER['y']}|{_MEMBER['y']}{_JSON_SPACE},{_JSON_SPACE}{_MEMBER['x']})"
+    f"{_JSON_SPACE}\\}}{_JSON_SPACE}$"
+)
+
+
+@extend_schema_field({"type": "string", "pattern": FOCAL_JSON_PATTERN, "example": '{"x": 0.3, "y": 0.25}'})
+class FocalFormField(serializers.Field):
+    """A focal point in a form (which has no objects): the JSON of PATCH's `focal` object as text."""
+
+    default_error_messages = {
+        # (Braces doubled: DRF formats the message.)
+        "invalid": 'A focal point as JSON: {{"x": 0.3, "y": 0.25}}, fractions from 0 to 1.',
+    }
+
+    def to_internal_value(self, data: Any) -> tuple[float, float]:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        try:
+            # Strict JSON: NaN and Infinity are no numbers here.
+            parsed = json.loads(data, parse_constant=_refuse_constant)
+        except ValueError:
+            self.fail("invalid")
+        focal = FocalSerializer(data=parsed)
+        if not focal.is_valid():
+            detail = focal.errors
+            messages = [f"{name}: {' '.join(map(str, errors))}" for name, errors in detail.items()]
+            raise ValidationError(messages or [self.error_messages["invalid"]])
+        return focal.validated_data  # type: ignore[return-value]
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number here")
+
+
+def _focal_of(image: Image) -> dict[str, float] | None:
+    return None if image.focal_x is None else {"x": image.focal_x, "y": image.focal_y}
+
+
+def gravity_field(**kwargs: Any) -> serializers.ChoiceField:
+    return serializers.ChoiceField(
+        choices=[g.value for g in Gravity],
+        help_text=(
+            "With `fit=cover`: which part the crop keeps. `center`: the middle; `attention`: the most "
+            "salient region (edges, saturation, skin tones); `focal`: centred on the focal point (the "
+            "middle without one). A focal point, when given, wins over any gravity. Default: "
+            "`IMAGE_DEFAULT_GRAVITY`."
+        ),
+        **kwargs,
+    )
+
+
+# The metadata object as a schema says it: keys and sizes the schema cannot state (OpenAPI 3.0 has no
+# `propertyNames`) are in the description, and the rule is images.metadata's.
+METADATA_RULE = (
+    f"A flat JSON object, at most {METADATA_MAX_BYTES} bytes as compact UTF-8 JSON (`,` and `:` without "
+    f"spaces). Keys: 1 to {KEY_MAX_LENGTH} characters of `A-Z a-z 0-9 _ - . :`. Values: strings (no NUL), "
+    "booleans, and finite numbers within ±(2^53 - 1); no null, no nested object or array."
+)
+METADATA_SCHEMA = {
+    "type": "object",
+    "additionalProperties": {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]},
+}
+
+
+@extend_schema_field(METADATA_SCHEMA)
+class MetadataField(serializers.Field):
+    """Metadata as a JSON value (a JSON body, and the image object's answer): images.metadata's rule."""
+
+    def to_internal_value(self, data: Any) -> Metadata:
+        try:
+            return validate_metadata(data)
+        except InvalidMetadata as exc:
+            raise ValidationError(exc.message, code=exc.code) from None
+
+    def to_representation(self, value: Metadata) -> Metadata:
+        return value
+
+
+@extend_schema_field({"type": "string", "maxLength": 8 * METADATA_MAX_BYTES})
+class MetadataFormField(serializers.Field):
+    """Metadata in a form: the JSON text of the object (`metadata={"user":"u42"}`)."""
+
+    def to_internal_value(self, data: Any) -> Metadata:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        if not data.strip():
+            # An empty field is no metadata, as an empty title is no title.
+            return {}
+        try:
+            return parse_metadata_json(data)
+        except InvalidMetadata as exc:
+            raise ValidationError(exc.message, code=exc.code) from None
+
+    default_error_messages = {"invalid": "Send the metadata as the JSON text of an object."}
+
+
 def offer_visibilities(fields: dict[str, serializers.Field]) -> dict[str, serializers.Field]:
     """`visibility`'s choices as this server has them: with access open (IMAGERY_AUTH=off) only `public`,
     so the schema says what is accepted, and `private` is refused with why (read again per request)."""
@@ -169,8 +339,9 @@ class ImageCreateInputSerializer(serializers.Serializer):
         default=Fit.CONTAIN.value,
         help_text=(
             "How the image fills width x height: `contain` scales to fit inside keeping the aspect "
-            "ratio, `cover` scales and centre-crops to exactly the box, `fill` stretches to exactly "
-            "the box. With only one of width/height the other follows the aspect ratio."
+            "ratio, `cover` scales and crops to exactly the box (which part: `gravity`, or the focal "
+            "point), `fill` stretches to exactly the box. With only one of width/height the other "
+            "follows the aspect ratio."
         ),
     )
     format = serializers.ChoiceField(
@@ -185,6 +356,34 @@ class ImageCreateInputSerializer(serializers.Serializer):
         ),
     )
     visibility = visibility_field(required=False)
+    gravity = gravity_field(required=False)
+    focal = FocalFormField(
+        required=False,
+        help_text=(
+            'The image\'s focal point, as JSON: `{"x": 0.3, "y": 0.25}`, fractions of the uploaded '
+            "picture's width and height as shown ((0, 0) the top left). Every crop of the image keeps it, "
+            "as near the crop's centre as the picture allows (this upload's `fit=cover` too: the object's "
+            "`focal` is then where it lands in the stored picture)."
+        ),
+    )
+    on_duplicate = serializers.ChoiceField(
+        choices=OnDuplicate.values,
+        default=OnDuplicate.CREATE.value,
+        help_text=(
+            "When the stored file would be identical to one of an image you uploaded before (the same "
+            "processed bytes, the same visibility; with API keys off every upload has the same owner): "
+            "`create` (the default) makes a new image all the same and names the oldest such in "
+            "`duplicate_of`; `reuse` makes nothing and answers `200` with that image. Another key's images "
+            "are never considered."
+        ),
+    )
+    metadata = MetadataFormField(
+        required=False,
+        help_text=(
+            "The app's own data on the image, as the JSON text of an object, e.g. "
+            '`{"user": "u42", "album": 7}`. ' + METADATA_RULE + " Default: `{}`."
+        ),
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return offer_visibilities(super().get_fields())
@@ -192,14 +391,31 @@ class ImageCreateInputSerializer(serializers.Serializer):
 
 @extend_schema_serializer(component_name="ImageUpdate", extensions={CLOSED: True, MIN_PROPERTIES: 1})
 class ImageUpdateInputSerializer(serializers.Serializer):
-    """An edit: the title and/or the visibility. Any other field is refused by name (upload again to change
-    the pixels)."""
+    """An edit: the title, the visibility, the metadata and/or the focal point. Any other field is refused
+    by name (upload again to change the pixels)."""
 
     title = EditTitleField(
         required=False,
         help_text="1-255 characters after trimming, without NUL.",
     )
     visibility = visibility_field(required=False)
+    focal = FocalSerializer(
+        required=False,
+        allow_null=True,
+        help_text=(
+            'The focal point every crop of the image keeps (`{"x": 0.3, "y": 0.6}`, fractions of the '
+            "width and height), as near the crop's centre as the picture allows; `null` removes it. The "
+            "crops made around the old point are not served again (their names and the object's preset "
+            "URLs change)."
+        ),
+    )
+    metadata = MetadataField(
+        required=False,
+        help_text=(
+            "Replaces the whole metadata object (keys left out are removed; `{}` empties it), as "
+            "Cloudflare Images' update does. " + METADATA_RULE
+        ),
+    )
 
     def get_fields(self) -> dict[str, serializers.Field]:
         return offer_visibilities(super().get_fields())
@@ -215,15 +431,34 @@ class ImageUpdateInputSerializer(serializers.Serializer):
             if "title" in value and not value["title"]:
                 errors["title"] = ["A title needs 1 to 255 characters after trimming."]
             elif not value and not unknown:
-                errors["title"] = ["Give `title` and/or `visibility`: the fields that can be changed."]
+                errors["title"] = [
+                    "Give `title`, `visibility`, `metadata` and/or `focal`: the fields that can be changed."
+                ]
         for name in unknown:
             errors[name] = [
-                "Only `title` and `visibility` can be changed; upload the image again to change anything "
-                "else."
+                "Only `title`, `visibility`, `metadata` and `focal` can be changed; upload the image again "
+                "to change anything else."
             ]
         if errors:
             raise ValidationError(errors)
         return value
+
+
+def phash_hex(value: int) -> str:
+    """A perceptual hash as the API writes it: 16 lowercase hex digits of its 64 bits (the database keeps
+    them as a signed bigint)."""
+    return f"{value & 0xFFFF_FFFF_FFFF_FFFF:016x}"
+
+
+@extend_schema_field({"type": "string", "pattern": "^[0-9a-f]{16}$", "nullable": True})
+class PhashField(serializers.Field):
+    """The `phash` column, read-only, in hex."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(read_only=True, allow_null=True, **kwargs)
+
+    def to_representation(self, value: int) -> str:
+        return phash_hex(value)
 
 
 @extend_schema_serializer(component_name="Image")
@@ -262,6 +497,33 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "as a background until the file has loaded. Null like `placeholder`."
         ),
     )
+    focal = serializers.SerializerMethodField(
+        help_text=(
+            "The focal point every crop keeps (fractions of the width and height), or null: set on upload "
+            "(`focal`) or with PATCH."
+        ),
+    )
+    duplicate_of = serializers.IntegerField(
+        allow_null=True,
+        source="duplicate_of_id",
+        help_text=(
+            "When this image was uploaded, the id of the oldest image its uploader had uploaded before with "
+            "an identical stored file (the same processed bytes and visibility; with API keys off every "
+            "upload has the same uploader). Null when there was none, or once that image is deleted. "
+            "Another key's images are never named."
+        ),
+    )
+    phash = PhashField(
+        help_text=(
+            "A perceptual hash of the picture (64-bit DCT hash, 16 hex digits; an animation's first frame, "
+            "transparency on white): the same picture resized, re-encoded or lightly cropped differs in few "
+            "bits, unrelated pictures in about 32. The number of differing bits is what `similar_to` "
+            "measures. Null like `placeholder`."
+        ),
+    )
+    metadata = MetadataField(
+        help_text="The app's own data on the image, as it was last set (`{}`: none). " + METADATA_RULE
+    )
 
     class Meta:
         model = Image
@@ -278,7 +540,11 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "presets",
             "placeholder",
             "color",
+            "phash",
+            "duplicate_of",
             "visibility",
+            "focal",
+            "metadata",
         ]
         # An output serializer: every field is always answered, so the schema marks each required.
         read_only_fields = fields
@@ -301,13 +567,23 @@ class ImageOutputSerializer(serializers.ModelSerializer):
     def get_presets(self, image: Image) -> dict[str, str]:
         url = self._file_url(image)
         names = list(settings.IMAGE_PRESETS)
+        focal = image.focal
         if image.visibility != Visibility.PRIVATE:
-            return preset_urls(url, names)
+            return preset_urls(url, names, focal=focal)
         public = set(settings.IMAGE_PUBLIC_PRESETS)
+        unsigned = preset_urls(url, names, focal=focal)
+        # The focal point is no signed parameter (it does not choose the answer; the row's point does): it
+        # follows the signature, only to change the URL with the point.
         return {
-            name: f"{url}?preset={name}" if name in public else self._signed(image, url, {"preset": name})
+            name: unsigned[name]
+            if name in public
+            else self._signed(image, url, {"preset": name}) + unsigned[name].partition(f"preset={name}")[2]
             for name in names
         }
+
+    @extend_schema_field(FocalSerializer(allow_null=True))
+    def get_focal(self, image: Image) -> dict[str, float] | None:
+        return _focal_of(image)
 
     def _signs_sizes(self, image: Image) -> bool:
         return answers_signed_urls(image)
@@ -348,11 +624,19 @@ class ImageOutputSerializer(serializers.ModelSerializer):
             "presets": self.get_presets(image),
             "placeholder": image.placeholder,
             "color": image.color,
+            "phash": None if image.phash is None else phash_hex(image.phash),
+            "duplicate_of": image.duplicate_of_id,
             "visibility": image.visibility,
+            "focal": _focal_of(image),
+            "metadata": image.metadata,
         }
 
 
 _DATETIME = serializers.DateTimeField()
+
+# `distance` when `similar_to` comes without one: the same picture resized to half, re-encoded at quality
+# 60, converted to WebP or cropped by 5 % stays within it (tests/test_phash.py).
+DEFAULT_SIMILAR_DISTANCE = 8
 
 
 def answers_signed_urls(image: Image) -> bool:
@@ -388,6 +672,93 @@ class ImageListInputSerializer(PageInputSerializer):
             "characters, without NUL; trimmed. Empty (or only whitespace) keeps every image."
         ),
     )
+    similar_to = WholeNumberField(
+        required=False,
+        min_value=1,
+        max_value=MAX_BIGINT,
+        help_text=(
+            "The id of an image you may see: list the images whose `phash` differs from its in at most "
+            "`distance` bits (itself left out), nearest first, then by id. Exact: every such image is "
+            "found. Within the list's scope (`visibility`) and `title` filter; numbered pages only (not "
+            "with `cursor`). An unknown id, or one you may not see, is a 404; an image without a `phash` "
+            "yet has none."
+        ),
+    )
+    distance = WholeNumberField(
+        required=False,
+        min_value=0,
+        max_value=MAX_SIMILAR_DISTANCE,
+        help_text=(
+            f"With `similar_to`: the largest Hamming distance, 0 to {MAX_SIMILAR_DISTANCE} bits (default "
+            f"{DEFAULT_SIMILAR_DISTANCE}). 0: the same hash; up to about 8: the same picture resized, "
+            "re-encoded or lightly cropped; past 12, unrelated pictures start to appear."
+        ),
+    )
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "similar_to" not in attrs:
+            if "distance" in attrs:
+                raise ValidationError({"distance": ["Only with `similar_to`: the image to measure from."]})
+            return attrs
+        if "cursor" in attrs:
+            raise ValidationError(
+                {"cursor": ["`similar_to` lists are in numbered pages only (`page`): not with `cursor`."]}
+            )
+        attrs.setdefault("distance", DEFAULT_SIMILAR_DISTANCE)
+        return attrs
+
+
+# A focal point in a URL (`renditions.focal_tag`): two fractions from 0 to 1.
+_FRACTION = r"(0(\.[0-9]{1,4})?|1(\.0{1,4})?|0?\.[0-9]{1,4})"
+_FOCAL_TAG = rf"^{_FRACTION},{_FRACTION}$"
+
+
+METADATA_FILTER_PREFIX = "metadata."
+METADATA_FILTERS_MAX = 10
+METADATA_FILTER_HELP = (
+    "**Filter by metadata**: `metadata.KEY=VALUE` keeps the images whose metadata has KEY with that value "
+    f"(exactly, case-sensitive); up to {METADATA_FILTERS_MAX} such parameters, all of which must match, "
+    "each key once (a repeated one is a 400). A VALUE matches the string VALUE, and also the number it "
+    'writes if it is a JSON number (`metadata.n=5` and `metadata.n=5.0` find 5, 5.0 and "5", not '
+    '"05") and the boolean if it is `true` or `false`. Keys follow the metadata rule (1-64 characters '
+    "of `A-Z a-z 0-9 _ - . :`; any other is a 400). Combines with `title`, `visibility` and both kinds "
+    "of pages. (One parameter per key cannot be declared by name in OpenAPI, so it is described here.)"
+)
+
+
+def metadata_filters(query: QueryDict) -> dict[str, str]:
+    """The list's metadata filters in a query string, `metadata.KEY=VALUE`, as {KEY: VALUE}.
+
+    A 400 names each bad parameter: a key the metadata rule refuses, a value no stored string could
+    equal, a key given twice (`repeated`, as `api.params.one_value_each` answers for the list's other
+    parameters), more than METADATA_FILTERS_MAX of them, or `metadata` alone.
+    """
+    errors: dict[str, list[ErrorDetail]] = {}
+    filters: dict[str, str] = {}
+    names = [name for name in query if name.startswith(METADATA_FILTER_PREFIX)]
+    if "metadata" in query:
+        errors["metadata"] = [
+            ErrorDetail("Filter by metadata with one `metadata.KEY=VALUE` per key.", code="invalid")
+        ]
+    if len(names) > METADATA_FILTERS_MAX:
+        errors["metadata"] = [
+            ErrorDetail(
+                f"At most {METADATA_FILTERS_MAX} metadata filters; this asks {len(names)}.", code="too_many"
+            )
+        ]
+    for name in names:
+        values = query.getlist(name)
+        key = name.removeprefix(METADATA_FILTER_PREFIX)
+        if len(values) > 1:
+            errors[name] = [ErrorDetail("Given more than once; send it once.", code="repeated")]
+            continue
+        try:
+            filters[validate_key(key)] = validate_filter_value(key, values[0])
+        except InvalidMetadata as exc:
+            errors[name] = [ErrorDetail(exc.message, code=exc.code)]
+    if errors:
+        raise ValidationError(errors)
+    return filters
 
 
 class RenditionInputSerializer(serializers.Serializer):
@@ -414,7 +785,17 @@ class RenditionInputSerializer(serializers.Serializer):
         help_text=(
             "A named variant from the server's `IMAGE_PRESETS` (defaults: `thumb` 200x200 cropped to "
             "fill, `small` 480 wide, `large` 1600 wide), never larger than the stored image; the only way "
-            "to ask for a crop. The image object's `presets` lists them. Not with `width` or `height`."
+            "to ask for a crop (placed by the preset's gravity, or the image's focal point). The image "
+            "object's `presets` lists them. Not with `width` or `height`."
+        ),
+    )
+    focal = serializers.RegexField(
+        _FOCAL_TAG,
+        required=False,
+        help_text=(
+            "The image's focal point as `x,y`, which the object's preset URLs of crops carry so that a new "
+            "focal point is a new URL for every cache. It does not place the crop (the image's own focal "
+            "point does): an old one is answered with the current crop."
         ),
     )
     format = serializers.ChoiceField(
@@ -478,9 +859,17 @@ def rendition_query(query: QueryDict) -> dict[str, Any]:
 
 
 # The serializer's own bound, read when it was defined (its fields keep that value).
+_FOCAL_TAG_PATTERN = re.compile(_FOCAL_TAG)
 _MAX_SIDE = settings.IMAGE_MAX_DIMENSION
 _FORMATS = frozenset(f.value for f in RenditionFormat)
 _PLAIN_SIDE = re.compile(r"[1-9][0-9]{0,5}")
+
+
+def _known_value(name: str, value: str) -> bool:
+    """A `format`, `preset` or `focal` value the serializer accepts as it is."""
+    if name == "focal":
+        return _FOCAL_TAG_PATTERN.fullmatch(value) is not None
+    return value in (_FORMATS if name == "format" else configured_presets() if name == "preset" else ())
 
 
 def _common_rendition_query(query: QueryDict) -> dict[str, Any] | None:
@@ -496,7 +885,7 @@ def _common_rendition_query(query: QueryDict) -> dict[str, Any] | None:
             if not _PLAIN_SIDE.fullmatch(value) or int(value) > _MAX_SIDE:
                 return None
             found[name] = int(value)
-        elif value in (_FORMATS if name == "format" else configured_presets() if name == "preset" else ()):
+        elif _known_value(name, value):
             found[name] = value
         else:
             return None

@@ -4,19 +4,23 @@ its file does (an unreferenced file may be left behind by a failure; `reconcile_
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, BinaryIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, BinaryIO, Final, Literal
 
-from django.db import transaction
+from django.db import models, transaction
+from django.db.models import F
 
 from images import locks, notifications, pipeline, renditions, storage, tasks
 from images.exceptions import ImageChanged, StorageUnavailable
 
-# Fit and OutputFormat are also the names uploads/ passes here (it reaches images through services only).
-from images.formats import Fit, OutputFormat
+# Fit, Gravity and OutputFormat are also the names uploads/ passes here (it reaches images through services).
+from images.formats import Fit, Gravity, OutputFormat
+from images.metadata import Metadata, parse_metadata_json, validate_metadata
 from images.models import Image, Visibility
-from images.selectors import ANSWERED_FIELDS
+from images.selectors import ANSWERED_FIELDS, image_duplicate_of
 from images.titles import default_title, fold
 from images.visibility import check_may_be_private
 
@@ -24,6 +28,54 @@ if TYPE_CHECKING:
     from rest_framework_api_key.models import APIKey
 
 logger = logging.getLogger(__name__)
+
+# A focal point: (x, y), fractions of the image's width and height.
+Focal = tuple[float, float]
+
+
+class _Unchanged(enum.Enum):
+    UNCHANGED = "unchanged"
+
+
+# `image_update(focal=...)` when the focal point is not to change (None removes it).
+UNCHANGED: Final = _Unchanged.UNCHANGED
+
+
+class OnDuplicate(models.TextChoices):
+    """What an upload does when its stored file is one its owner already has (`image_upload`)."""
+
+    CREATE = "create"  # a new image all the same (the file is shared), reporting the older one
+    REUSE = "reuse"  # nothing new: the older image is the answer
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """What an upload answers: the new image (its `duplicate_of` set when it is one), or with `created`
+    False the older image it reused."""
+
+    image: Image
+    created: bool
+
+
+# The metadata rule, for callers that may only use services (the `uploads/` app): the serializers use it
+# too, and every write below checks it again.
+__all__ = [
+    "UNCHANGED",
+    "Fit",
+    "Focal",
+    "Gravity",
+    "Metadata",
+    "OnDuplicate",
+    "OutputFormat",
+    "Uploaded",
+    "image_create",
+    "image_delete",
+    "image_file_discard_unreferenced",
+    "image_update",
+    "image_upload",
+    "parse_metadata_json",
+    "validate_metadata",
+]
 
 
 def image_create(
@@ -34,33 +86,104 @@ def image_create(
     width: int | None = None,
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
+    gravity: Gravity = Gravity.CENTER,
+    focal: Focal | None = None,
     output_format: OutputFormat | None = None,
     visibility: str = Visibility.PUBLIC,
     api_key: APIKey | None = None,
+    metadata: Metadata | None = None,
 ) -> Image:
+    """`image_upload` that always creates a new image: the new image."""
+    return image_upload(
+        upload=upload,
+        filename=filename,
+        title=title,
+        width=width,
+        height=height,
+        fit=fit,
+        gravity=gravity,
+        focal=focal,
+        output_format=output_format,
+        visibility=visibility,
+        api_key=api_key,
+        metadata=metadata,
+        on_duplicate=OnDuplicate.CREATE,
+    ).image
+
+
+def image_upload(
+    *,
+    upload: BinaryIO,
+    filename: str | None = None,
+    title: str | None = None,
+    width: int | None = None,
+    height: int | None = None,
+    fit: Fit = Fit.CONTAIN,
+    gravity: Gravity = Gravity.CENTER,
+    focal: Focal | None = None,
+    output_format: OutputFormat | None = None,
+    visibility: str = Visibility.PUBLIC,
+    api_key: APIKey | None = None,
+    metadata: Metadata | None = None,
+    on_duplicate: OnDuplicate = OnDuplicate.CREATE,
+) -> Uploaded:
     """Process an uploaded image, store its file and save its row.
+
+    `focal`: the image's focal point, as fractions of the uploaded picture (as displayed); a `cover` crop
+    keeps it (whatever `gravity`), and the row keeps it where it lands in the stored picture.
 
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). A private image's file is stored under the private prefix, apart from any
     public image's file of the same bytes. Raises the domain errors of `images.exceptions`
-    (PrivacyNeedsKeys: private while access is open).
+    (PrivacyNeedsKeys: private while access is open; InvalidMetadata: `metadata` breaks images.metadata's
+    rule, checked before any work).
+
+    Exact duplicates: the stored file's name is its content's hash, so an earlier image of the same owner
+    (`api_key`, None for every upload while keys are off) with the same `file` holds the same processed
+    bytes at the same visibility; the oldest such is the new row's `duplicate_of`. Another owner's images
+    are never looked at. `on_duplicate=reuse` then creates nothing (no row, no file) and answers that
+    image. The look-up that decides is made under the per-name lock that every insert of a row for that
+    file holds until its commit, so two identical uploads with `reuse` at once create at most one image:
+    the second finds the first's row.
     """
     check_may_be_private(visibility)
+    metadata = validate_metadata(metadata) if metadata is not None else {}
     # While the store is failing, the decode and encode below would be work for nothing (and a thread held).
     storage.refuse_if_failing()
     rendered = pipeline.render(
-        upload, width=width, height=height, fit=fit, output_format=output_format, preview=True, master=True
+        upload,
+        width=width,
+        height=height,
+        fit=fit,
+        gravity=gravity,
+        focal=focal,
+        output_format=output_format,
+        preview=True,
+        master=True,
     )
+    stored_focal = pipeline.point_in_crop(focal, rendered.crop) if focal is not None else None
     assert rendered.preview is not None
     described = pipeline.describe(rendered.preview)
+    phash = pipeline.perceptual_hash(rendered.preview)
+    bands = pipeline.hash_bands(phash)
     title = title or default_title(filename)
     data, extension, media_type = rendered.data, rendered.format.extension, rendered.format.media_type
     name = storage.content_name(data, extension, private=visibility == Visibility.PRIVATE)
+    owner_id = api_key.pk if api_key is not None else None
+    if on_duplicate == OnDuplicate.REUSE:
+        # Without the lock first: a reused upload then stores nothing at all.
+        existing = image_duplicate_of(name=name, owner_id=owner_id)
+        if existing is not None:
+            return Uploaded(image=existing, created=False)
     created = False
     try:
         # The slow part, outside any lock and transaction: the bytes go to storage under their content name.
         created = storage.store_as(name, data, media_type=media_type)
         with locks.file_name_lock(name):
+            existing = image_duplicate_of(name=name, owner_id=owner_id)
+            if existing is not None and on_duplicate == OnDuplicate.REUSE:
+                # An identical upload committed its row meanwhile: the file is its (never removed here).
+                return Uploaded(image=existing, created=False)
             # Under the lock no cleanup can remove the file until this row is committed. One may have run
             # since `store` looked (a concurrent upload of the same bytes failed and removed the file it
             # had stored): then this stores it again, so the row never points at nothing.
@@ -77,8 +200,16 @@ def image_create(
                     size=len(rendered.data),
                     placeholder=described.thumbhash,
                     color=described.color,
+                    phash=pipeline.hash_to_signed(phash),
+                    phash_band0=bands[0],
+                    phash_band1=bands[1],
+                    phash_band2=bands[2],
+                    duplicate_of=existing,
                     visibility=visibility,
                     api_key=api_key,
+                    focal_x=stored_focal[0] if stored_focal else None,
+                    focal_y=stored_focal[1] if stored_focal else None,
+                    metadata=metadata,
                 )
                 notifications.image_created(image=image, api_key=api_key)
     except BaseException:
@@ -93,14 +224,15 @@ def image_create(
         # queue that cannot be reached (RQ's Redis down) is logged, and the upload stands.
         transaction.on_commit(lambda: tasks.render_eager_presets.enqueue(image_id=image.pk), robust=True)
     logger.info(
-        "image created id=%s %sx%s %s %s bytes",
+        "image created id=%s %sx%s %s %s bytes%s",
         image.pk,
         image.width,
         image.height,
         image.format,
         image.size,
+        f", a duplicate of {existing.pk}" if existing is not None else "",
     )
-    return image
+    return Uploaded(image=image, created=True)
 
 
 def image_delete(
@@ -134,6 +266,8 @@ def image_delete(
             deleted, _ = Image.objects.filter(pk=image.pk).delete()
             if deleted:
                 notifications.image_deleted(image_id=image.pk, api_key=api_key)
+            # The images uploaded as its duplicates no longer name it (a change of their objects).
+            Image.objects.filter(duplicate_of=image.pk).update(duplicate_of=None, version=F("version") + 1)
         if not deleted:
             raise Image.DoesNotExist
         try:
@@ -165,10 +299,20 @@ def image_update(
     image_id: int,
     title: str | None = None,
     visibility: str | None = None,
+    focal: Focal | Literal[_Unchanged.UNCHANGED] | None = UNCHANGED,
+    metadata: Metadata | None = None,
     precondition: Callable[[Image], bool] | None = None,
     api_key: APIKey | None = None,
 ) -> Image:
-    """Change an image's title and/or visibility (the pixels never change: upload again for that).
+    """Change an image's title, visibility, metadata and/or focal point (None: none) (the pixels never
+    change: upload again for that).
+
+    A new focal point raises the version like any change; the crops the old one placed are deleted
+    (unless another image of the same file still has it): they are made again, around the new point, when
+    asked for, under new names.
+
+    `metadata` replaces the whole object (as Cloudflare Images' update does): keys left out are gone, `{}`
+    empties it. InvalidMetadata when it breaks images.metadata's rule, before anything changes.
 
     `precondition`, when given, is asked with the row as it is now, locked until the change commits; False
     raises ImageChanged (the client's `If-Match` no longer matches). Raises Image.DoesNotExist, and
@@ -183,9 +327,18 @@ def image_update(
     """
     if visibility is not None:
         check_may_be_private(visibility)
+    if metadata is not None:
+        metadata = validate_metadata(metadata)
     current = Image.objects.only("file", "format", "visibility").get(pk=image_id)
     if visibility is None or visibility == current.visibility:
-        return _image_save(image_id=image_id, title=title, precondition=precondition, api_key=api_key)
+        return _image_save(
+            image_id=image_id,
+            title=title,
+            focal=focal,
+            metadata=metadata,
+            precondition=precondition,
+            api_key=api_key,
+        )
     old_name = current.file.name
     new_name = storage.name_for_digest(
         storage.digest_of(old_name),
@@ -203,6 +356,8 @@ def image_update(
             image = _image_save(
                 image_id=image_id,
                 title=title,
+                focal=focal,
+                metadata=metadata,
                 precondition=precondition,
                 moved=(old_name, new_name, visibility),
                 api_key=api_key,
@@ -222,10 +377,14 @@ def _image_save(
     image_id: int,
     title: str | None,
     precondition: Callable[[Image], bool] | None,
+    focal: Focal | Literal[_Unchanged.UNCHANGED] | None = UNCHANGED,
+    metadata: Metadata | None = None,
     moved: tuple[str, str, str] | None = None,
     api_key: APIKey | None = None,
 ) -> Image:
-    """The row's change in one transaction, with its event; `moved`: (old file, new file, visibility)."""
+    """The row's change in one transaction, with its event; `moved`: (old file, new file, visibility) to
+    switch to. After it, the crops an old focal point placed are deleted (`_drop_old_crops`)."""
+    old_focal: Focal | None = None
     with transaction.atomic():
         image = Image.objects.select_for_update().only(*ANSWERED_FIELDS).get(pk=image_id)
         if precondition is not None and not precondition(image):
@@ -234,6 +393,13 @@ def _image_save(
         if title is not None:
             image.title, image.title_folded = title, fold(title)
             fields += ["title", "title_folded"]
+        if focal is not UNCHANGED and focal != image.focal:
+            old_focal = image.focal
+            image.focal_x, image.focal_y = focal if focal is not None else (None, None)
+            fields += ["focal_x", "focal_y"]
+        if metadata is not None:
+            image.metadata = metadata
+            fields.append("metadata")
         if moved is not None:
             old_name, new_name, visibility = moved
             if image.file.name != old_name:
@@ -245,7 +411,27 @@ def _image_save(
         image.version += 1
         image.save(update_fields=fields)
         notifications.image_updated(image=image, api_key=api_key)
+    if "focal_x" in fields and moved is None:
+        # (A move deletes every rendition of the old file.)
+        _drop_old_crops(image, old_focal)
     return image
+
+
+def _drop_old_crops(image: Image, old_focal: Focal | None) -> None:
+    """Delete the crops of `image`'s file that `old_focal` placed, unless another row of that file still
+    has that point (identical uploads share a file and its renditions' folder)."""
+    name = image.file.name
+    others = Image.objects.filter(file=name).exclude(pk=image.pk)
+    if old_focal is None:
+        shared = others.filter(focal_x__isnull=True).exists()
+    else:
+        shared = others.filter(focal_x=old_focal[0], focal_y=old_focal[1]).exists()
+    if shared:
+        return
+    source = renditions.Source(
+        name=name, width=image.width, height=image.height, format=image.format, focal=old_focal
+    )
+    renditions.delete_crops(source)
 
 
 def _read_stored(name: str) -> bytes:

@@ -20,7 +20,11 @@ IMAGE_FIELDS = {
     "presets",
     "placeholder",
     "color",
+    "phash",
+    "duplicate_of",
     "visibility",
+    "focal",
+    "metadata",
 }
 
 

@@ -121,7 +121,7 @@ def test_an_interrupted_backfill_resumes_where_it_stopped_reading_each_file_once
     colours = [(255, 0, 0), (0, 160, 0), (0, 0, 255), (250, 200, 0), (120, 0, 160)]
     bodies = [posted(halves((80, 40), c, c), title=f"image {i}") for i, c in enumerate(colours)]
     older(*bodies)
-    real_preview = backfill.pipeline.stored_description
+    real_preview = backfill.pipeline.stored_summary
     calls = 0
 
     def stopped_on_the_fourth_file(*args: Any, **kwargs: Any) -> Any:
@@ -132,7 +132,7 @@ def test_an_interrupted_backfill_resumes_where_it_stopped_reading_each_file_once
         return real_preview(*args, **kwargs)
 
     with (
-        mock.patch.object(backfill.pipeline, "stored_description", stopped_on_the_fourth_file),
+        mock.patch.object(backfill.pipeline, "stored_summary", stopped_on_the_fourth_file),
         pytest.raises(KeyboardInterrupt),
     ):
         run("--batch", "2")

@@ -188,7 +188,8 @@ def test_the_answer_is_the_one_post_images_gives(api: Client, key: str) -> None:
     direct = send(api, url, quadrants((40, 20)), title="same")
     plain = api.post("/images", {"image": _file(quadrants((40, 20))), "title": "same"}, headers=auth(key))
     assert direct.status_code == plain.status_code == 201
-    different = {"id", "url", "srcset", "presets", "created_at"}
+    # The second of two identical files names the first (`duplicate_of`, issue 26).
+    different = {"id", "url", "srcset", "presets", "created_at", "duplicate_of"}
     assert direct.json().keys() == plain.json().keys()
     assert {k: v for k, v in direct.json().items() if k not in different} == {
         k: v for k, v in plain.json().items() if k not in different
@@ -489,3 +490,34 @@ def _file(image: PILImage.Image | bytes) -> io.BytesIO:
     file = io.BytesIO(image if isinstance(image, bytes) else encode(image, "PNG"))
     file.name = "holiday.png"
     return file
+
+
+def test_a_url_fixes_metadata_and_focal_point_and_the_image_has_them(api: Client, key: str) -> None:
+    upload = minted(
+        api,
+        key,
+        metadata={"user": "u42", "album": 7},
+        focal={"x": 0.25, "y": 0.75},
+        gravity="center",
+        width=40,
+    )
+    assert upload["fixed"]["metadata"] == {"user": "u42", "album": 7}
+    assert upload["fixed"]["focal"] == {"x": 0.25, "y": 0.75}
+    response = send(api, upload["upload_url"], quadrants((80, 40)))
+    assert response.status_code == 201, response.content
+    image = response.json()
+    assert image["metadata"] == {"user": "u42", "album": 7}
+    assert image["focal"] == {"x": 0.25, "y": 0.75}
+    listed = api.get("/images?metadata.user=u42", headers=auth(key)).json()
+    assert [item["id"] for item in listed["results"]] == [image["id"]]
+
+
+def test_a_url_refuses_bad_metadata_and_the_uploader_may_not_override_it(api: Client, key: str) -> None:
+    assert_problem(mint(api, key, metadata={"nested": {"a": 1}}), 400, field="metadata")
+    assert_problem(mint(api, key, focal={"x": 2, "y": 0}), 400, field="focal.x")
+    upload = minted(api, key, metadata={"user": "u1"})
+    assert_problem(send(api, upload["upload_url"], quadrants((40, 20)), metadata='{"user": "u2"}'), 400)
+    # The uploader may set what the URL left open, as for POST /images.
+    open_upload = minted(api, key)
+    image = send(api, open_upload["upload_url"], quadrants((40, 20)), metadata='{"user": "u3"}').json()
+    assert image["metadata"] == {"user": "u3"}

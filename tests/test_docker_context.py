@@ -31,6 +31,7 @@ LEFT_LYING_AROUND = [
     ".venv/bin/python",
     "node_modules/thumbhash/thumbhash.js",
     "gallery/static/gallery/vendor/thumbhash/thumbhash.js",
+    "gallery/static/gallery/vendor/tus-js-client/tus.min.js",
     "api/__pycache__/auth.cpython-311.pyc",
     "bench/out/chaos/chaos-60s.json",
     ".git/config",

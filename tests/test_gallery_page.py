@@ -108,3 +108,62 @@ def test_gallery_loads_the_thumbhash_decoder_from_the_app(api: Client, home: Htt
     assert served.status_code == 200, "run `make install` (npm ci) to build the gallery's assets"
     body = b"".join(served.streaming_content) if served.streaming else served.content
     assert b"export function thumbHashToDataURL" in body
+
+
+def _body(response: HttpResponse) -> bytes:
+    return b"".join(response.streaming_content) if response.streaming else response.content
+
+
+def test_gallery_loads_tus_js_client_from_the_app(api: Client, assets: _Assets) -> None:
+    # npm's tus-js-client, pinned at 4.3.1: its browser bundle, copied by `make install` like thumbhash.
+    url = "/static/gallery/vendor/tus-js-client/tus.min.js"
+    assert url in assets.loaded
+    served = api.get(url)
+    assert served.status_code == 200, "run `make install` (npm ci) to build the gallery's assets"
+    assert b".tus=" in _body(served)
+    package = api.get("/static/gallery/vendor/tus-js-client/package.json")
+    assert b'"version": "4.3.1"' in _body(package)
+
+
+def test_every_module_the_scripts_import_is_served(api: Client) -> None:
+    # No build step: the browser follows each `import ... from "./x.js"` itself.
+    seen: set[str] = set()
+    todo = ["gallery.js", "upload-link.js", "direct-upload.js"]
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        served = api.get(f"/static/gallery/{name}")
+        assert served.status_code == 200, name
+        todo += re.findall(r'^import [^;]+ from "\./([\w-]+\.js)";$', _body(served).decode(), re.MULTILINE)
+    assert {"api.js", "resumable.js", "detail-extras.js", "upload-sheet.js"} <= seen
+
+
+@pytest.mark.parametrize("path", ["/upload-link", "/u"])
+def test_the_upload_link_pages_are_html_under_the_same_policy(api: Client, path: str) -> None:
+    response = api.get(path)
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/html; charset=utf-8"
+    assert response["Content-Security-Policy"] == api.get("/")["Content-Security-Policy"]
+    parsed = _Assets()
+    parsed.feed(response.content.decode())
+    assert parsed.inline_scripts == 0
+    for url in parsed.loaded:
+        assert url.startswith("/static/"), url
+        assert api.get(url).status_code == 200, url
+    refused = api.post(path)
+    assert refused.status_code == 405
+    assert refused["Content-Type"] == "application/problem+json"
+
+
+def test_the_link_page_sends_no_referrer(api: Client) -> None:
+    # Its address holds the upload URL (in the fragment, which browsers never send; and nothing else leaks).
+    assert api.get("/u")["Referrer-Policy"] == "no-referrer"
+
+
+def test_the_link_page_offers_only_the_lifetimes_the_server_allows(api: Client, settings: Any) -> None:
+    settings.UPLOAD_URL_MAX_TTL = 3600
+    html = api.get("/upload-link").content.decode()
+    assert re.findall(r'<option value="(\d+)"', html) == ["600", "1800", "3600"]
+    assert '<option value="1800" selected>' in html

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from images.pixels.errors import ImageTooLarge
-from images.pixels.processing import Fit, Limits, OutputFormat, plan, render, source_box
+from images.pixels.processing import Fit, Gravity, Limits, OutputFormat, plan, render, source_box
 from tests.images import close, corners, encode, gif_animation, quadrants
 
 PRIMES = [2, 3, 5, 7, 251, 257, 1009, 2017, 4099, 9643, 10_007, 65_521, 99_991]
@@ -116,3 +116,36 @@ def test_an_output_never_exceeds_the_budget(frames, side, width, height, fit, ou
     assert count * pixels <= TIGHT.max_animation_pixels
     if pixels > side * side:
         assert count * pixels <= TIGHT.max_enlarged_pixels
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.tuples(st.integers(8, 2_600), st.integers(8, 2_600)),
+    st.tuples(st.integers(1, 900), st.integers(1, 900)),
+    st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    st.sampled_from([Gravity.CENTER, Gravity.ATTENTION, None]),
+)
+def test_a_placed_cover_crop_is_inside_the_right_size_and_holds_the_focal_point(size, box, focal, gravity):
+    # gravity None: the focal point places the crop; else the gravity does, and the crop is still planned.
+    source = quadrants(size)
+    expected = plan(size, width=box[0], height=box[1], fit=Fit.COVER, max_dimension=10_000)
+    try:
+        rendered = render(
+            io.BytesIO(encode(source, "JPEG")),
+            width=box[0],
+            height=box[1],
+            fit=Fit.COVER,
+            gravity=gravity or Gravity.CENTER,
+            focal=focal if gravity is None else None,
+        )
+    except ImageTooLarge:
+        assert expected.size[0] * expected.size[1] > size[0] * size[1]
+        return
+    assert (rendered.width, rendered.height) == expected.size
+    left, top, right, bottom = rendered.crop
+    assert 0 <= left <= right <= 1 and 0 <= top <= bottom <= 1
+    # The crop is the planned region's share of the source, wherever it was placed.
+    assert math.isclose((right - left) * size[0], expected.region[0], rel_tol=1e-6, abs_tol=1e-6)
+    assert math.isclose((bottom - top) * size[1], expected.region[1], rel_tol=1e-6, abs_tol=1e-6)
+    if gravity is None:
+        assert left - 1e-9 <= focal[0] <= right + 1e-9 and top - 1e-9 <= focal[1] <= bottom + 1e-9

@@ -239,12 +239,14 @@ def test_docs_local_assets_are_served(api: Client, page: str) -> None:
         assert b"".join(response.streaming_content), url
 
 
-def test_schema_edit_needs_a_title_or_a_visibility_and_documents_if_match(schema: dict[str, Any]) -> None:
+def test_schema_edit_needs_a_title_visibility_or_metadata_and_documents_if_match(
+    schema: dict[str, Any],
+) -> None:
     operation = schema["paths"]["/images/{image_id}"]["patch"]
     for content in operation["requestBody"]["content"].values():
         ref = content["schema"]["$ref"].rsplit("/", 1)[-1]
         component = schema["components"]["schemas"][ref]
-        assert set(component["properties"]) == {"title", "visibility"}
+        assert set(component["properties"]) == {"title", "visibility", "focal", "metadata"}
         assert component["minProperties"] == 1 and "required" not in component
     assert operation["requestBody"]["required"] is True
     assert "If-Match" in [p["name"] for p in operation["parameters"]]
@@ -305,3 +307,16 @@ def test_declared_headers_are_the_ones_answered(api: Client) -> None:
     assert created.status_code == 201 and created["Location"].endswith(f"/images/{created.json()['id']}")
     for url in ["/images", f"/images/{created.json()['id']}", f"/images/{created.json()['id']}/file"]:
         assert api.get(url)["ETag"], url
+
+
+def test_schema_documents_metadata_everywhere(schema: dict[str, Any]) -> None:
+    """An object of scalars in the image object and the edit, JSON text in the upload form, and the list's
+    `metadata.KEY` filter in its description (a parameter per key cannot be declared by name)."""
+    scalars = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
+    image = schema["components"]["schemas"]["Image"]
+    assert "metadata" in image["required"]
+    assert resolve(schema, image["properties"]["metadata"])["additionalProperties"] == scalars
+    edit = schema["components"]["schemas"]["ImageUpdateRequest"]["properties"]["metadata"]
+    assert resolve(schema, edit)["additionalProperties"] == scalars
+    assert field(schema, "metadata")["type"] == "string"
+    assert "metadata.KEY=VALUE" in schema["paths"]["/images"]["get"]["description"]

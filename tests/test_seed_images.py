@@ -81,3 +81,13 @@ def test_seeded_rows_have_their_files_placeholder_and_colour(api: Client) -> Non
         assert item["placeholder"] and item["color"]
         by_file.setdefault(item["url"], set()).add((item["placeholder"], item["color"]))
     assert all(len(values) == 1 for values in by_file.values())  # one file, one placeholder and colour
+
+
+def test_seed_with_metadata_gives_every_row_a_user_and_an_album(api: Client) -> None:
+    seed("--count", "30", "--seed", "5", "--metadata")
+    # The four uploaded samples have none; the n-th row after them, user u<n> and album a<n % 97>.
+    seeded = [image for image in Image.objects.order_by("id") if image.metadata]
+    assert len(seeded) == 26
+    assert seeded[3].metadata == {"user": "u3", "album": "a3"}
+    response = api.get("/images", {"metadata.user": "u3"})
+    assert [item["id"] for item in response.json()["results"]] == [seeded[3].pk]

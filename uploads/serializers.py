@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -14,13 +13,17 @@ from rest_framework.fields import empty
 
 from api.params import WholeNumberField
 from api.schema import CLOSED
-from images.serializers import ImageCreateInputSerializer, ImageOutputSerializer
+from images.serializers import (
+    METADATA_RULE,
+    FocalSerializer,
+    ImageCreateInputSerializer,
+    ImageOutputSerializer,
+    MetadataField,
+)
 from uploads.models import UploadState
 
 # How long an upload URL lives unless the minting request says otherwise: 30 minutes.
 DEFAULT_EXPIRES_IN = 1800
-# The largest `metadata` a URL may fix, as compact JSON.
-METADATA_MAX_BYTES = 2048
 
 
 @extend_schema_serializer(component_name="UploadUrlCreate", extensions={CLOSED: True})
@@ -29,11 +32,15 @@ class DirectUploadCreateInputSerializer(ImageCreateInputSerializer):
     inherited), without the file. What it leaves out the uploader may send. Any other field is a 400."""
 
     image = None  # the uploader's
-    # TODO(metadata branch): images' upload serializer gets its own `metadata` field and its checks; this
-    # one (any JSON object of at most 2 KB) goes at the merge, and the inherited one fixes it.
-    metadata = serializers.DictField(
+    on_duplicate = None  # an upload URL always makes its own image
+    # In a JSON body, the object itself (POST /images's form takes their JSON text).
+    metadata = MetadataField(
         required=False,
-        help_text="The app's own data for the image, a JSON object (at most 2 KB).",
+        help_text="The app's own data for the image, a JSON object. " + METADATA_RULE,
+    )
+    focal = FocalSerializer(
+        required=False,
+        help_text='The image\'s focal point (`{"x": 0.3, "y": 0.25}`, fractions of the uploaded picture).',
     )
     max_bytes = WholeNumberField(
         required=False,
@@ -65,6 +72,9 @@ class DirectUploadCreateInputSerializer(ImageCreateInputSerializer):
         value = super().to_internal_value(data)
         if not value.get("title"):
             value.pop("title", None)  # empty: the uploader's file name, as for POST /images
+        if "focal" in value:
+            x, y = value["focal"]
+            value["focal"] = {"x": x, "y": y}  # kept (and answered in `fixed`) as the object's `focal` is
         value.setdefault("max_bytes", settings.IMAGE_MAX_UPLOAD_BYTES)
         value.setdefault("expires_in", min(DEFAULT_EXPIRES_IN, settings.UPLOAD_URL_MAX_TTL))
         return value
@@ -84,15 +94,12 @@ class DirectUploadCreateInputSerializer(ImageCreateInputSerializer):
             )
         return value
 
-    def validate_metadata(self, value: dict[str, Any]) -> dict[str, Any]:
-        if len(json.dumps(value, separators=(",", ":")).encode()) > METADATA_MAX_BYTES:
-            raise ValidationError(f"At most {METADATA_MAX_BYTES} bytes of JSON.")
-        return value
-
 
 class DirectUploadInputSerializer(ImageCreateInputSerializer):
     """The upload to a URL: POST /images's fields, less those the URL fixed (`context["fixed"]`), which the
     uploader cannot change: sending one is a 400 naming it. Its schema is POST /images's (`ImageUpload`)."""
+
+    on_duplicate = None  # an upload URL always makes its own image
 
     def get_fields(self) -> dict[str, serializers.Field]:
         fields = super().get_fields()

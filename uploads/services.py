@@ -8,7 +8,6 @@ releases the claim, and the URL stays usable until it expires.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import secrets
 from datetime import timedelta
@@ -18,7 +17,7 @@ from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from images.services import Fit, OutputFormat, image_create
+from images.services import Fit, Gravity, OutputFormat, image_create
 from uploads.exceptions import UploadExpired, UploadNotFound, UploadUsed
 from uploads.models import DirectUpload
 from uploads.selectors import secret_hash
@@ -31,15 +30,19 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 # What a minting request may fix of the image (the upload's fields of POST /images, and `metadata`).
-FIXABLE = ("title", "width", "height", "fit", "format", "visibility", "metadata")
+FIXABLE = ("title", "width", "height", "fit", "gravity", "focal", "format", "visibility", "metadata")
 
 # A claim older than this is of a request that died while processing (a killed worker): the URL may be
 # claimed again, and the sweep may remove it once expired. Far above any upload's processing time.
 CLAIM_LEASE = timedelta(hours=1)
 
-# TODO(metadata branch): image_create takes `metadata=` once that branch is merged; until then what a URL
-# fixes of it is stored and answered but not passed on. Drop this check (pass it always) at the merge.
-_IMAGE_CREATE_TAKES_METADATA = "metadata" in inspect.signature(image_create).parameters
+
+def _focal_pair(focal: dict[str, float] | tuple[float, float] | None) -> tuple[float, float] | None:
+    """A focal point as image_create takes it: a URL keeps its fixed one as the object's `{"x", "y"}`, the
+    uploader's form field gives a pair."""
+    if isinstance(focal, dict):
+        return (focal["x"], focal["y"])
+    return focal
 
 
 def direct_upload_create(
@@ -107,7 +110,6 @@ def direct_upload_complete(
         direct_upload_check_open(upload=current)
         raise UploadUsed("This upload URL has been used; ask for a new one.")
     values = {**chosen, **upload.fixed}
-    extra = {"metadata": values["metadata"]} if _IMAGE_CREATE_TAKES_METADATA and "metadata" in values else {}
     try:
         image = image_create(
             upload=file,
@@ -116,10 +118,12 @@ def direct_upload_complete(
             width=values.get("width"),
             height=values.get("height"),
             fit=Fit(values.get("fit") or Fit.CONTAIN.value),
+            gravity=Gravity(values.get("gravity") or settings.IMAGE_DEFAULT_GRAVITY),
+            focal=_focal_pair(values.get("focal")),
             output_format=OutputFormat(fmt) if (fmt := values.get("format")) else None,
             visibility=values.get("visibility") or settings.IMAGE_DEFAULT_VISIBILITY,
             api_key=upload.api_key,
-            **extra,
+            metadata=values.get("metadata"),
         )
     except BaseException:
         DirectUpload.objects.filter(pk=upload.pk, claimed_at=claimed_at).update(claimed_at=None)

@@ -215,7 +215,8 @@ def replica_environment(
         # the default per-address limit (6000/minute, far above the load), so every request asks Redis.
         "THROTTLE_UPLOADS_PER_KEY": "20/minute",
         "THROTTLE_UPLOADS_PER_ADDRESS": "",
-        # The task queue in this PostgreSQL (one queue the workers share) and webhooks to the rig's receiver
+        # The task queue in this PostgreSQL (one queue the workers share: a delete's renditions, webhook
+        # deliveries) and webhooks to the rig's receiver
         # on loopback over http. Short timeouts and backoff keep the run short: a try to a receiver that is
         # down is refused at once, and retried after 1-4 s (jittered) rather than up to an hour.
         "TASK_BACKEND": "database",

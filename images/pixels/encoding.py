@@ -64,6 +64,9 @@ class Rendered:
     height: int
     # With `render(..., preview=True)`: the first frame at most 64x64, as stored (images.pixels.placeholders).
     preview: Image.Image | None = field(default=None, compare=False, repr=False)
+    # The part of the source kept (left, top, right, bottom), as fractions of its displayed width and
+    # height: the whole image unless a `cover` crop cut it (a focal point is carried over with it).
+    crop: tuple[float, float, float, float] = (0.0, 0.0, 1.0, 1.0)
 
 
 def has_transparency(im: Image.Image) -> bool:

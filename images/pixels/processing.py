@@ -27,6 +27,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageCms
 
+from images.pixels import attention
 from images.pixels.animation import ANIMATED_INPUTS, ANIMATED_OUTPUTS, render_animation
 from images.pixels.decoding import (
     TRANSPOSE_FOR_ORIENTATION,
@@ -43,12 +44,14 @@ from images.pixels.placeholders import PREVIEW_MAX, small_version
 __all__ = [
     "EncodeOptions",
     "Fit",
+    "Gravity",
     "Limits",
     "OutputFormat",
     "Plan",
     "Rendered",
     "check_output",
     "plan",
+    "point_in_crop",
     "render",
     "source_box",
     "stored_preview",
@@ -59,8 +62,64 @@ class Fit(StrEnum):
     """How the image fills the requested box."""
 
     CONTAIN = "contain"  # scale to fit inside, keep the aspect ratio
-    COVER = "cover"  # scale and centre-crop to exactly the box
+    COVER = "cover"  # scale and crop to exactly the box (which part: `Gravity`)
     FILL = "fill"  # stretch to exactly the box
+
+
+class Gravity(StrEnum):
+    """Which part of the image a `cover` crop keeps. A focal point, when the image has one, wins over all
+    three: the owner's choice is what every crop keeps."""
+
+    CENTER = "center"  # the middle
+    ATTENTION = "attention"  # the most salient region (images/pixels/attention.py)
+    FOCAL = "focal"  # centred on the focal point (the middle when there is none)
+
+
+# A point of an image as fractions of its width and height, (0, 0) the top left.
+Point = tuple[float, float]
+_MIDDLE: Point = (0.5, 0.5)
+
+# A point of the oriented (displayed) image -> the same point of the file's raw pixels, for each EXIF
+# orientation (tests/test_crops.py checks them against Pillow's transposes).
+_TO_RAW = {
+    1: lambda x, y: (x, y),
+    2: lambda x, y: (1 - x, y),
+    3: lambda x, y: (1 - x, 1 - y),
+    4: lambda x, y: (x, 1 - y),
+    5: lambda x, y: (y, x),
+    6: lambda x, y: (y, 1 - x),
+    7: lambda x, y: (1 - y, 1 - x),
+    8: lambda x, y: (1 - y, x),
+}
+_TO_ORIENTED = {
+    1: lambda u, v: (u, v),
+    2: lambda u, v: (1 - u, v),
+    3: lambda u, v: (1 - u, 1 - v),
+    4: lambda u, v: (u, 1 - v),
+    5: lambda u, v: (v, u),
+    6: lambda u, v: (1 - v, u),
+    7: lambda u, v: (1 - v, 1 - u),
+    8: lambda u, v: (v, 1 - u),
+}
+
+
+def point_in_crop(point: Point, crop: tuple[float, float, float, float]) -> Point:
+    """`point` (fractions of a source) as fractions of the part `crop` kept of it (`Rendered.crop`), kept
+    inside it; rounded to 1/10000, as focal points are."""
+    left, top, right, bottom = crop
+    x = (point[0] - left) / (right - left) if right > left else 0.5
+    y = (point[1] - top) / (bottom - top) if bottom > top else 0.5
+    return (round(min(max(x, 0.0), 1.0), 4), round(min(max(y, 0.0), 1.0), 4))
+
+
+def to_raw(point: Point, orientation: int) -> Point:
+    """`point` of the oriented image, in the raw frame of a file with this EXIF orientation."""
+    return _TO_RAW[orientation](*point)
+
+
+def to_oriented(point: Point, orientation: int) -> Point:
+    """`point` of a file's raw frame, in the image as displayed (the inverse of `to_raw`)."""
+    return _TO_ORIENTED[orientation](*point)
 
 
 # Formats that keep their own format on output; every other accepted input becomes PNG or JPEG.
@@ -155,6 +214,8 @@ def render(
     width: int | None = None,
     height: int | None = None,
     fit: Fit = Fit.CONTAIN,
+    gravity: Gravity = Gravity.CENTER,
+    focal: Point | None = None,
     output_format: OutputFormat | None = None,
     limits: Limits = Limits(),
     options: EncodeOptions = EncodeOptions(),
@@ -165,6 +226,10 @@ def render(
     `output_format` None keeps JPEG, PNG, GIF and WebP as they are and turns other formats into PNG (with
     transparency) or JPEG, but an animated AVIF into WebP. Animations stay animated when stored as GIF, WebP
     or PNG (APNG).
+
+    A `cover` crop keeps the part `gravity` says; with a `focal` point (fractions of the displayed width
+    and height) it is centred on that point as far as the image allows, whatever the gravity.
+    `Rendered.crop` is the part of the source kept, as fractions of its displayed size.
 
     `preview`: also a small version (at most 64x64) of the first frame as stored, in `Rendered.preview`,
     for images.placeholders; made from the resized pixels, so it costs a fraction of a millisecond.
@@ -194,27 +259,46 @@ def render(
             orientation=orientation,
             icc_profile=im.info.get("icc_profile"),
         )
+        cropped = step.region != (float(src_w), float(src_h))
+        if cropped and focal is not None:
+            step = dataclasses.replace(step, center=to_raw(focal, orientation))
+        # Attention looks at the (first) frame's pixels, so it is placed once they are decoded.
+        salient = cropped and focal is None and gravity is Gravity.ATTENTION
         if frames > 1:
             assert output is not None
             first: list[Image.Image] = []
+            placed: list[_FrameStep] = []
 
             def apply(frame: Image.Image) -> Image.Image:
-                pixels = step.apply(frame)
+                # Every frame is cut where the first frame's subject is: a crop that moved would shake.
+                if not placed:
+                    placed.append(step.placed(frame) if salient else step)
+                pixels = placed[0].apply(frame)
                 if preview and not first:
                     first.append(small_version(pixels))
                 return pixels
 
             animation = render_animation(im, frames, apply, output, options, limits)
-            return dataclasses.replace(animation, preview=first[0]) if first else animation
+            crop = placed[0].crop(orientation) if placed else step.crop(orientation)
+            return dataclasses.replace(animation, preview=first[0] if first else None, crop=crop)
         _draft(im, step.out_size, step.region)
         decode(im, limits)
+        if salient:
+            step = step.placed(im)
         pixels = step.apply(im)
         if output is None:
             output = OutputFormat.PNG if has_transparency(pixels) else OutputFormat.JPEG
         # Before encoding, which may flatten (JPEG): the preview is flattened the same way.
         small = small_version(pixels, on_white=output is OutputFormat.JPEG) if preview else None
         data = encode(pixels, output, options)
-        return Rendered(data=data, format=output, width=pixels.width, height=pixels.height, preview=small)
+        return Rendered(
+            data=data,
+            format=output,
+            width=pixels.width,
+            height=pixels.height,
+            preview=small,
+            crop=step.crop(orientation),
+        )
     except MemoryError as exc:
         # Within every limit, and still more than this server has: the image is too large for it here,
         # which the client should hear (413) rather than a 500.
@@ -241,16 +325,36 @@ def stored_preview(src: BinaryIO, limits: Limits = Limits()) -> Image.Image:
 
 @dataclass(frozen=True)
 class _FrameStep:
-    """What is done to every decoded frame: resample the planned region, orient, convert to sRGB."""
+    """What is done to every decoded frame: resample the planned region, orient, convert to sRGB.
+
+    `center`: where the region is centred, as fractions of the raw frame (kept inside the image)."""
 
     out_size: tuple[int, int]
     region: tuple[float, float]
     original: tuple[int, int]
     orientation: int
     icc_profile: bytes | None
+    center: Point = _MIDDLE
+
+    def placed(self, im: Image.Image) -> _FrameStep:
+        """This step with its region centred on the most salient part of `im` (a decoded frame)."""
+        width, height = im.size
+        crop = (self.region[0] * width / self.original[0], self.region[1] * height / self.original[1])
+        left, top, right, bottom = attention.salient_box(_resampleable(im), crop)
+        return dataclasses.replace(self, center=((left + right) / 2 / width, (top + bottom) / 2 / height))
+
+    def crop(self, orientation: int) -> tuple[float, float, float, float]:
+        """The part of the source kept, as fractions of the displayed (oriented) image."""
+        left, top, right, bottom = source_box(
+            (1.0, 1.0), original=self.original, region=self.region, center=self.center
+        )
+        (x0, y0), (x1, y1) = to_oriented((left, top), orientation), to_oriented((right, bottom), orientation)
+        return (min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1))
 
     def apply(self, im: Image.Image) -> Image.Image:
-        pixels = _resample(_resampleable(im), self.out_size, self.region, original=self.original)
+        pixels = _resample(
+            _resampleable(im), self.out_size, self.region, original=self.original, center=self.center
+        )
         if self.orientation in TRANSPOSE_FOR_ORIENTATION:
             pixels = pixels.transpose(TRANSPOSE_FOR_ORIENTATION[self.orientation])
         return _to_srgb(pixels, self.icc_profile)
@@ -295,9 +399,15 @@ def _resampleable(im: Image.Image) -> Image.Image:
 
 
 def source_box(
-    decoded: tuple[int, int], *, original: tuple[int, int], region: tuple[float, float]
+    decoded: tuple[float, float],
+    *,
+    original: tuple[int, int],
+    region: tuple[float, float],
+    center: Point = _MIDDLE,
 ) -> tuple[float, float, float, float]:
-    """The centred `region` of an image of size `original`, in the pixels of its decoded size.
+    """The `region` of an image of size `original` centred on `center` (fractions of the image) as far
+    as the image allows, in the pixels of its decoded size: the box always lies inside the image and so
+    always holds `center`.
 
     A JPEG draft decodes at a size rounded up from 1/2, 1/4 or 1/8 of the original, so the region is
     scaled to match. Floating point can put a full region a hair outside the image (2021 * (1011 /
@@ -308,7 +418,11 @@ def source_box(
         return (0.0, 0.0, float(width), float(height))
     crop_w = min(region[0] * width / original[0], width)
     crop_h = min(region[1] * height / original[1], height)
-    left, top = max((width - crop_w) / 2, 0.0), max((height - crop_h) / 2, 0.0)
+    if center == _MIDDLE:
+        left, top = max((width - crop_w) / 2, 0.0), max((height - crop_h) / 2, 0.0)
+    else:
+        left = min(max(center[0] * width - crop_w / 2, 0.0), width - crop_w)
+        top = min(max(center[1] * height - crop_h / 2, 0.0), height - crop_h)
     return (left, top, min(left + crop_w, width), min(top + crop_h, height))
 
 
@@ -318,8 +432,9 @@ def _resample(
     region: tuple[float, float],
     *,
     original: tuple[int, int],
+    center: Point = _MIDDLE,
 ) -> Image.Image:
-    box = source_box(im.size, original=original, region=region)
+    box = source_box(im.size, original=original, region=region, center=center)
     if out_size == im.size and box == (0, 0, im.width, im.height):
         return im
     # After a DCT-domain draft the DCT has already filtered the fine detail away: bicubic is then as good

@@ -6,6 +6,8 @@ import io
 import os
 from typing import Any
 
+import pytest
+from django.urls import Resolver404, resolve
 from PIL import Image as PILImage
 from PIL import ImageDraw
 from playwright.sync_api import Locator, Page, expect
@@ -84,3 +86,27 @@ def choose_file(page: Page, content: bytes, filename: str = "picture.png", mime:
 
 def card_titles(page: Page) -> Locator:
     return page.locator("#grid .card-title")
+
+
+# --- What the server offers ------------------------------------------------------------------------------
+
+
+def has_route(path: str) -> bool:
+    """Whether the app answers `path` with a view of its own (not the media files' catch-all)."""
+    try:
+        match = resolve(path)
+    except Resolver404:
+        return False
+    return match.url_name != "media"
+
+
+def require_upload_urls() -> None:
+    """Skip unless the server mints one-time upload URLs (`POST /uploads`, the uploads-urls branch)."""
+    if not has_route("/uploads"):
+        pytest.skip("this server has no POST /uploads yet (one-time upload URLs, issue 24)")
+
+
+def require_field(image: dict, field: str, what: str) -> None:
+    """Skip unless the image object carries `field`: the server does not do `what` yet."""
+    if field not in image:
+        pytest.skip(f"image objects have no `{field}` yet: this server does not do {what} (issue 26)")

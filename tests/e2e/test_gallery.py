@@ -295,6 +295,41 @@ def test_the_page_fits_a_phone_screen(page: Page) -> None:
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 360
 
 
+def test_on_a_phone_the_grid_comes_first_and_the_upload_form_is_one_tap_away(page: Page) -> None:
+    api_upload(page, picture((200, 120, 40), size=(400, 300)), title="Already here")
+    page.set_viewport_size({"width": 390, "height": 844})
+    open_gallery(page)
+
+    # The first screen: the first image whole, and the button that opens the form; the form itself is not
+    # there, so the grid is not below it.
+    expect(page.locator("#grid .card").first).to_be_in_viewport(ratio=1)
+    toggle = page.locator("#open-upload")
+    expect(toggle).to_have_accessible_name("Upload")
+    expect(toggle).to_be_in_viewport(ratio=1)
+    expect(toggle).to_have_attribute("aria-expanded", "false")
+    expect(page.get_by_label("Image file")).to_be_hidden()
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+
+    # One tap: the form, with the focus in its first field; Escape closes it and gives the focus back.
+    toggle.click()
+    expect(toggle).to_have_attribute("aria-expanded", "true")
+    expect(page.get_by_label("Image file")).to_be_in_viewport()
+    expect(page.get_by_label("Image file")).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.get_by_label("Image file")).to_be_hidden()
+    expect(toggle).to_be_focused()
+
+    # Upload from the sheet: it closes, and the list says so above the new image.
+    toggle.click()
+    choose_file(page, picture((40, 90, 200)))
+    page.get_by_label("Title", exact=True).fill("From the phone")
+    page.locator("#upload-button").click()
+    expect(page.locator("#list-notice")).to_contain_text("Uploaded “From the phone”.")
+    expect(page.get_by_label("Image file")).to_be_hidden()
+    expect(card_titles(page)).to_have_text(["From the phone", "Already here"])
+    expect(page.locator("#grid .card").first).to_be_in_viewport()
+
+
 def test_an_upload_over_the_size_limit_shows_the_error_next_to_the_image_field(
     page: Page, settings: Any
 ) -> None:

@@ -7,11 +7,17 @@
 // shows one image. Links are real links (they work in a new tab and without this script's help); clicks on
 // them are turned into history.pushState so Back and Forward move between views without reloading.
 
+import { KEY_STORAGE, apiRequest, authHeaders, formatBytes, getJson } from "./api.js";
+import { RESUMABLE_FROM_BYTES, mintUploadUrl, resumableSupported, startResumable } from "./resumable.js";
+import { renderFocal, renderSimilar } from "./detail-extras.js";
+import { UploadSheet } from "./upload-sheet.js";
+
 const app = document.getElementById("app");
 const API_URL = app.dataset.apiUrl;
 const PAGE_SIZE = Number(app.dataset.pageSize);
 const MAX_UPLOAD_BYTES = Number(app.dataset.maxUploadBytes);
-const KEY_STORAGE = "imagery.apiKey";
+// POST /uploads: one-time upload URLs, which big files go to by tus (resumable.js).
+const UPLOADS_URL = app.dataset.uploadsUrl;
 // Whether this server can keep private images (it has API keys on): only then are the switches shown.
 const PRIVATE_IMAGES = app.dataset.privateImages === "true";
 
@@ -27,19 +33,6 @@ const FORMAT_NAMES = { jpeg: "JPEG", png: "PNG", gif: "GIF", webp: "WebP", avif:
 
 function formatName(format) {
   return FORMAT_NAMES[format] ?? String(format).toUpperCase();
-}
-
-// Binary units, as Django's filesizeformat writes the upload limit in the form's hint.
-function formatBytes(bytes) {
-  if (bytes < 1024) return `${bytes} bytes`;
-  const units = ["KB", "MB", "GB"];
-  let value = bytes / 1024;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit += 1;
-  }
-  return `${value.toFixed(1)} ${units[unit]}`;
 }
 
 function formatDimensions(image) {
@@ -112,47 +105,6 @@ document.addEventListener("click", (event) => {
 window.addEventListener("popstate", () => {
   if (location.search !== shownSearch) render({ focus: true });
 });
-
-// --- Talking to the API --------------------------------------------------------------------------
-
-// An API key is only needed when the server says so (401); it lives in this tab's session storage.
-function authHeaders() {
-  const key = sessionStorage.getItem(KEY_STORAGE);
-  return key ? { Authorization: `Bearer ${key}` } : {};
-}
-
-class ApiError extends Error {
-  constructor(status, problem) {
-    super(problem?.detail ?? `The server answered ${status}.`);
-    this.status = status;
-    this.problem = problem;
-  }
-}
-
-// One API call: `body` goes as JSON; answers `{ data, etag }` (data null for a 204), or throws ApiError.
-async function apiRequest(url, { method = "GET", body, headers = {}, signal } = {}) {
-  const init = { method, headers: { Accept: "application/json", ...authHeaders(), ...headers }, signal };
-  if (body !== undefined) {
-    init.body = JSON.stringify(body);
-    init.headers["Content-Type"] = "application/json";
-  }
-  const response = await fetch(url, init);
-  if (response.status === 204) return { data: null, etag: null };
-  let data = null;
-  try {
-    data = await response.json();
-  } catch (error) {
-    // Cancelled while the body was arriving: the newer view takes over. Anything else is a body that is
-    // not JSON, such as a proxy's HTML error page.
-    if (error.name === "AbortError") throw error;
-  }
-  if (!response.ok || data === null) throw new ApiError(response.status, data);
-  return { data, etag: response.headers.get("ETag") };
-}
-
-async function getJson(url, signal) {
-  return (await apiRequest(url, { signal })).data;
-}
 
 // --- Rendering -----------------------------------------------------------------------------------
 
@@ -380,10 +332,8 @@ async function renderDetail(state, signal, moves) {
   picture.alt = image.title;
   picture.width = image.width;
   picture.height = image.height;
-  for (const link of [$("detail-link"), $("detail-open")]) {
-    if (url) link.href = url;
-    else link.removeAttribute("href");
-  }
+  if (url) $("detail-open").href = url;
+  else $("detail-open").removeAttribute("href");
   $("detail-size").textContent = `${formatDimensions(image)} pixels`;
   $("detail-format").textContent = formatName(image.format);
   $("detail-bytes").textContent = `${formatBytes(image.size)} (${image.size.toLocaleString("en")} bytes)`;
@@ -406,6 +356,8 @@ async function renderDetail(state, signal, moves) {
   $("edit-title-status").textContent = "";
   $("delete-error").hidden = true;
   $("detail-body").hidden = false;
+  renderFocal(image, { onSave: saveFocal });
+  renderSimilar(image, { apiUrl: API_URL, signal, card: (other) => card(other, state) });
   if (moves !== null) focusIfStill(moves, $("detail-title"));
 }
 
@@ -424,6 +376,29 @@ function changeRefused(error) {
   if (error.status === 401) return "Changing images needs an API key: enter it in the upload form, then try again.";
   if (error.status === 403) return "This API key may not change this image (only the key that uploaded it, or an admin key).";
   return null;
+}
+
+// The focal point clicked on the picture (detail-extras.js): answers the image as it is now, or throws an
+// error whose message says why not.
+async function saveFocal(focal) {
+  const image = shownImage;
+  try {
+    const { data, etag } = await apiRequest(`${API_URL}/${image.id}`, {
+      method: "PATCH",
+      body: { focal },
+      headers: image.etag ? { "If-Match": image.etag } : {},
+    });
+    if (shownImage === image) shownImage = { ...image, etag };
+    return data;
+  } catch (error) {
+    if (error.status === 401) askForKey(error.message);
+    const field = error.problem?.errors?.find((item) => item.field?.startsWith("focal"));
+    throw new Error(
+      error.status === 412
+        ? "Someone changed this image since you opened it: reload the page to see their change."
+        : (changeRefused(error) ?? field?.message ?? error.message),
+    );
+  }
 }
 
 $("title-form").addEventListener("submit", async (event) => {
@@ -653,6 +628,10 @@ function setUploading(active) {
   form.setAttribute("aria-busy", String(active));
 }
 
+function setProgressLabel(text) {
+  $("progress-label").textContent = text;
+}
+
 function setProgress(fraction) {
   const percent = Math.round(fraction * 100);
   $("progress-bar").value = percent;
@@ -698,8 +677,12 @@ form.addEventListener("submit", (event) => {
     focusFirstError();
     return;
   }
+  if (file.size > RESUMABLE_FROM_BYTES && resumableSupported()) uploadResumable(file);
+  else uploadPlain();
+});
 
-  // XMLHttpRequest rather than fetch: only it reports upload progress.
+// One POST /images with the form's fields. XMLHttpRequest rather than fetch: only it reports upload progress.
+function uploadPlain() {
   const xhr = new XMLHttpRequest();
   inFlight = xhr;
   xhr.open("POST", API_URL);
@@ -726,9 +709,108 @@ form.addEventListener("submit", (event) => {
     $("upload-status").textContent = "Upload cancelled.";
   });
   setProgress(0);
+  setProgressLabel("Uploading");
   setUploading(true);
   xhr.send(uploadData());
-});
+}
+
+// What the form fixes of a resumable upload: the same fields as a plain POST, sent when the upload URL is
+// minted (the tus part sends only the file).
+function uploadFields() {
+  const fields = {};
+  const title = $("title-input").value.trim();
+  if (title) fields.title = title;
+  for (const field of ["width", "height"]) {
+    const value = fieldInput(field).value.trim();
+    if (value) fields[field] = Number(value);
+  }
+  fields.fit = $("fit-input").value;
+  if ($("private-input")?.checked) fields.visibility = "private";
+  return fields;
+}
+
+// A resumable upload that gave up (the connection stayed down through every retry): pressing Upload again
+// with the same file goes on from the last byte the server confirmed, at the same upload URL.
+let unfinished = null;
+
+// A big file: mint a one-time upload URL with the key (POST /uploads), then send the file to it by tus in
+// chunks. A dropped connection is retried from the server's offset; the progress bar carries on from there.
+async function uploadResumable(file) {
+  // Cancelled while the URL is being minted: nothing was sent yet, the upload just does not start.
+  const job = {
+    abort: () => {
+      inFlight = null;
+      setUploading(false);
+      $("upload-status").textContent = "Upload cancelled.";
+    },
+  };
+  inFlight = job;
+  setProgress(0);
+  setProgressLabel("Uploading");
+  setUploading(true);
+  try {
+    let link = unfinished?.file === file ? unfinished.link : null;
+    if (!link) {
+      try {
+        link = await mintUploadUrl(UPLOADS_URL, uploadFields());
+      } catch (error) {
+        // A server without upload URLs (404, 405): the file goes in one POST, as before them.
+        if (error.status === 404 || error.status === 405) {
+          inFlight = null;
+          uploadPlain();
+          return;
+        }
+        throw error;
+      }
+    }
+    if (inFlight !== job) return; // cancelled while the URL was minted
+    const upload = startResumable({
+      file,
+      endpoint: link.upload_url,
+      resumeUrl: unfinished?.file === file ? unfinished.url : null,
+      onProgress: (fraction) => {
+        setProgress(fraction);
+        setProgressLabel(unfinished?.retried ? "Uploading (resumed)" : "Uploading");
+      },
+      onRetry: (delay) => {
+        if (unfinished) unfinished.retried = true;
+        setProgressLabel(
+          delay >= 1000
+            ? `Connection lost: trying again in ${Math.round(delay / 1000)} s…`
+            : "Connection lost: resuming…",
+        );
+      },
+    });
+    unfinished = { file, link, upload, url: null, retried: false };
+    job.abort = upload.abort;
+    const path = await upload.done;
+    unfinished = null;
+    // The last answer names the image; without that header, the upload URL's state carries it.
+    const image = path
+      ? (await apiRequest(path)).data
+      : (await apiRequest(`${UPLOADS_URL}/${link.id}`)).data.image;
+    uploaded(image);
+  } catch (error) {
+    if (error.name === "AbortError") {
+      unfinished = null;
+      $("upload-status").textContent = "Upload cancelled.";
+    } else if (error.status === 0 && unfinished) {
+      unfinished.url = unfinished.upload.url();
+      showFormError("The connection was lost and did not come back. Press Upload to go on from where it stopped.");
+    } else if (error.status === undefined) {
+      // fetch's own failure (no answer at all) while minting the URL or reading the image back.
+      showFormError("The upload did not reach the server or its answer was lost. Check the connection and try again.");
+    } else {
+      unfinished = null;
+      showProblem(error.status, error.problem);
+    }
+  } finally {
+    if (inFlight === job) {
+      inFlight = null;
+      setUploading(false);
+    }
+  }
+}
 
 $("cancel-button").addEventListener("click", () => inFlight?.abort());
 
@@ -738,10 +820,19 @@ function uploaded(image) {
   form.reset();
   $("key-input").value = key;
   showPreview(null);
-  setStatus($("upload-status"), `Uploaded “${image.title}”.`, {
-    href: urlFor({ image: image.id }),
-    text: "View it",
-  });
+  const status = $("upload-status");
+  setStatus(status, `Uploaded “${image.title}”.`, { href: urlFor({ image: image.id }), text: "View it" });
+  // The same file was uploaded before (issue 26): say where, so the user may keep one of them.
+  if (image.duplicate_of) {
+    const line = document.createElement("span");
+    line.className = "duplicate";
+    const link = document.createElement("a");
+    link.href = urlFor({ image: image.duplicate_of });
+    link.dataset.route = "";
+    link.textContent = `#${image.duplicate_of}`;
+    line.append(" This file is already here as ", link, ".");
+    status.append(line);
+  }
   // The newest image is first on the first page of all images (a private one: of the private images):
   // show that, so the upload is in sight.
   const state = readState();
@@ -749,6 +840,11 @@ function uploaded(image) {
   if (state.title || state.page > 1 || state.image || state.private !== privateList) {
     navigate({ private: privateList }, { focus: false });
   } else render();
+  // On a phone the form is a sheet over the grid: close it, and say it above the list, where the image is.
+  if (uploadSheet.isOpen()) {
+    uploadSheet.close({ focus: false });
+    $("list-notice").replaceChildren(...[...status.childNodes].map((node) => node.cloneNode(true)));
+  }
 }
 
 // --- Choosing and dropping a file ----------------------------------------------------------------
@@ -800,6 +896,13 @@ for (const type of ["dragover", "drop"]) {
 }
 
 // --- Start ---------------------------------------------------------------------------------------
+
+const uploadSheet = new UploadSheet({
+  panel: $("upload-panel"),
+  toggle: $("open-upload"),
+  closeButton: $("close-upload"),
+  firstField: fileInput,
+});
 
 if (sessionStorage.getItem(KEY_STORAGE)) {
   $("key-field").hidden = false;

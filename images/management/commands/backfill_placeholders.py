@@ -1,5 +1,5 @@
 """`manage.py backfill_placeholders [--batch N] [--queue]`: give the images stored before placeholders existed
-their `placeholder` and `color`.
+their `placeholder` and `color`, and their perceptual hash (`phash`).
 
 With `--queue`, the work is not done here: one task per batch is enqueued (`images.tasks`), for the task
 workers to run (each batch retried on failure, a second run of one fills nothing), and the command ends at
@@ -28,7 +28,8 @@ LINE_EVERY = 10_000
 
 class Command(BaseCommand):
     help = (
-        "Compute the placeholder and colour of the images that lack them (uploaded before they existed), "
+        "Compute the placeholder, colour and perceptual hash of the images that lack them (uploaded before "
+        "they existed), "
         "reading each stored file once. Resumable, and safe while the service is serving."
     )
 
@@ -60,6 +61,7 @@ class Command(BaseCommand):
         for name, ids in result.unusable.items():
             self.stdout.write(f"UNUSABLE {name} (rows {', '.join(map(str, ids))}): missing or not decodable")
         self.stdout.write(f"{result.filled} images filled, {result.files_read} stored files read.")
+        self.stdout.write(f"{result.hashed} images given a perceptual hash.")
         if result.unusable:
             rows = sum(len(ids) for ids in result.unusable.values())
             raise CommandError(
