@@ -25,7 +25,7 @@ help:
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
 	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
 	@echo "make chaos      3 replicas behind nginx under load for 60 s, with faults; checks that nothing is lost"
-	@echo "make chaos-short  the same for 20 s with one replica kill and one S3 stop (what CI runs)"
+	@echo "make chaos-short  the same for 20 s: S3, a replica (under a tus upload), a worker, the receiver (CI)"
 
 # make's own ways of running the app are development mode (a made-up SECRET_KEY, plain logs). Anything
 # else is production, which needs a SECRET_KEY, unless IMAGERY_ENV says otherwise (README, "Deploy").
@@ -188,4 +188,4 @@ chaos: install-dev chaos-services $(VENV)/.deploy-tools.stamp
 	$(BIN)/python -m bench.chaos --seconds 60 $(CHAOS_ARGS)
 
 chaos-short: install-dev chaos-services $(VENV)/.deploy-tools.stamp
-	$(BIN)/python -m bench.chaos --seconds 20 --faults s3,replica $(CHAOS_ARGS)
+	$(BIN)/python -m bench.chaos --seconds 20 --faults s3,replica,worker,receiver $(CHAOS_ARGS)

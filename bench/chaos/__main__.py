@@ -1,8 +1,8 @@
 """`python -m bench.chaos`: start the stack, check the shared rate limit, run the load with faults on a
 timeline, check what must hold, print the summary and write the JSON report and the PNG timeline.
 
-    python -m bench.chaos                                  # make chaos: 60 s, all five faults
-    python -m bench.chaos --seconds 20 --faults s3,replica # CI's short run (make chaos-short)
+    python -m bench.chaos                        # make chaos: 60 s, all seven faults
+    python -m bench.chaos --seconds 20 --faults s3,replica,receiver,worker   # CI's short run
 
 Exits 1 when a check fails (the run's folder, with every service's log, is then kept and printed).
 """
@@ -15,11 +15,21 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
-from bench.chaos import checks
-from bench.chaos.faults import DURATIONS, KILLED_REPLICA, HealthWatch, Timeline, UploadsInFlight, plan
+from bench.chaos import checks, event_checks
+from bench.chaos.faults import (
+    DURATIONS,
+    KILLED_REPLICA,
+    HealthWatch,
+    Timeline,
+    UploadsInFlight,
+    plan,
+    plan_side,
+)
 from bench.chaos.load import DATABASE_ONLY, NEEDS_STORAGE
+from bench.chaos.receiver import Receiver
 from bench.chaos.report import plot, print_summary, summarize, write_json
 from bench.chaos.resumable import ResumableInFlight
 from bench.chaos.services import ROOT, Stack, create_api_keys, http_status, wait_until
@@ -39,7 +49,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=25, help="requests per second (default 25)")
     parser.add_argument(
         "--faults",
-        default="replica,s3,postgres,redis,redis-hang",
+        default="replica,s3,postgres,redis,redis-hang,receiver,worker",
         help=f"in this order, from {', '.join(DURATIONS)} (default: all)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "chaos", help="report folder")
@@ -68,11 +78,16 @@ def main() -> int:
 
 
 def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
+    began = time.monotonic()
     keys = create_api_keys(
         stack.environment,
         [f"load-{n}" for n in range(LOAD_KEYS)]
-        + ["probe-shared", "probe-race", "probe-no-redis", "probe-after", "in-flight", "resumable"],
+        + ["probe-shared", "probe-race", "probe-no-redis", "probe-after", "in-flight", "resumable"]
+        + ["admin-webhooks"],
     )
+    receiver = Receiver()
+    receiver.start()
+    receiver.secret = register_receiver(stack, keys["admin-webhooks"], receiver.url)
     load_keys = stack.folder / "load-keys.json"
     load_keys.write_text(json.dumps([keys[f"load-{n}"] for n in range(LOAD_KEYS)]))
 
@@ -127,15 +142,18 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
             in_flight=in_flight,
             resumable=resumable,
         )
+        side_faults = plan_side(stack, receiver, names, seconds=args.seconds)
         watch.begin()
-        timeline = Timeline(faults, start)
+        timeline, side_timeline = Timeline(faults, start), Timeline(side_faults, start)
         timeline.begin()
+        side_timeline.begin()
         print(
             f"load: {args.rate:g} requests/s for {args.seconds:g} s; faults: "
-            + ", ".join(f"{f.label} at +{f.start:g} s for {f.duration:g} s" for f in faults),
+            + ", ".join(f"{f.label} at +{f.start:g} s for {f.duration:g} s" for f in faults + side_faults),
             flush=True,
         )
         timeline.join()
+        side_timeline.join()
         in_flight.join()
         resumable.join()
         if load.wait(timeout=args.seconds + 120) != 0:
@@ -167,6 +185,27 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         checks.rate_limit_probe(stack, keys["probe-after"], through="replicas") if "redis" in names else []
     )
     created += [r for r in after_redis if r.get("status") == 201]
+    # Every change has been answered: the queue must empty and every event reach the receiver, watched
+    # while the other checks run.
+    last_fault_end = max((f.ended_at or 0.0) for f in faults + side_faults) if faults or side_faults else end
+    drain_watch = event_checks.DrainWatch(stack, last_fault_end=last_fault_end)
+    print(f"load and faults done; checking ({time.monotonic() - began:.0f} s into the run)", flush=True)
+    uploads = [
+        r
+        for r in records + shared_probe + race_probe + no_redis_probe + in_flight.records + after_redis
+        if r["method"] == "POST"
+    ]
+    if "replica" in names:
+        # The tus upload the kill cut off: its image (named by the last chunk's answer) has its one event.
+        image = resumable.record.get("image")
+        uploads.append(
+            {
+                "method": "POST",
+                "status": 201 if image else None,
+                "id": int(image.rsplit("/", 1)[-1]) if image else None,
+                "title": resumable.record["title"],
+            }
+        )
     # Images the load deleted (or may have: no answer) are not listed any more; PATCHed ones may carry a
     # new title (a PATCH without an answer may or may not have been applied).
     deleted = {r["id"] for r in records if r["method"] == "DELETE" and r["status"] in (204, None)}
@@ -204,12 +243,38 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         results.append(checks.rate_limit_shared(after_redis, when=", again once Redis is back"))
     if any(name.startswith("redis") for name in names):
         results.append(checks.limiter_faults_cost_little(faults, records))
+    drained_after, queue = drain_watch.result()
+    print(f"checks done; queue drained ({time.monotonic() - began:.0f} s into the run)", flush=True)
+    receiver.dump(stack.folder / "received.jsonl")
+    received = receiver.snapshot()
+    results += event_checks.events_match_changes(
+        received,
+        uploads=uploads,
+        patches=[r for r in records if r["method"] == "PATCH"],
+        deletes=[r for r in records if r["method"] == "DELETE"],
+    )
+    results.append(event_checks.signatures_verified(receiver))
+    results.append(event_checks.queue_drained(drained_after, queue))
+    optional = [
+        event_checks.receiver_fault_retried(side_faults, receiver),
+        event_checks.worker_killed_mid_batch(side_faults),
+    ]
+    results += [check for check in optional if check is not None]
     if "replica" in names:
         results.append(checks.resumable_completed_once(stack, resumable.record, keys["resumable"]))
     results.append(checks.no_server_errors_logged(stack))
     heals = checks.heal_times(faults, records, health)
     summary = summarize(records, faults, start, end)
     print_summary(summary, results, heals, faults)
+    for fault in side_faults:
+        print(f"webhooks' fault: {fault.label} at +{(fault.began_at or start) - start:.1f} s {fault.notes}")
+    print(f"webhooks: queue and deliveries empty {drained_after} s after the last fault ended")
+    if stack.supervisor is not None and stack.supervisor.log:
+        exits = ", ".join(
+            f"{e['what']} (exit {e['exit']}) at +{float(e['t']) - start:.1f} s"
+            for e in stack.supervisor.log  # type: ignore[arg-type]
+        )
+        print(f"exited by themselves and started again (as compose's restart policy would): {exits}")
 
     stem = f"chaos-{int(args.seconds)}s"
     report = args.out / f"{stem}.json"
@@ -218,8 +283,20 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
         report,
         settings={"seconds": args.seconds, "rate": args.rate, "faults": names},
         checks=results,
-        faults=[{**f.as_dict(), "at_s": round((f.began_at or start) - start, 2)} for f in faults],
+        faults=[
+            {**f.as_dict(), "at_s": round((f.began_at or start) - start, 2)} for f in faults + side_faults
+        ],
         heal=heals,
+        webhooks={
+            "drained_after_last_fault_s": drained_after,
+            "drained_within_s": event_checks.DRAINED_WITHIN_S,
+            "deliveries_received": len(received),
+            "event_ids": len({r.webhook_id for r in received}),
+            "bad_signatures": receiver.bad_signatures,
+            # Workers and the relay that exited by themselves, started again by the rig's supervisor.
+            "exited_and_restarted": stack.supervisor.log if stack.supervisor else [],
+        },
+        resumable=resumable.record,
         summary=summary,
         requests=len(records),
     )
@@ -233,6 +310,18 @@ def run(stack: Stack, args: argparse.Namespace, names: list[str]) -> bool:
     shutil.copyfile(load_log, requests_log)
     print(f"\nreport: {report}\ntimeline: {picture}\nevery request: {requests_log}")
     return all(c.ok for c in results)
+
+
+def register_receiver(stack: Stack, admin_key: str, url: str) -> str:
+    """`POST /webhooks` through nginx with an admin key, every event kind: the endpoint's secret."""
+    request = urllib.request.Request(  # noqa: S310  # the rig's own loopback address
+        f"{stack.nginx.url}/webhooks",
+        data=json.dumps({"url": url}).encode(),
+        headers={"Authorization": f"Bearer {admin_key}", "Content-Type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310  # loopback
+        return json.loads(response.read())["secret"]
 
 
 if __name__ == "__main__":

@@ -16,6 +16,16 @@ times and records when each really began and ended (wall clock, the load's clock
 - `redis-hang`: redis-server stopped with SIGSTOP for 5 s: it accepts connections and answers nothing, as
   a hung server or a network partition does. Not in the issue's list; it found that the cache had no
   timeouts (every request waited for Redis as long as it hung).
+
+Two faults act on the webhooks' path, not on the HTTP service, so they run on a timeline of their own
+beside the others (`plan_side`; the HTTP checks do not count them as faults):
+
+- `receiver`: the rig's webhook receiver closed for 10 s (tries are refused, kept connections cut), then
+  listening again on the same port; deliveries retry with backoff and must all arrive after it;
+- `worker`: a task worker killed with SIGKILL while it is delivering a batch (the receiver answers slowly
+  until then, and the kill waits until the queue shows a delivery task running and deliveries claimed:
+  the one whose id the running task names is killed), started again 10 s later. Its claims lapse, then
+  the relay enqueues them and another worker delivers them.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench.chaos.receiver import Receiver
 from bench.chaos.resumable import ResumableInFlight
 from bench.chaos.services import Stack, http_status
 
@@ -56,7 +67,17 @@ class Fault:
         }
 
 
-DURATIONS = {"replica": 10.0, "s3": 5.0, "postgres": 5.0, "redis": 5.0, "redis-hang": 5.0}
+DURATIONS = {
+    "replica": 10.0,
+    "s3": 5.0,
+    "postgres": 5.0,
+    "redis": 5.0,
+    "redis-hang": 5.0,
+    "receiver": 10.0,
+    "worker": 10.0,
+}
+# Faults of the webhooks' path, on their own timeline (`plan_side`).
+SIDE_FAULTS = ("receiver", "worker")
 KILLED_REPLICA = 1  # the second of three
 
 
@@ -115,12 +136,15 @@ def plan(
     CI's short run stops S3 first: the replica's restart at the end is then watched without another fault
     in the way)."""
     replica = stack.replicas[KILLED_REPLICA]
+    names = [name for name in names if name not in SIDE_FAULTS]
 
     def kill_replica() -> None:
-        if in_flight is not None:
-            in_flight.send()
+        # The tus upload first: its first half is sent before start() returns (seconds), and the large
+        # uploads after it, so that they are still under way when the kill comes.
         if resumable is not None:
             resumable.start()
+        if in_flight is not None:
+            in_flight.send()
         replica.kill()
         if resumable is not None:
             resumable.resume()
@@ -151,6 +175,72 @@ def plan(
             fault.during = during_redis
         faults.append(fault)
         at += DURATIONS[name] + gap
+    return faults
+
+
+# How long the worker fault waits for a delivery batch under way before it kills a worker anyway.
+BATCH_WAIT_S = 10.0
+# The receiver's answer is held this long until the kill, so that a batch of deliveries takes seconds.
+SLOW_RECEIVER_S = 0.25
+
+
+def running_delivery(stack: Stack) -> tuple[str | None, int]:
+    """The worker id of a running delivery task (None: none runs) and how many deliveries are claimed."""
+    import psycopg
+
+    try:
+        with psycopg.connect(
+            stack.postgres.url.replace("postgres://", "postgresql://"), connect_timeout=2
+        ) as conn:
+            row = conn.execute(
+                "SELECT worker_ids FROM django_tasks_database_dbtaskresult WHERE status = 'RUNNING'"
+                " AND (task_path LIKE '%%drain_webhooks' OR task_path LIKE '%%deliver_webhooks')"
+                " ORDER BY started_at DESC LIMIT 1"
+            ).fetchone()
+            (claimed,) = conn.execute(
+                "SELECT count(*) FROM events_delivery WHERE status = 'pending' AND claimed_until > now()"
+            ).fetchone()
+    except psycopg.OperationalError:
+        return None, 0  # PostgreSQL stopped by another fault: nothing is seen running
+    worker = row[0][-1] if row and row[0] else None
+    return worker, claimed
+
+
+def plan_side(stack: Stack, receiver: Receiver, names: list[str], *, seconds: float) -> list[Fault]:
+    """The webhooks' faults, one after the other from a tenth into the load (1 s between): in CI's 20 s,
+    a worker is killed at 2 s (started again at 12 s) and the receiver is down from 13 s to 23 s."""
+    # The worker first: its claims take a minute to lapse, which the rest of the run then covers.
+    chosen = [name for name in ("worker", "receiver") if name in names]
+    by_id = {worker.worker_id: worker for worker in stack.workers}
+
+    def kill_worker(fault: Fault) -> None:
+        receiver.delay = SLOW_RECEIVER_S
+        deadline = time.monotonic() + BATCH_WAIT_S
+        worker_id, claimed = None, 0
+        while time.monotonic() < deadline:
+            worker_id, claimed = running_delivery(stack)
+            if worker_id in by_id and claimed:
+                break
+            time.sleep(0.05)
+        victim = by_id.get(worker_id or "", stack.workers[0])
+        victim.kill()
+        receiver.delay = 0.0
+        fault.notes.update(worker=victim.worker_id, claimed_at_kill=claimed, mid_batch=worker_id in by_id)
+        fault.label = f"kill -9 {victim.worker_id}"
+
+    def restart_worker(fault: Fault) -> None:
+        by_id[str(fault.notes.get("worker", stack.workers[0].worker_id))].start()
+
+    faults, at = [], max(1.0, seconds / 10)
+    for name in chosen:
+        if name == "receiver":
+            fault = Fault(name, "receiver down", at, DURATIONS[name], receiver.stop, receiver.start)
+        else:
+            fault = Fault(name, "kill -9 a worker", at, DURATIONS[name], lambda: None, lambda: None)
+            fault.begin = lambda fault=fault: kill_worker(fault)
+            fault.end = lambda fault=fault: restart_worker(fault)
+        faults.append(fault)
+        at += DURATIONS[name] + 1
     return faults
 
 

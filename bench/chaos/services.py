@@ -7,7 +7,11 @@
 - `Replica`: gunicorn with deploy/gunicorn.conf.py and production settings, in its own process group so that
   a kill takes the master and its workers at once, as a container's kill would;
 - `Nginx`: deploy/nginx.conf rendered for the replicas (an upstream block of three servers) and the S3
-  server, in the foreground, with its prefix and temporary folders in the run's folder.
+  server, in the foreground, with its prefix and temporary folders in the run's folder;
+- `Worker`: a task worker per replica (`manage.py task_worker`: db_worker, the database backend on the rig's
+  PostgreSQL, so the workers share one queue), in its own process group like a replica; and one relay
+  (`manage.py deliver_webhooks --every`), which enqueues what a dead worker's claims left once they lapse;
+  a `Supervisor` starts either again when it exits by itself, as compose's restart policy does.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -202,9 +207,6 @@ def replica_environment(
         "AWS_S3_URL_PROTOCOL": "http:",
         # As in compose.yaml: stored files and renditions are sent by nginx (X-Accel-Redirect).
         "FILE_ACCEL_REDIRECT": "/_stored/",
-        # Tasks (a delete's renditions) run in the replica that enqueues them, as before the task queue:
-        # the rig runs no worker yet (the issue's chaos part adds one per replica, and its faults).
-        "TASK_BACKEND": "immediate",
         # Small replicas on a shared 2-core machine: 2 processes of 2 threads each.
         "WEB_CONCURRENCY": "2",
         "GUNICORN_THREADS": "2",
@@ -213,6 +215,18 @@ def replica_environment(
         # the default per-address limit (6000/minute, far above the load), so every request asks Redis.
         "THROTTLE_UPLOADS_PER_KEY": "20/minute",
         "THROTTLE_UPLOADS_PER_ADDRESS": "",
+        # The task queue in this PostgreSQL (one queue the workers share: a delete's renditions, webhook
+        # deliveries) and webhooks to the rig's receiver
+        # on loopback over http. Short timeouts and backoff keep the run short: a try to a receiver that is
+        # down is refused at once, and retried after 1-4 s (jittered) rather than up to an hour.
+        "TASK_BACKEND": "database",
+        "WEBHOOK_ALLOW_HTTP": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "WEBHOOK_CONNECT_TIMEOUT": "1",
+        "WEBHOOK_READ_TIMEOUT": "2",
+        "WEBHOOK_RETRY_BASE_SECONDS": "1",
+        "WEBHOOK_RETRY_MAX_SECONDS": "4",
+        "WEBHOOK_RELAY_SECONDS": "2",
         # First renders keep their default budgets (THROTTLE_RENDER_*_PER_ADDRESS): the load's renditions
         # meet them (429), and the rendition check renders under forwarded addresses of its own
         # (checks.renditions_serve).
@@ -229,11 +243,16 @@ def manage(environment: dict[str, str], *args: str) -> str:
 
 
 def create_api_keys(environment: dict[str, str], names: list[str]) -> dict[str, str]:
-    """One key per name, made the way `manage.py apikey create` makes them, in one process."""
+    """One key per name, made the way `manage.py apikey create` makes them, in one process; a name that
+    starts with `admin` makes an admin key (`--admin`)."""
     script = (
         "import django, json, sys; django.setup();"
-        "from rest_framework_api_key.models import APIKey;"
-        "print(json.dumps({n: APIKey.objects.create_key(name=n)[1] for n in sys.argv[1:]}))"
+        "from rest_framework_api_key.models import APIKey; from api.models import AdminKey\n"
+        "def make(n):\n"
+        "    key, secret = APIKey.objects.create_key(name=n)\n"
+        "    if n.startswith('admin'): AdminKey.objects.create(api_key=key)\n"
+        "    return secret\n"
+        "print(json.dumps({n: make(n) for n in sys.argv[1:]}))"
     )
     env = {**environment, "DJANGO_SETTINGS_MODULE": "config.settings"}
     done = subprocess.run(
@@ -286,6 +305,94 @@ class Replica:
                 self.process.wait(timeout=35)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class Worker:
+    """A task worker beside replica `index` (`manage.py task_worker`, as compose's `worker` service runs
+    it: db_worker on every queue), in its own process group, logging to `worker-N.log`, under a stable
+    worker id (`TASK_WORKER_ID=chaos-worker-N`: the queue's rows name it, and a restart reclaims what it
+    left running). `held` while a fault keeps it down: the supervisor leaves it alone."""
+
+    command = ("manage.py", "task_worker")
+
+    def __init__(self, index: int, folder: Path, environment: dict[str, str]) -> None:
+        self.index = index
+        self.worker_id = f"chaos-worker-{index}"
+        self.log_path = folder / f"worker-{index}.log"
+        self.environment = {**environment, "TASK_WORKER_ID": self.worker_id}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.held = False
+        self.restarts = 0  # by the supervisor, after the process exited by itself
+
+    def start(self) -> None:
+        self.held = False
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, *self.command],
+                cwd=ROOT,
+                env=self.environment,
+                stdout=log,
+                stderr=log,
+                start_new_session=True,
+            )
+
+    def exited(self) -> bool:
+        return self.process is not None and self.process.poll() is not None
+
+    def kill(self) -> None:
+        """SIGKILL to the worker's group: a batch under way is left claimed, as when a container dies."""
+        self.held = True
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        self.held = True
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+class Relay(Worker):
+    """`manage.py deliver_webhooks --every 1`: enqueues deliveries left overdue (a dead worker's, once its
+    claims lapse), run beside the workers as the README asks."""
+
+    command = ("manage.py", "deliver_webhooks", "--every", "1")
+
+    def __init__(self, folder: Path, environment: dict[str, str]) -> None:
+        super().__init__(0, folder, environment)
+        self.worker_id = "relay"
+        self.log_path = folder / "relay.log"
+
+
+class Supervisor:
+    """Starts again, a second later, a worker or the relay that exited by itself (not held by a fault), as
+    compose's `restart: unless-stopped` does: both exit when PostgreSQL goes away."""
+
+    def __init__(self, processes: list[Worker]) -> None:
+        self.processes = processes
+        self.stopping = threading.Event()
+        self.log: list[dict[str, object]] = []
+        self.thread = threading.Thread(target=self._run, name="supervisor", daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.wait(1.0):
+            for process in self.processes:
+                if process.exited() and not process.held:
+                    assert process.process is not None
+                    self.log.append(
+                        {"t": time.time(), "what": process.worker_id, "exit": process.process.returncode}
+                    )
+                    process.restarts += 1
+                    process.start()
+
+    def stop(self) -> None:
+        self.stopping.set()
+        self.thread.join()
 
 
 def render_nginx(*, folder: Path, port: int, replicas: list[Replica], s3_port: int) -> Path:
@@ -394,6 +501,9 @@ class Stack:
         self.nginx = Nginx(self.folder)
         self.replica_count = replicas
         self.replicas: list[Replica] = []
+        self.workers: list[Worker] = []
+        self.relay: Relay | None = None
+        self.supervisor: Supervisor | None = None
         self.environment: dict[str, str] = {}
         self.api_keys: dict[str, str] = {}
 
@@ -430,9 +540,19 @@ class Stack:
         for replica in self.replicas:
             replica.wait_ready()
         self.nginx.start(self.replicas, self.s3.port)
+        self.workers = [Worker(i, self.folder, self.environment) for i in range(1, self.replica_count + 1)]
+        for worker in self.workers:
+            worker.start()
+        self.relay = Relay(self.folder, self.environment)
+        self.relay.start()
+        self.supervisor = Supervisor([*self.workers, self.relay])
 
     def close(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
         self.nginx.stop()
+        for worker in [*self.workers, *([self.relay] if self.relay else [])]:
+            worker.stop()
         for replica in self.replicas:
             replica.stop()
         if self.s3 is not None:
