@@ -14,7 +14,7 @@ from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field, extend_schema_serializer
 from rest_framework import serializers
-from rest_framework.exceptions import ErrorDetail, ValidationError
+from rest_framework.exceptions import ErrorDetail, NotFound, ValidationError
 
 from api.conditional import etag_of
 from api.pagination import MAX_BIGINT, PageInputSerializer
@@ -679,9 +679,9 @@ class ImageListInputSerializer(PageInputSerializer):
         help_text=(
             "The id of an image you may see: list the images whose `phash` differs from its in at most "
             "`distance` bits (itself left out), nearest first, then by id. Exact: every such image is "
-            "found. Within the list's scope (`visibility`) and `title` filter; numbered pages only (not "
-            "with `cursor`). An unknown id, or one you may not see, is a 404; an image without a `phash` "
-            "yet has none."
+            "found. Within the list's scope (`visibility`) and `title` filter; numbered pages only (a "
+            "`cursor` of another list is a 404). An unknown id, or one you may not see, is a 404; an image "
+            "without a `phash` yet has none."
         ),
     )
     distance = WholeNumberField(
@@ -691,19 +691,22 @@ class ImageListInputSerializer(PageInputSerializer):
         help_text=(
             f"With `similar_to`: the largest Hamming distance, 0 to {MAX_SIMILAR_DISTANCE} bits (default "
             f"{DEFAULT_SIMILAR_DISTANCE}). 0: the same hash; up to about 8: the same picture resized, "
-            "re-encoded or lightly cropped; past 12, unrelated pictures start to appear."
+            "re-encoded or lightly cropped; past 12, unrelated pictures start to appear. Without "
+            "`similar_to` it changes nothing (a bad value is a 400 all the same)."
         ),
     )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if "similar_to" not in attrs:
-            if "distance" in attrs:
-                raise ValidationError({"distance": ["Only with `similar_to`: the image to measure from."]})
+            # A valid `distance` alone measures from nothing: it changes nothing (a schema cannot say that
+            # one parameter needs another, so a client may send both always).
+            attrs.pop("distance", None)
             return attrs
-        if "cursor" in attrs:
-            raise ValidationError(
-                {"cursor": ["`similar_to` lists are in numbered pages only (`page`): not with `cursor`."]}
-            )
+        # `similar_to` lists are in numbered pages only. An empty `cursor` names the first page of any list
+        # (so, here, page 1); any other is a cursor of another list, which points nowhere in this one: a 404,
+        # as for a cursor we did not make (api.pagination.cursor_position).
+        if attrs.pop("cursor", ""):
+            raise NotFound("Invalid cursor: `similar_to` lists are in numbered pages (`page`).")
         attrs.setdefault("distance", DEFAULT_SIMILAR_DISTANCE)
         return attrs
 

@@ -194,7 +194,6 @@ def test_similar_to_pages_and_composes_with_title(api: Any, many: Callable[[int]
         ({"similar_to": "abc"}, "similar_to"),
         ({"similar_to": "0"}, "similar_to"),
         ({"similar_to": str(2**63)}, "similar_to"),
-        ({"cursor": ""}, "cursor"),
     ],
 )
 def test_bad_similar_to_parameters_are_400(
@@ -205,14 +204,29 @@ def test_bad_similar_to_parameters_are_400(
     assert_problem(api.get("/images", query), 400, field=field)
 
 
+def test_similar_lists_are_numbered_pages_a_cursor_points_nowhere(
+    api: Any, create: Callable[..., Any]
+) -> None:
+    image = create()
+    # An empty cursor is any list's first page; another list's cursor is no position in this one.
+    assert api.get("/images", {"similar_to": str(image["id"]), "cursor": ""}).status_code == 200
+    cursor = api.get("/images", {"cursor": "", "page_size": "1"}).json()
+    assert_problem(api.get("/images", {"similar_to": str(image["id"]), "cursor": "abc"}), 404)
+    assert cursor["results"]
+
+
 def test_repeated_parameters_are_400(api: Any, create: Callable[..., Any]) -> None:
     image = create()
     assert_problem(api.get(f"/images?similar_to={image['id']}&distance=2&distance=3"), 400, field="distance")
     assert_problem(api.get(f"/images?similar_to={image['id']}&similar_to=1"), 400, field="similar_to")
 
 
-def test_distance_without_similar_to_is_400(api: Any) -> None:
-    assert_problem(api.get("/images", {"distance": "4"}), 400, field="distance")
+def test_distance_without_similar_to_changes_nothing_but_a_bad_one_is_400(
+    api: Any, create: Callable[..., Any]
+) -> None:
+    create()
+    assert api.get("/images", {"distance": "4"}).json() == api.get("/images").json()
+    assert_problem(api.get("/images", {"distance": "17"}), 400, field="distance")
 
 
 @pytest.mark.parametrize("distance", ["0", "16"])
