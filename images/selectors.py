@@ -143,6 +143,7 @@ MAX_SIMILAR_DISTANCE = 16
 # 3 µs against 0.6 µs on PostgreSQL): with fewer rows than this many per probed value, `image_similar`
 # scans instead (at D = 8, 718 values: under about 3,600 rows; at D = 16, under about 350,000).
 SCAN_ROWS_PER_PROBE = 5
+_SCAN_CONSIDERED_FROM = 2000
 
 
 def image_similar_page(
@@ -202,7 +203,10 @@ def image_similar(
     table = connection.ops.quote_name(Image._meta.db_table)
     hamming = _hamming_sql()
     probes = pipeline.hash_probes(image.phash, distance)
-    if image_count() < SCAN_ROWS_PER_PROBE * sum(map(len, probes)):
+    looked_up = sum(map(len, probes))
+    # Only worth a query to the counter when the look-ups are many (D >= 10: at D = 8, 718 of them take
+    # about a millisecond however small the table).
+    if looked_up >= _SCAN_CONSIDERED_FROM and image_count() < SCAN_ROWS_PER_PROBE * looked_up:
         # Fewer rows than the look-ups would cost (a large distance on a small table: D = 16 probes about
         # 70,000 band values): every row's distance instead, the same answer.
         return (
