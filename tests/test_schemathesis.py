@@ -23,6 +23,8 @@ from schemathesis.transport.serialization import Binary
 # A schema cannot say which bytes decode as an image: "any binary" that fits the schema may be a 400
 # (`invalid_image`), 413 (too many pixels) or 415 (not an image). So for uploads, and for that check only,
 # those statuses count as accepting the request; `upload_rejects_only_the_image` keeps the 400 narrow.
+# Nor can OpenAPI 3.0's query parameters say that one needs or excludes another: the list's `distance`
+# needs `similar_to`, which excludes `cursor`; `list_refuses_only_combinations` keeps that 400 narrow.
 CONFIG = SchemathesisConfig.from_dict(
     {
         "operations": [
@@ -33,7 +35,15 @@ CONFIG = SchemathesisConfig.from_dict(
                         "expected-statuses": ["2xx", "400", "401", "403", "404", "409", "413", "415", "429"]
                     }
                 },
-            }
+            },
+            {
+                "include-operation-id": "images_list",
+                "checks": {
+                    "positive_data_acceptance": {
+                        "expected-statuses": ["2xx", "3xx", "400", "401", "403", "404", "409", "429"]
+                    }
+                },
+            },
         ]
     }
 )
@@ -76,6 +86,27 @@ def negative_data_rejection_as_sent(
         return negative_data_rejection(ctx, response, case)
     finally:
         case.body = body
+
+
+@schemathesis.check
+def list_refuses_only_combinations(
+    ctx: object, response: schemathesis.Response, case: schemathesis.Case
+) -> None:
+    """Schema-valid list parameters refused with a 400 are `distance` without `similar_to`, or `cursor`
+    with it: the combinations a schema cannot forbid."""
+    if (
+        case.operation.label != "GET /images"
+        or case.meta is None
+        or not case.meta.generation.mode.is_positive
+        or response.status_code != 400
+    ):
+        return
+    query = case.query or {}
+    fields = {error["field"] for error in json.loads(response.content)["errors"]}
+    if "similar_to" in query:
+        assert fields == {"cursor"} and "cursor" in query, f"schema-valid fields refused: {fields}"
+    else:
+        assert fields == {"distance"} and "distance" in query, f"schema-valid fields refused: {fields}"
 
 
 def send(case: schemathesis.Case) -> schemathesis.Response:
@@ -129,5 +160,9 @@ def test_api_conforms_to_its_schema(case: schemathesis.Case) -> None:
     case.validate_response(
         send(case),
         excluded_checks=[negative_data_rejection],
-        additional_checks=[negative_data_rejection_as_sent, upload_rejects_only_the_image],
+        additional_checks=[
+            negative_data_rejection_as_sent,
+            upload_rejects_only_the_image,
+            list_refuses_only_combinations,
+        ],
     )
