@@ -21,7 +21,7 @@ help:
 	@echo "make lint       ruff format --check + ruff check + the import contracts (lint-imports)"
 	@echo "make format     ruff format + ruff check --fix"
 	@echo "make bench      run the benchmarks in bench/ (pipeline, work bounds, renditions, render budgets, signing, crops, against thumbor, perceptual hash, uploads, queue, webhooks)"
-	@echo "make bench-reads  GET /images at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
+	@echo "make bench-reads  GET /images (lists, filters, similar_to) at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL)"
 	@echo "make lock       re-pin requirements/*.txt from pyproject.toml"
 	@echo "make deploy-check  lint the Dockerfile, validate compose.yaml, run the image's entrypoint on PostgreSQL"
 	@echo "make chaos      3 replicas behind nginx under load for 60 s, with faults; checks that nothing is lost"

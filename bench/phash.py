@@ -138,6 +138,7 @@ def _similar_on_sqlite(sizes: list[int], work: Path) -> None:
     from images.models import Image
 
     call_command("migrate", verbosity=0)
+    selectors._SCAN_CONSIDERED_FROM = 0  # the choice is made here, by SCAN_ROWS_PER_PROBE
     print("\nsimilar_to on SQLite, p50 of 20 query images, ms:")
     print(f"{'rows':>9} {'D':>3} {'look-ups':>9} {'scan':>8} {'scan / look-ups':>16}")
     seeded = 0

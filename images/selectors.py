@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from django.db import connection, transaction
+from django.db import connection
 from django.db.models import (
     BooleanField,
     CharField,
@@ -223,6 +223,7 @@ MAX_SIMILAR_DISTANCE = 16
 # 3 µs against 0.6 µs on PostgreSQL): with fewer rows than this many per probed value, `image_similar`
 # scans instead (at D = 8, 718 values: under about 3,600 rows; at D = 16, under about 350,000).
 SCAN_ROWS_PER_PROBE = 5
+_SCAN_CONSIDERED_FROM = 2000
 
 
 def image_similar_page(
@@ -257,14 +258,7 @@ def image_similar_page(
         visibility=visibility,
         owner_id=owner_id,
     ).annotate(matches=Window(Count("id")))
-    if connection.vendor == "postgresql":
-        with transaction.atomic(), connection.cursor() as cursor:
-            # The band look-ups take about a millisecond at D = 8; PostgreSQL's cost model would hand
-            # them to parallel workers, whose start alone costs more (5-30 ms on a busy 2-core machine).
-            cursor.execute("SET LOCAL max_parallel_workers_per_gather = 0")
-            rows = list(images[start:stop])
-    else:
-        rows = list(images[start:stop])
+    rows = list(images[start:stop])
     if not rows:
         # Past the last match (or none): the count is unknown here, and only page 1 can be empty.
         return ImagePage([], start, start == 0)
@@ -289,7 +283,10 @@ def image_similar(
     table = connection.ops.quote_name(Image._meta.db_table)
     hamming = _hamming_sql()
     probes = pipeline.hash_probes(image.phash, distance)
-    if image_count() < SCAN_ROWS_PER_PROBE * sum(map(len, probes)):
+    looked_up = sum(map(len, probes))
+    # Only worth a query to the counter when the look-ups are many (D >= 10: at D = 8, 718 of them take
+    # about a millisecond however small the table).
+    if looked_up >= _SCAN_CONSIDERED_FROM and image_count() < SCAN_ROWS_PER_PROBE * looked_up:
         # Fewer rows than the look-ups would cost (a large distance on a small table: D = 16 probes about
         # 70,000 band values): every row's distance instead, the same answer.
         return (
@@ -309,6 +306,11 @@ def image_similar(
             # One array parameter however many values (D = 16 probes about 70,000), as the text of an
             # array literal: psycopg's client-side binding quotes a list value by value, 7 µs each.
             probe, param = "= ANY(%s::integer[])", "{" + ",".join(map(str, values)) + "}"
+            # A parallel-restricted condition, true and evaluated once: it keeps the look-ups in the
+            # backend itself. PostgreSQL's cost model would hand them to parallel workers, whose start
+            # alone costs more than the millisecond they take at D = 8 (36 ms against 2-14 ms on a busy
+            # 2-core machine), and this needs no transaction around a SET LOCAL (three round trips).
+            probe += " AND pg_backend_pid() > 0"
         else:
             # SQLite: one JSON parameter too (a list of parameters stops at 32,766), through the index.
             probe, param = "IN (SELECT value FROM json_each(%s))", json.dumps(values)

@@ -283,6 +283,7 @@ def test_similar_to_is_exactly_the_brute_force_answer(
 ) -> None:
     # The test's tables are small: the look-ups are forced, or the scan a small table gets.
     monkeypatch.setattr(selectors, "SCAN_ROWS_PER_PROBE", 0 if way == "band look-ups" else 10**9)
+    monkeypatch.setattr(selectors, "_SCAN_CONSIDERED_FROM", 0)
     query, hashes, distance = case
     Image.objects.all().delete()
     ids = many(len(hashes) + 1)
