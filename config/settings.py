@@ -273,7 +273,15 @@ WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.
 # The relay enqueues pending deliveries overdue by this long (an enqueue lost after a commit, a worker that
 # died mid-send); `manage.py deliver_webhooks --every N` runs it.
 WEBHOOK_RELAY_SECONDS = env.float("WEBHOOK_RELAY_SECONDS", default=30.0)
-for _name in ("WEBHOOK_CONNECT_TIMEOUT", "WEBHOOK_READ_TIMEOUT", "WEBHOOK_RETRY_BASE_SECONDS"):
+# A worker's claim on the deliveries it is sending lasts this long beyond one try's timeouts: a worker that
+# dies leaves them to the relay once it lapses. Lower, they come back sooner (the chaos rig: 15).
+WEBHOOK_CLAIM_LEASE_SECONDS = env.float("WEBHOOK_CLAIM_LEASE_SECONDS", default=60.0)
+for _name in (
+    "WEBHOOK_CONNECT_TIMEOUT",
+    "WEBHOOK_READ_TIMEOUT",
+    "WEBHOOK_RETRY_BASE_SECONDS",
+    "WEBHOOK_CLAIM_LEASE_SECONDS",
+):
     if not 0 < globals()[_name] <= 3600:
         raise ImproperlyConfigured(f"{_name} must be more than 0 and at most 3600 seconds.")
 
