@@ -128,6 +128,15 @@ TASKS = _tasks.tasks
 INSTALLED_APPS += _tasks.apps
 RQ_QUEUES = _tasks.rq_queues
 TASK_WORKER_ID = _tasks.worker_id
+# `manage.py task_worker` also runs these every TASK_WORKER_SWEEP_SECONDS (0: never), in a thread of its own
+# (label: a function taking no argument), so that one process serves the queue and what feeds it: the
+# webhooks' relay enqueues deliveries a lost enqueue or a dead worker left (README "Webhooks").
+TASK_WORKER_SWEEPS = {
+    "webhook relay": "events.deliveries.relay",
+}
+TASK_WORKER_SWEEP_SECONDS = env.float("TASK_WORKER_SWEEP_SECONDS", default=10.0)
+if not 0 <= TASK_WORKER_SWEEP_SECONDS <= 3600:
+    raise ImproperlyConfigured("TASK_WORKER_SWEEP_SECONDS must be from 0 (never) to 3600 seconds.")
 
 # --- Storage ------------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
