@@ -128,6 +128,15 @@ TASKS = _tasks.tasks
 INSTALLED_APPS += _tasks.apps
 RQ_QUEUES = _tasks.rq_queues
 TASK_WORKER_ID = _tasks.worker_id
+# `manage.py task_worker` also runs these every TASK_WORKER_SWEEP_SECONDS (0: never), in a thread of its own
+# (label: a function taking no argument), so that one process serves the queue and what feeds it: the
+# webhooks' relay enqueues deliveries a lost enqueue or a dead worker left (README "Webhooks").
+TASK_WORKER_SWEEPS = {
+    "webhook relay": "events.deliveries.relay",
+}
+TASK_WORKER_SWEEP_SECONDS = env.float("TASK_WORKER_SWEEP_SECONDS", default=10.0)
+if not 0 <= TASK_WORKER_SWEEP_SECONDS <= 3600:
+    raise ImproperlyConfigured("TASK_WORKER_SWEEP_SECONDS must be from 0 (never) to 3600 seconds.")
 
 # --- Storage ------------------------------------------------------------------------------------
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(DATA_DIR / "media")))
@@ -273,7 +282,15 @@ WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=3600.
 # The relay enqueues pending deliveries overdue by this long (an enqueue lost after a commit, a worker that
 # died mid-send); `manage.py deliver_webhooks --every N` runs it.
 WEBHOOK_RELAY_SECONDS = env.float("WEBHOOK_RELAY_SECONDS", default=30.0)
-for _name in ("WEBHOOK_CONNECT_TIMEOUT", "WEBHOOK_READ_TIMEOUT", "WEBHOOK_RETRY_BASE_SECONDS"):
+# A worker's claim on the deliveries it is sending lasts this long beyond one try's timeouts: a worker that
+# dies leaves them to the relay once it lapses. Lower, they come back sooner (the chaos rig: 15).
+WEBHOOK_CLAIM_LEASE_SECONDS = env.float("WEBHOOK_CLAIM_LEASE_SECONDS", default=60.0)
+for _name in (
+    "WEBHOOK_CONNECT_TIMEOUT",
+    "WEBHOOK_READ_TIMEOUT",
+    "WEBHOOK_RETRY_BASE_SECONDS",
+    "WEBHOOK_CLAIM_LEASE_SECONDS",
+):
     if not 0 < globals()[_name] <= 3600:
         raise ImproperlyConfigured(f"{_name} must be more than 0 and at most 3600 seconds.")
 

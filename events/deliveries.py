@@ -24,9 +24,13 @@ logger = logging.getLogger(__name__)
 
 # Deliveries claimed at once by `drain`: one query claims them, one fetches them, one marks them delivered.
 BATCH = 50
+
+
 # How long a claim holds beyond one try's timeouts: a worker that dies leaves its claims to lapse, then
 # the relay enqueues them again. A batch whose claim is running out stops and gives the rest back.
-_LEASE_SECONDS = 60
+# WEBHOOK_CLAIM_LEASE_SECONDS (default 60): lower, a dead worker's deliveries come back sooner.
+def _lease_seconds() -> float:
+    return float(settings.WEBHOOK_CLAIM_LEASE_SECONDS)
 
 
 def event_body(event: Event) -> str:
@@ -53,7 +57,7 @@ def _claim(where: Q, *, limit: int) -> tuple[uuid.UUID, dt.datetime, list[Delive
     SQLite alike), and the token tells each which rows it won.
     """
     now = clock.now()
-    token, lease = uuid.uuid4(), now + dt.timedelta(seconds=_LEASE_SECONDS + _try_seconds())
+    token, lease = uuid.uuid4(), now + dt.timedelta(seconds=_lease_seconds() + _try_seconds())
     claimable = Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now) & (
         Q(claimed_until__isnull=True) | Q(claimed_until__lt=now)
     )

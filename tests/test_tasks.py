@@ -262,3 +262,31 @@ def test_a_restarted_worker_runs_again_what_it_was_running_when_killed(settings:
     assert [r.worker_ids for r in results("delete_renditions_of") if r.status == "SUCCESSFUL"] == [
         ["worker-a", "worker-a"]
     ]
+
+
+def test_the_worker_outlives_a_database_outage(
+    api: Client, with_renditions: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from django.db.utils import OperationalError
+    from django_tasks_db.models import DBTaskResult
+
+    assert api.delete(f"/images/{with_renditions['id']}").status_code == 204
+    manager = type(DBTaskResult.objects)
+    real_ready = manager.ready
+    outage = [OperationalError("server closed the connection unexpectedly")]
+
+    def ready_unless_down(self: Any) -> Any:
+        if outage:
+            raise outage.pop()
+        return real_ready(self)
+
+    waits: list[float] = []
+    monkeypatch.setattr(manager, "ready", ready_unless_down)
+    monkeypatch.setattr(time, "sleep", waits.append)
+    run_worker("task_worker", "--batch")
+    # It waited (1 s: the first of the backoff), started again, and ran the task the delete left.
+    assert 1.0 in waits
+    assert renditions_of(with_renditions) == []
+    assert waiting() == []

@@ -14,6 +14,7 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import transaction
+from django.db.models import Q
 from django.test import Client
 from django_tasks_db.models import DBTaskResult
 from standardwebhooks.webhooks import Webhook
@@ -336,6 +337,24 @@ def test_a_delivery_claimed_by_another_worker_is_not_sent(
     assert receiver.requests == []
     frozen[0] += dt.timedelta(seconds=11)  # that worker died: its claim lapses
     assert deliveries.attempt(delivery.pk).delivered
+
+
+def test_a_dead_workers_claim_lapses_after_the_configured_lease(
+    api, admin, receiver, frozen, settings, django_capture_on_commit_callbacks
+):
+    settings.WEBHOOK_CLAIM_LEASE_SECONDS = 15
+    delivery = _pending(api, admin, receiver.url, django_capture_on_commit_callbacks)
+    # A worker claims the delivery and dies before sending it.
+    _, lease, claimed = deliveries._claim(Q(pk=delivery.pk), limit=1)
+    assert [d.pk for d in claimed] == [delivery.pk]
+    held = 15 + settings.WEBHOOK_CONNECT_TIMEOUT + settings.WEBHOOK_READ_TIMEOUT
+    assert lease == frozen[0] + dt.timedelta(seconds=held)
+    frozen[0] += dt.timedelta(seconds=held - 1)
+    assert deliveries.attempt(delivery.pk) is None
+    assert receiver.requests == []
+    frozen[0] += dt.timedelta(seconds=2)  # 15 s (not 60) and one try's timeouts later, it is anyone's
+    assert deliveries.attempt(delivery.pk).delivered
+    assert len(receiver.requests) == 1
 
 
 def test_failures_are_retried_with_growing_jittered_delays_then_delivered(

@@ -14,10 +14,12 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from images.services import Fit, Gravity, OutputFormat, image_create
+from uploads import notifications
 from uploads.exceptions import UploadExpired, UploadNotFound, UploadUsed
 from uploads.models import DirectUpload
 from uploads.selectors import secret_hash
@@ -35,6 +37,9 @@ FIXABLE = ("title", "width", "height", "fit", "gravity", "focal", "format", "vis
 # A claim older than this is of a request that died while processing (a killed worker): the URL may be
 # claimed again, and the sweep may remove it once expired. Far above any upload's processing time.
 CLAIM_LEASE = timedelta(hours=1)
+
+# Expired upload URLs read at a time by the sweep.
+SWEEP_BATCH = 500
 
 
 def _focal_pair(focal: dict[str, float] | tuple[float, float] | None) -> tuple[float, float] | None:
@@ -128,22 +133,40 @@ def direct_upload_complete(
     except BaseException:
         DirectUpload.objects.filter(pk=upload.pk, claimed_at=claimed_at).update(claimed_at=None)
         raise
-    DirectUpload.objects.filter(pk=upload.pk).update(completed_at=timezone.now(), image=image)
+    completed_at = timezone.now()
+    # The completion and its event commit together: a completion rolled back reports nothing.
+    with transaction.atomic():
+        DirectUpload.objects.filter(pk=upload.pk).update(completed_at=completed_at, image=image)
+        upload.completed_at, upload.image, upload.claimed_at = completed_at, image, claimed_at
+        notifications.upload_completed(upload=upload)
     logger.info("upload url used id=%s image=%s", upload.pk, image.pk)
     return image
 
 
 def expired_uploads_sweep(*, now: Any = None) -> int:
-    """Delete the upload URLs that expired without their image (not one still being processed); returns how
-    many. `manage.py expire_uploads` runs it. (The tus uploads' partial data goes with them: extend here.)
+    """Delete the upload URLs that expired without their image (not one still being processed), each with
+    its `upload.expired` event; returns how many. `manage.py expire_uploads` runs it. (The tus uploads'
+    partial data goes with them: `tus_partials_sweep`.)
 
-    Completed ones stay: `GET /uploads/{id}` still says which image each made.
+    Completed ones stay: `GET /uploads/{id}` still says which image each made. One conditional DELETE per
+    URL, in the transaction of its event: of two sweeps at once (or a sweep and a late completion) only
+    the one whose DELETE removed the row records the event, so each expiry is reported once.
     """
     now = now or timezone.now()
     expired = DirectUpload.objects.filter(completed_at__isnull=True, expires_at__lte=now).filter(
         Q(claimed_at__isnull=True) | Q(claimed_at__lte=now - CLAIM_LEASE)
     )
-    deleted, _ = expired.delete()
+    deleted = 0
+    label = DirectUpload._meta.label
+    # In batches, each read before its rows are deleted (SQLite cannot write under an open read). A row
+    # another sweep or a completion took no longer matches, so every batch is new rows.
+    while batch := list(expired.select_related("api_key").order_by("expires_at", "pk")[:SWEEP_BATCH]):
+        for upload in batch:
+            with transaction.atomic():
+                _, removed = expired.filter(pk=upload.pk).delete()
+                if removed.get(label):
+                    notifications.upload_expired(upload=upload)
+                    deleted += 1
     if deleted:
         logger.info("expired upload urls deleted: %s", deleted)
     return deleted

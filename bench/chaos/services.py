@@ -227,6 +227,9 @@ def replica_environment(
         "WEBHOOK_RETRY_BASE_SECONDS": "1",
         "WEBHOOK_RETRY_MAX_SECONDS": "4",
         "WEBHOOK_RELAY_SECONDS": "2",
+        # A killed worker's claims lapse after 15 s (plus one try's timeouts) rather than 60: the queue
+        # drains sooner after the worker fault, and the run is shorter (event_checks.DRAINED_WITHIN_S).
+        "WEBHOOK_CLAIM_LEASE_SECONDS": "15",
         # First renders keep their default budgets (THROTTLE_RENDER_*_PER_ADDRESS): the load's renditions
         # meet them (429), and the rendition check renders under forwarded addresses of its own
         # (checks.renditions_serve).
