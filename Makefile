@@ -140,7 +140,7 @@ bench: install-dev $(THUMBOR_VENV)/.stamp $(VENV)/.deploy-tools.stamp
 	$(BIN)/python bench/tus_upload.py
 	$(BIN)/python bench/crops.py
 	$(BIN)/python bench/phash.py
-	$(BIN)/python bench/queue.py
+	$(BIN)/python bench/task_queue.py
 	$(BIN)/python bench/webhooks.py
 
 # Reads at 10k, 100k and 1M rows on PostgreSQL (DATABASE_URL, default a database named

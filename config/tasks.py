@@ -19,9 +19,11 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from django.core.exceptions import ImproperlyConfigured
 
+from config.caches import redis_from_env
 from config.env import env
 
 # The queues tasks may name; a worker runs them all (`db_worker --queue-name '*'`, `rqworker <each>`).
@@ -47,6 +49,19 @@ class TaskSettings:
     worker_id: str = ""
 
 
+def _bounded(url: str) -> str:
+    """`url` with REDIS_TIMEOUT as its socket timeouts (unless it names its own), in the URL's query since
+    django-rq passes nothing else to redis-py for a URL. Every upload enqueues after its commit: a Redis
+    that hangs must cost it REDIS_TIMEOUT, as it does the cache, not redis-py's default 5 s per call. An
+    RQ worker raises the read timeout above its own blocking dequeue's by itself."""
+    _, options = redis_from_env()
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    for name, value in options.items():
+        query.setdefault(name, str(value))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
 def tasks_from_env() -> TaskSettings:
     backend = env.str("TASK_BACKEND", default="database")
     if backend not in BACKENDS:
@@ -64,6 +79,7 @@ def tasks_from_env() -> TaskSettings:
             )
         # A task's own bound (seconds): RQ kills the work horse past it, and the task counts as failed.
         timeout = env.int("TASK_TIMEOUT", default=300)
+        url = _bounded(url)
         rq_queues = {name: {"URL": url, "DEFAULT_TIMEOUT": timeout} for name in QUEUE_NAMES}
         apps.append("django_rq")
     worker_id = (env.str("TASK_WORKER_ID", default="") or socket.gethostname())[:64]

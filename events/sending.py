@@ -94,7 +94,9 @@ def post(url: str, *, secret: str, msg_id: str, timestamp: dt.datetime, body: st
         error = f"redirect to {response.headers.get('Location', '?')} not followed"
     elif not 200 <= response.status < 300:
         error = f"answered {response.status}"
-    return Answer(status=response.status, body=prefix.decode("utf-8", "replace"), error=_short(error))
+    return Answer(
+        status=response.status, body=_storable(prefix.decode("utf-8", "replace")), error=_short(error)
+    )
 
 
 def _read_answer(response: urllib3.BaseHTTPResponse, *, deadline: float) -> bytes:
@@ -160,4 +162,10 @@ def close_connections() -> None:
 
 
 def _short(text: str) -> str:
-    return text[:300]
+    return _storable(text[:300])
+
+
+def _storable(text: str) -> str:
+    """`text` as a database's text column holds it: PostgreSQL's holds no NUL (a binary answer has some),
+    and a delivery whose outcome cannot be saved is claimed and sent again, every lease, for ever."""
+    return text.replace("\x00", "\ufffd")

@@ -12,6 +12,7 @@ missed 0.0.0.0 and from redirects, which sending.py never follows.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -105,6 +106,8 @@ def check_url(url: str) -> tuple[str, str, int, str]:
         port = parts.port
     except ValueError:
         raise TargetRefused("Not a valid URL.") from None
+    if port == 0:
+        raise TargetRefused("A webhook URL's port must be 1 to 65535.")
     scheme = parts.scheme.lower()
     allowed = ("https", "http") if settings.WEBHOOK_ALLOW_HTTP else ("https",)
     if scheme not in allowed:
@@ -128,11 +131,24 @@ def check_url(url: str) -> tuple[str, str, int, str]:
     return scheme, host, port or _DEFAULT_PORTS[scheme], path
 
 
+# What inet_aton (and so getaddrinfo) reads as an IPv4 address besides the dotted quad: 1 to 4 parts, each
+# decimal, octal (leading 0) or hex (0x): `2130706433`, `0177.0.0.1`, `0x7f.1` and `127.1` are 127.0.0.1.
+_LEGACY_IPV4 = re.compile(r"(?:0[xX][0-9a-fA-F]*|[0-9]+)(?:\.(?:0[xX][0-9a-fA-F]*|[0-9]+)){0,3}")
+
+
 def _ip_literal(host: str) -> IPAddress | None:
+    """The address `host` is, as the resolver will read it: the forms ipaddress parses, and the legacy
+    IPv4 forms that ipaddress refuses but getaddrinfo accepts without a lookup."""
     try:
         return ipaddress.ip_address(host)
     except ValueError:
-        return None
+        pass
+    if _LEGACY_IPV4.fullmatch(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host))
+        except OSError:
+            return None
+    return None
 
 
 def resolve(url: str) -> Target:

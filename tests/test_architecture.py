@@ -10,6 +10,7 @@ contract would see it.
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -103,3 +104,12 @@ def test_uploads_may_reach_no_module_of_images_but_services_selectors_and_serial
         f"images.{name}" for name in children - {"services", "selectors", "serializers", "migrations"}
     }
     assert set(contract["forbidden_modules"]) == expected
+
+
+def test_no_bench_script_shadows_a_standard_library_module() -> None:
+    """`python bench/x.py` puts bench/ first on sys.path: a bench/queue.py would be the `queue` that Django,
+    asgiref and concurrent.futures import, and every script that sets Django up would fail."""
+    shadowing = sorted(
+        path.name for path in (ROOT / "bench").glob("*.py") if path.stem in sys.stdlib_module_names
+    )
+    assert shadowing == []

@@ -25,13 +25,17 @@ def test_rq_takes_its_redis_from_task_redis_url_or_redis_url(monkeypatch: pytest
     monkeypatch.setenv("TASK_BACKEND", "rq")
     monkeypatch.setenv("REDIS_URL", "redis://cache:6379/0")
     monkeypatch.delenv("TASK_REDIS_URL", raising=False)
+    monkeypatch.delenv("REDIS_TIMEOUT", raising=False)
+    bounded = "socket_connect_timeout=0.5&socket_timeout=0.5"  # REDIS_TIMEOUT's, as the cache's
     built = tasks_from_env()
     assert built.tasks["default"]["BACKEND"] == "django_tasks_rq.RQBackend"
-    assert built.rq_queues == {"default": {"URL": "redis://cache:6379/0", "DEFAULT_TIMEOUT": 300}}
+    assert built.rq_queues == {"default": {"URL": f"redis://cache:6379/0?{bounded}", "DEFAULT_TIMEOUT": 300}}
     assert "django_rq" in built.apps
     monkeypatch.setenv("TASK_REDIS_URL", "redis://queue:6379/1")
     monkeypatch.setenv("TASK_TIMEOUT", "60")
-    assert tasks_from_env().rq_queues == {"default": {"URL": "redis://queue:6379/1", "DEFAULT_TIMEOUT": 60}}
+    assert tasks_from_env().rq_queues == {
+        "default": {"URL": f"redis://queue:6379/1?{bounded}", "DEFAULT_TIMEOUT": 60}
+    }
 
 
 def test_rq_without_a_redis_stops_the_start(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -95,3 +95,23 @@ def test_a_redis_that_does_not_answer_is_reported_without_a_500(
     ready = api.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["reports"]["queue"] == {"status": "unavailable"}
+
+
+def test_the_task_redis_is_bounded_by_redis_timeout(settings: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every upload enqueues after its commit: a task Redis that hangs must fail within REDIS_TIMEOUT, as the
+    cache's does (config/caches.py), not hold each request for redis-py's default 5 s per call."""
+    monkeypatch.setenv("TASK_BACKEND", "rq")
+    monkeypatch.setenv("TASK_REDIS_URL", "redis://queue.invalid:6379/7")
+    monkeypatch.setenv("REDIS_TIMEOUT", "0.2")
+    built = tasks_from_env()
+    settings.RQ_QUEUES = built.rq_queues
+    import django_rq
+
+    options = django_rq.get_connection("default").connection_pool.connection_kwargs
+    assert (options["socket_timeout"], options["socket_connect_timeout"]) == (0.2, 0.2)
+    assert options["db"] == 7
+    # Timeouts the URL gives itself are kept.
+    monkeypatch.setenv("TASK_REDIS_URL", "redis://queue.invalid:6379/7?socket_timeout=3")
+    settings.RQ_QUEUES = tasks_from_env().rq_queues
+    options = django_rq.get_connection("default").connection_pool.connection_kwargs
+    assert (options["socket_timeout"], options["socket_connect_timeout"]) == (3.0, 0.2)

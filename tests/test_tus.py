@@ -243,6 +243,8 @@ def test_a_chunk_past_the_length_is_refused_before_it_is_read(tus, mint, png):
         {"Upload_Length": "10", "Upload_Metadata": "filename ***"},
         {"Upload_Length": "10", "Upload_Metadata": f"width {b64('0')}"},
         {"Upload_Length": "10", "Upload_Metadata": f"fit {b64('sideways')}"},
+        # NUL in a value no field reads: kept in the row's JSON, which PostgreSQL refused with a 500.
+        {"Upload_Length": "10", "Upload_Metadata": "relativePath " + base64.b64encode(b"a\x00b").decode()},
     ],
 )
 def test_malformed_creations_are_a_400(tus, mint, header):

@@ -19,7 +19,8 @@ from uploads import tus
 
 KEY_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7E, exclude_characters=",")
 KEYS = st.text(KEY_CHARS, min_size=1, max_size=20)
-TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=40)
+# Text a client may send: no lone surrogates (not UTF-8) and no NUL (refused: the row's JSON cannot hold it).
+TEXT = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\x00"), max_size=40)
 
 
 @given(st.integers(min_value=0, max_value=tus.MAX_INTEGER))
@@ -83,6 +84,8 @@ def b64(text: str) -> str:
         f",filename {b64('a.png')}",  # an empty pair
         "filename " + base64.b64encode(b"\xff\xfe").decode(),  # not UTF-8
         "filename " + "QUFB" * 2000,  # too long
+        "relativePath " + base64.b64encode(b"a\x00b").decode(),  # NUL, which PostgreSQL's jsonb refuses
+        "filetype AA==",
     ],
 )
 def test_malformed_metadata_is_a_400(header):

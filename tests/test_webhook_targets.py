@@ -15,6 +15,7 @@ from events import deliveries, sending
 from events.models import Delivery, WebhookEndpoint
 from events.targets import TargetRefused, check_url, refusal, resolve
 from tests.receivers import Receiver
+from tests.test_webhooks import create_key
 from tests.tls import certificate_files
 
 REFUSED = [
@@ -88,11 +89,37 @@ def test_public_unicast_addresses_are_allowed(address):
         "https://hooks.example.com/\r\nX-Injected: 1",
         "https://hooks.example.com/caf\u00e9",
         "https://[::1/",
+        # IPv4 forms ipaddress refuses but inet_aton (getaddrinfo) reads: loopback, private, 0.0.0.0.
+        "https://2130706433/",
+        "https://0177.0.0.1/",
+        "https://0x7f.1/",
+        "https://0x7F000001/",
+        "https://127.1/",
+        "https://10.1/",
+        "https://0/",
+        "https://hooks.example.com:0/",
     ],
 )
 def test_urls_refused_without_a_lookup(settings, url):
     with pytest.raises(TargetRefused):
         check_url(url)
+
+
+def test_legacy_ipv4_forms_are_judged_as_the_address_they_are_and_names_are_not(settings):
+    # 134744072 is 8.8.8.8: public, so allowed as that address; names that merely look numeric are names.
+    assert check_url("https://134744072/")[1] == "134744072"
+    assert check_url("https://0x7f.example.com/")[1] == "0x7f.example.com"
+    assert check_url("https://1.2.3.4.5/")[1] == "1.2.3.4.5"
+
+
+def test_the_api_refuses_a_decimal_loopback_url_with_a_400(api):
+    admin = {"Authorization": f"Bearer {create_key('ops', admin=True)}"}
+    response = api.post(
+        "/webhooks", {"url": "https://2130706433/"}, content_type="application/json", headers=admin
+    )
+    assert response.status_code == 400, response.content
+    assert "127.0.0.1" in response.json()["detail"]
+    assert not WebhookEndpoint.objects.exists()
 
 
 def test_http_only_when_allowed_and_private_literals_only_when_allowed(settings):

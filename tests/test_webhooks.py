@@ -386,6 +386,24 @@ def test_failures_are_retried_with_growing_jittered_delays_then_delivered(
     assert ids == {delivery.event_id}  # the same id on every try
 
 
+@pytest.mark.parametrize("status", [200, 500])
+def test_an_answer_holding_nul_bytes_is_recorded(
+    api, admin, receiver, frozen, django_capture_on_commit_callbacks, status
+):
+    """A binary answer (a NUL byte: gzip, an image, a protobuf) is recorded like any other: PostgreSQL's text
+    holds no NUL, and a delivery whose outcome cannot be saved would be sent again every lease."""
+    delivery = _pending(api, admin, receiver.url, django_capture_on_commit_callbacks)
+    receiver.status = status
+    receiver.answer = b"ok\x00\x1f\x8b binary"
+    answer = deliveries.attempt(delivery.pk)
+    assert answer is not None and answer.delivered == (status == 200)
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempts) == ("delivered" if status == 200 else "pending", 1)
+    assert delivery.response_body.startswith("ok\ufffd")
+    assert "\x00" not in delivery.response_body
+    assert deliveries.attempt(delivery.pk) is None  # not claimable again: nothing is sent twice
+
+
 def test_a_delivery_fails_after_the_retry_window(
     api, admin, receiver, frozen, settings, django_capture_on_commit_callbacks
 ):

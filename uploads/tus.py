@@ -139,7 +139,8 @@ def parse_defer_length(value: str | None) -> bool:
 def parse_metadata(value: str | None) -> dict[str, str]:
     """`Upload-Metadata`: comma-separated `key base64(value)` pairs (the value may be absent) → a dict of
     text. Malformed base64, a duplicate key, a key that is not visible ASCII, or a value that is not
-    UTF-8 text is a 400: a value we cannot read exactly is refused, not guessed at."""
+    UTF-8 text (or holds NUL, which the row's JSON cannot) is a 400: a value we cannot read exactly is
+    refused, not guessed at."""
     if value is None or not value.strip():
         return {}
     if len(value.encode("utf-8", "surrogatepass")) > MAX_METADATA_BYTES:
@@ -164,11 +165,15 @@ def _decode_base64_text(encoded: str) -> str:
     if not _BASE64.fullmatch(encoded):
         raise TusError("An Upload-Metadata value is not valid base64.", field="Upload-Metadata")
     try:
-        return base64.b64decode(encoded, validate=True).decode("utf-8")
+        text = base64.b64decode(encoded, validate=True).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise TusError(
             "An Upload-Metadata value is not base64 of UTF-8 text.", field="Upload-Metadata"
         ) from exc
+    if "\x00" in text:
+        # The pairs are kept in a JSON column, and PostgreSQL's jsonb holds no NUL (a 500 otherwise).
+        raise TusError("An Upload-Metadata value may not hold NUL.", field="Upload-Metadata")
+    return text
 
 
 def format_metadata(metadata: dict[str, str]) -> str:

@@ -1,9 +1,9 @@
 """The task queue benchmark: what eager presets cost an upload's answer on the queue, against rendering them
 in the request, and how fast one worker renders them.
 
-Run with `make bench` (or `.venv/bin/python bench/queue.py --help`). Three servers in turn (bench/server.py:
-gunicorn, one worker, SQLite and local files in a temporary DATA_DIR), each receiving the same `--uploads`
-photos (distinct bytes, `--size`, JPEG) one after another:
+Run with `make bench` (or `.venv/bin/python bench/task_queue.py --help`). Three servers in turn
+(bench/server.py: gunicorn, one worker, SQLite and local files in a temporary DATA_DIR), each receiving the
+same `--uploads` photos (distinct bytes, `--size`, JPEG) one after another:
 
 1. baseline: no eager presets;
 2. queue: `IMAGE_EAGER_PRESETS=thumb,small,large` on the database queue (TASK_BACKEND=database): the upload
