@@ -92,6 +92,7 @@ def image_create(
     visibility: str = Visibility.PUBLIC,
     api_key: APIKey | None = None,
     metadata: Metadata | None = None,
+    also: Callable[[Image], None] | None = None,
 ) -> Image:
     """`image_upload` that always creates a new image: the new image."""
     return image_upload(
@@ -108,6 +109,7 @@ def image_create(
         api_key=api_key,
         metadata=metadata,
         on_duplicate=OnDuplicate.CREATE,
+        also=also,
     ).image
 
 
@@ -126,11 +128,16 @@ def image_upload(
     api_key: APIKey | None = None,
     metadata: Metadata | None = None,
     on_duplicate: OnDuplicate = OnDuplicate.CREATE,
+    also: Callable[[Image], None] | None = None,
 ) -> Uploaded:
     """Process an uploaded image, store its file and save its row.
 
     `focal`: the image's focal point, as fractions of the uploaded picture (as displayed); a `cover` crop
     keeps it (whatever `gravity`), and the row keeps it where it lands in the stored picture.
+
+    `also`: the caller's own write that must commit with the new row or not at all (an upload URL marked
+    used), called with the row inside the row's transaction, under the file's lock; what it raises undoes
+    the upload as any failure does.
 
     Either both the file and the row exist afterwards, or neither does (a file that was already stored
     for another row stays). A private image's file is stored under the private prefix, apart from any
@@ -212,6 +219,8 @@ def image_upload(
                     metadata=metadata,
                 )
                 notifications.image_created(image=image, api_key=api_key)
+                if also is not None:
+                    also(image)
     except BaseException:
         # Neither the row nor a lasting file: remove the file if this request stored it and no row uses it.
         if created:

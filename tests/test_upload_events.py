@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from events import sending
 from events.models import Event
+from images.models import Image
 from tests.conftest import Client
 from tests.images import encode, quadrants
 from tests.receivers import Receiver
@@ -132,6 +133,15 @@ def test_a_completion_rolled_back_sends_nothing(
     assert not Event.objects.filter(kind="upload.completed").exists()
     assert receiver.requests == []
     assert api.get(f"/uploads/{minted['id']}", headers=admin).json()["state"] == "pending"
+    # The image went with its completion (one transaction): no row, no event of it, and the URL, still
+    # unused, takes the next upload (a process dying there cannot leave a URL that makes two images).
+    assert not Image.objects.exists()
+    assert not Event.objects.filter(kind="image.created").exists()
+    monkeypatch.setattr(notifications, "upload_completed", real)
+    with django_capture_on_commit_callbacks(execute=True):
+        again = upload(api, minted["upload_url"], encode(quadrants((40, 30)), "PNG"))
+    assert again.status_code == 201, again.content
+    assert Image.objects.count() == 1
 
 
 def test_a_resumable_upload_is_delivered_once_as_upload_completed(

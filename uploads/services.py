@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from django.conf import settings
@@ -129,18 +129,28 @@ def direct_upload_complete(
             visibility=values.get("visibility") or settings.IMAGE_DEFAULT_VISIBILITY,
             api_key=upload.api_key,
             metadata=values.get("metadata"),
+            also=lambda image: _complete(upload=upload, image=image, claimed_at=claimed_at),
         )
     except BaseException:
         DirectUpload.objects.filter(pk=upload.pk, claimed_at=claimed_at).update(claimed_at=None)
         raise
-    completed_at = timezone.now()
-    # The completion and its event commit together: a completion rolled back reports nothing.
-    with transaction.atomic():
-        DirectUpload.objects.filter(pk=upload.pk).update(completed_at=completed_at, image=image)
-        upload.completed_at, upload.image, upload.claimed_at = completed_at, image, claimed_at
-        notifications.upload_completed(upload=upload)
     logger.info("upload url used id=%s image=%s", upload.pk, image.pk)
     return image
+
+
+def _complete(*, upload: DirectUpload, image: Image, claimed_at: datetime) -> None:
+    """Mark the URL used by `image`, in the image's own transaction (image_create's `also`): the image, the
+    completion and its event commit together or not at all, so a process that dies in between leaves a URL
+    still unused rather than one whose lapsed claim would let it make a second image. Only while this
+    request's claim holds (UploadUsed otherwise, which undoes the image)."""
+    completed_at = timezone.now()
+    done = DirectUpload.objects.filter(pk=upload.pk, claimed_at=claimed_at, completed_at__isnull=True).update(
+        completed_at=completed_at, image=image
+    )
+    if not done:
+        raise UploadUsed("This upload URL has been used; ask for a new one.")
+    upload.completed_at, upload.image, upload.claimed_at = completed_at, image, claimed_at
+    notifications.upload_completed(upload=upload)
 
 
 def expired_uploads_sweep(*, now: Any = None) -> int:
