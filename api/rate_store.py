@@ -135,6 +135,23 @@ _BUSY_TIMEOUT_SECONDS = 2.0
 _SWEEP_EVERY = 1000
 
 
+def _use_wal(connection: sqlite3.Connection) -> None:
+    """Switch the file to WAL once. Switching needs the file to itself, and SQLite answers "database is
+    locked" at once (no busy wait) while another process holds it: processes that open a new store
+    together (a server's workers starting) retry for as long as a take would wait. A file already in WAL
+    is only read."""
+    deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
 class SQLiteStore:
     """The counts in one SQLite file, one connection per thread."""
 
@@ -153,7 +170,7 @@ class SQLiteStore:
                 self.path, timeout=_BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False
             )
             # WAL: readers never wait; synchronous=OFF: a count lost to a power cut costs nothing.
-            connection.execute("PRAGMA journal_mode=WAL")
+            _use_wal(connection)
             connection.execute("PRAGMA synchronous=OFF")
             with self._schema_lock:
                 if not self._schema_ready:

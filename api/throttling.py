@@ -129,6 +129,18 @@ class ChunksPerAddress(_ImageryThrottle):
     setting, for_reads, per_key = "THROTTLE_UPLOAD_CHUNKS_PER_ADDRESS", None, False
 
 
+class CostlyReadsPerKey(_ImageryThrottle):
+    """Reads whose work grows with what they ask (a search across the whole table rather than a page of
+    an index), counted besides the reads: a view adds these for such requests (`get_throttles`), since a
+    count of requests is no bound on their cost when one costs a hundred times another."""
+
+    setting, for_reads, per_key = "THROTTLE_COSTLY_READS_PER_KEY", True, True
+
+
+class CostlyReadsPerAddress(_ImageryThrottle):
+    setting, for_reads, per_key = "THROTTLE_COSTLY_READS_PER_ADDRESS", True, False
+
+
 class ReadsPerKey(_ImageryThrottle):
     setting, for_reads, per_key = "THROTTLE_READS_PER_KEY", True, True
 

@@ -400,3 +400,17 @@ def test_backfill_gives_older_rows_their_phash(api: Any, posted: Callable[..., d
     assert [i["id"] for i in similar(api, posted(generated(40, (200, 150)))["id"]).json()["results"]] == [
         body["id"]
     ]
+
+
+def test_similar_to_counts_among_costly_reads_per_address(api: Any, settings: Any) -> None:
+    """A search of every hash costs up to a hundred pages: it takes from its own, smaller limit."""
+    settings.THROTTLE_COSTLY_READS_PER_ADDRESS = "2/minute"
+    original = post(api, generated(3)).json()
+    for _ in range(2):
+        assert similar(api, original["id"]).status_code == 200
+    refused = similar(api, original["id"])
+    assert_problem(refused, 429)
+    assert int(refused["Retry-After"]) > 0
+    # Ordinary reads are not costly ones.
+    assert api.get("/images").status_code == 200
+    assert api.get(f"/images/{original['id']}").status_code == 200
