@@ -117,6 +117,8 @@ def main() -> None:
         "SECRET_KEY": secrets.token_urlsafe(50),
         "THROTTLE_READS_PER_ADDRESS": "",
         "THROTTLE_READS_PER_KEY": "",
+        "THROTTLE_COSTLY_READS_PER_ADDRESS": "",
+        "THROTTLE_COSTLY_READS_PER_KEY": "",
     }
     os.environ.update(env)
     # This process seeds and vacuums a million rows, which takes longer than a request may; the app it
@@ -196,6 +198,7 @@ def server_env(env: dict[str, str]) -> dict[str, str | None]:
     """The bench's settings for the app server, over AppServer's own; no pinned worker count."""
     keys = ("DATABASE_URL", "MEDIA_ROOT", "DATA_DIR", "IMAGERY_ENV", "SECRET_KEY")
     keys += ("THROTTLE_READS_PER_ADDRESS", "THROTTLE_READS_PER_KEY")
+    keys += ("THROTTLE_COSTLY_READS_PER_ADDRESS", "THROTTLE_COSTLY_READS_PER_KEY")
     return {**{key: env[key] for key in keys}, "WEB_CONCURRENCY": None}
 
 
