@@ -57,6 +57,14 @@ def _valid_key(key: str) -> APIKey:
     return api_key
 
 
+def key_summary(api_key: APIKey | None) -> dict[str, str] | None:
+    """A key as others may be told of it (an event's payload): its prefix (the part before the dot) and
+    name, never the key; None without one."""
+    if api_key is None:
+        return None
+    return {"prefix": api_key.prefix, "name": api_key.name}
+
+
 def is_admin(api_key: APIKey) -> bool:
     """Whether `api_key` was made an administrator (`manage.py apikey create NAME --admin`)."""
     return AdminKey.objects.filter(api_key=api_key).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.urls import reverse
@@ -118,25 +119,7 @@ class ImageCollectionApi(GenericAPIView):
         metadata = metadata_filters(request.query_params) or None
         title, size = params.validated_data.get("title") or None, params.validated_data["page_size"]
         visibility, owner_id = list_scope(request, params.validated_data["visibility"])
-        if "similar_to" in params.validated_data:
-            # The image measured from must be one the caller may see (else a 404, as for its detail).
-            origin = image_get_visible(image_id=params.validated_data["similar_to"], key=request.auth)
-            number = params.validated_data["page"]
-            start = page_offset(number, size)
-            found = image_similar_page(
-                image=origin,
-                distance=params.validated_data["distance"],
-                title=title,
-                metadata=metadata,
-                visibility=visibility,
-                owner_id=owner_id,
-                start=start,
-                stop=start + size + 1,
-            )
-            page = numbered_page(
-                request, found.items, number=number, size=size, count=found.count, exact=found.exact
-            )
-        elif "cursor" in params.validated_data:
+        if "cursor" in params.validated_data:
             position = cursor_position(params.validated_data["cursor"])
             images = image_list(title=title, metadata=metadata, visibility=visibility, owner_id=owner_id)
             page = cursor_page(request, images, position=position, size=size)
@@ -144,15 +127,15 @@ class ImageCollectionApi(GenericAPIView):
             number = params.validated_data["page"]
             start = page_offset(number, size)
             # One row more than the page says whether another page follows, whatever the count says.
-            found = image_list_page(
-                title=title,
-                metadata=metadata,
-                visibility=visibility,
-                owner_id=owner_id,
-                start=start,
-                stop=start + size + 1,
-                count_cap=settings.LIST_COUNT_CAP,
-            )
+            rows: dict[str, Any] = {"start": start, "stop": start + size + 1}
+            scope = {"title": title, "metadata": metadata, "visibility": visibility, "owner_id": owner_id}
+            if "similar_to" in params.validated_data:
+                # The image measured from must be one the caller may see (else a 404, as for its detail).
+                origin = image_get_visible(image_id=params.validated_data["similar_to"], key=request.auth)
+                distance = params.validated_data["distance"]
+                found = image_similar_page(image=origin, distance=distance, **scope, **rows)
+            else:
+                found = image_list_page(**scope, **rows, count_cap=settings.LIST_COUNT_CAP)
             page = numbered_page(
                 request, found.items, number=number, size=size, count=found.count, exact=found.exact
             )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import events
+from api.auth import key_summary
 from events.kinds import EventKind
 from images.models import Image
 
@@ -27,23 +28,20 @@ def image_object(image: Image) -> dict[str, Any]:
     return ImageOutputSerializer(context={"unsigned": True}).to_representation(image)
 
 
-def key_of(api_key: APIKey | None) -> dict[str, str] | None:
-    """Who made the change: the key's prefix (the part before the dot) and name."""
-    if api_key is None:
-        return None
-    return {"prefix": api_key.prefix, "name": api_key.name}
-
-
 # The object is built only when an endpoint wants the event: a deployment without webhooks pays nothing.
 
 
 def image_created(*, image: Image, api_key: APIKey | None) -> None:
-    events.record(EventKind.IMAGE_CREATED, lambda: {"object": image_object(image), "key": key_of(api_key)})
+    events.record(
+        EventKind.IMAGE_CREATED, lambda: {"object": image_object(image), "key": key_summary(api_key)}
+    )
 
 
 def image_updated(*, image: Image, api_key: APIKey | None) -> None:
-    events.record(EventKind.IMAGE_UPDATED, lambda: {"object": image_object(image), "key": key_of(api_key)})
+    events.record(
+        EventKind.IMAGE_UPDATED, lambda: {"object": image_object(image), "key": key_summary(api_key)}
+    )
 
 
 def image_deleted(*, image_id: int, api_key: APIKey | None) -> None:
-    events.record(EventKind.IMAGE_DELETED, {"id": image_id, "key": key_of(api_key)})
+    events.record(EventKind.IMAGE_DELETED, {"id": image_id, "key": key_summary(api_key)})

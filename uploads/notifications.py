@@ -11,11 +11,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import events
+from api.auth import key_summary
 from events.kinds import EventKind
 from uploads.models import DirectUpload
 
 if TYPE_CHECKING:
-    from rest_framework_api_key.models import APIKey
+    pass
 
 
 def upload_object(upload: DirectUpload) -> dict[str, Any]:
@@ -26,23 +27,18 @@ def upload_object(upload: DirectUpload) -> dict[str, Any]:
     return DirectUploadOutputSerializer(context={"unsigned": True}).to_representation(upload)
 
 
-def key_of(api_key: APIKey | None) -> dict[str, str] | None:
-    """The key that made the URL (and owns its image), as the image events name theirs."""
-    if api_key is None:
-        return None
-    return {"prefix": api_key.prefix, "name": api_key.name}
-
-
 # The object is built only when an endpoint wants the event: a deployment without webhooks pays nothing.
 
 
 def upload_completed(*, upload: DirectUpload) -> None:
     events.record(
-        EventKind.UPLOAD_COMPLETED, lambda: {"object": upload_object(upload), "key": key_of(upload.api_key)}
+        EventKind.UPLOAD_COMPLETED,
+        lambda: {"object": upload_object(upload), "key": key_summary(upload.api_key)},
     )
 
 
 def upload_expired(*, upload: DirectUpload) -> None:
     events.record(
-        EventKind.UPLOAD_EXPIRED, lambda: {"object": upload_object(upload), "key": key_of(upload.api_key)}
+        EventKind.UPLOAD_EXPIRED,
+        lambda: {"object": upload_object(upload), "key": key_summary(upload.api_key)},
     )
