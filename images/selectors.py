@@ -281,7 +281,7 @@ def image_similar(
     if image.phash is None:
         return images.none()
     table = connection.ops.quote_name(Image._meta.db_table)
-    hamming = _hamming_sql()
+    hamming, uses = _hamming_sql()
     probes = pipeline.hash_probes(image.phash, distance)
     looked_up = sum(map(len, probes))
     # Only worth a query to the counter when the look-ups are many (D >= 10: at D = 8, 718 of them take
@@ -318,7 +318,7 @@ def image_similar(
             f"SELECT candidate.id FROM {table} candidate WHERE candidate.phash_band{band} {probe}"  # noqa: S608
             f" AND {hamming.format(column='candidate.phash')} <= %s"
         )
-        params += [param, image.phash, distance]
+        params += [param, *[image.phash] * uses, distance]
     union = " UNION ALL ".join(arms)
     if connection.vendor == "postgresql":
         # ARRAY(...) is computed once, first; `id = ANY` then reads the few matches by primary key. (As a
@@ -337,26 +337,30 @@ def image_similar(
     )
 
 
-def _hamming_sql() -> str:
-    """SQL for the number of bits in which `{column}` (a signed 64-bit hash) differs from a parameter."""
+# The bits set in each hexadecimal digit, for SQLite's popcount below.
+_HEX_DIGIT_BITS = {"1": 1, "2": 1, "4": 1, "8": 1, "3": 2, "5": 2, "6": 2, "9": 2, "a": 2, "c": 2}
+_HEX_DIGIT_BITS |= {"7": 3, "b": 3, "d": 3, "e": 3, "f": 4}
+
+
+def _hamming_sql() -> tuple[str, int]:
+    """SQL for the number of bits in which `{column}` (a signed 64-bit hash) differs from a parameter, and
+    how many times that parameter appears in it."""
     if connection.vendor == "postgresql":
-        return "bit_count(({column} # %s)::bit(64))"
-    # SQLite has no popcount: a function of ours, registered on this connection (cheap, and idempotent).
-    connection.ensure_connection()
-    connection.connection.create_function("imagery_hamming", 2, _sqlite_hamming, deterministic=True)
-    return "imagery_hamming({column}, %s)"
+        return "bit_count(({column} # %s)::bit(64))", 1
+    # SQLite has neither popcount nor XOR: the XOR from | & ~, written as 16 hex digits (printf takes it
+    # as unsigned), and each digit's bits counted by what removing that digit shortens. Built-ins only: a
+    # Python function called from SQLite's step needs the GIL while SQLite holds the connection's mutex,
+    # and a thread binding parameters on the same connection holds the GIL while it waits for that mutex
+    # (Django's live server shares an in-memory database's connection): a deadlock seen in `make test`.
+    hexed = "printf('%%016x', ({column} | %s) & ~({column} & %s))"
+    counted = (f"{bits} * (16 - length(replace({hexed}, '{d}', '')))" for d, bits in _HEX_DIGIT_BITS.items())
+    return "(" + " + ".join(counted) + ")", 2 * len(_HEX_DIGIT_BITS)
 
 
 def _hamming(table: str, phash: int) -> RawSQL:
     """A row's distance from `phash`."""
-    sql = _hamming_sql().format(column=f"{table}.phash")
-    return RawSQL(sql, [phash], output_field=IntegerField())  # noqa: S611
-
-
-def _sqlite_hamming(a: int | None, b: int | None) -> int | None:
-    if a is None or b is None:
-        return None
-    return ((a ^ b) & 0xFFFF_FFFF_FFFF_FFFF).bit_count()
+    sql, uses = _hamming_sql()
+    return RawSQL(sql.format(column=f"{table}.phash"), [phash] * uses, output_field=IntegerField())  # noqa: S611
 
 
 def image_get(*, image_id: int) -> Image:
