@@ -414,3 +414,22 @@ def test_similar_to_counts_among_costly_reads_per_address(api: Any, settings: An
     # Ordinary reads are not costly ones.
     assert api.get("/images").status_code == 200
     assert api.get(f"/images/{original['id']}").status_code == 200
+
+
+def test_similar_to_answers_the_same_on_a_connection_threads_share(api: Any) -> None:
+    """A shared connection (Django's live server shares an in-memory database's) counts bits without
+    calling back into Python; the answer is the same, scan and look-ups alike."""
+    original = generated(10)
+    base = post(api, original).json()
+    for name, change in TRANSFORMATIONS.items():
+        post(api, change(original), title=name)
+    for seed in range(11, 14):
+        post(api, generated(seed), title=f"other {seed}")
+    answers = {d: similar(api, base["id"], distance=d).json() for d in (4, 8, 16)}
+    assert answers[8]["results"]
+    connection.inc_thread_sharing()
+    try:
+        shared = {d: similar(api, base["id"], distance=d).json() for d in (4, 8, 16)}
+    finally:
+        connection.dec_thread_sharing()
+    assert shared == answers
