@@ -1,12 +1,14 @@
 """What keeps one stalled dependency from holding every thread of a process: a `Guard` around its calls.
 
-A guard combines a bulkhead and a circuit breaker. At most `limit()` calls run at once in this process; a
-caller waits at most `wait()` seconds for a slot, and not at all behind calls that have been under way
-longer than that (they are stalled, and a thread waiting behind them is one more thread held), so the other
-threads stay free for requests that do not need the dependency. After a call fails, the guard is open for
-`open_seconds()`: calls fail at once, without trying, so a dependency that hangs costs one caller its
-timeout, not every caller. Once that time is over, the next call tries again (there is no half-open state:
-a call that fails opens it again).
+A guard combines a bulkhead and a circuit breaker. At most `limit()` calls run at once in this process and
+at most `waiting()` callers wait for a slot, each for at most `wait()` seconds, and not at all behind calls
+that have been under way longer than that (they are stalled); a caller beyond those is refused at once. A
+caller waiting for a slot holds its thread as surely as a call does, so the two caps together, not the
+first alone, are what leaves the other threads free for requests that do not need the dependency.
+
+After a call fails, the guard is open for `open_seconds()`: calls fail at once, without trying, so a
+dependency that hangs costs the callers under way their timeouts, not every caller. Once that time is
+over, the next call tries again (there is no half-open state: a call that fails opens it again).
 
 The limits are functions, read at each call, so settings can change them (tests do). Knows no dependency in
 particular: `images.storage` guards the file store with one.
@@ -29,8 +31,8 @@ class Unavailable(Exception):
 
 
 class Guard:
-    """A bulkhead (`limit` calls at once, `wait` seconds at most for a slot) and a breaker (open for
-    `open_seconds` after a failure) for the calls to one dependency."""
+    """A bulkhead (`limit` calls at once, `waiting` callers at most waiting for a slot, each `wait` seconds
+    at most) and a breaker (open for `open_seconds` after a failure) for the calls to one dependency."""
 
     def __init__(
         self,
@@ -39,11 +41,13 @@ class Guard:
         limit: Callable[[], int],
         wait: Callable[[], float],
         open_seconds: Callable[[], float],
+        waiting: Callable[[], int] = lambda: 1_000_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.limit = limit
         self.wait = wait
+        self.max_waiting = waiting
         self.open_seconds = open_seconds
         self.clock = clock
         self._changed = threading.Condition()
@@ -90,7 +94,8 @@ class Guard:
         self, *, answers: tuple[type[BaseException], ...] = (), wait: float | None = None
     ) -> Iterator[None]:
         """One call to the dependency, inside the `with` block. Raises Unavailable when the guard is
-        open or no slot came free within `wait` seconds (default `wait()`). An exception from the block
+        open, when every slot is taken and `waiting()` callers wait for one already, or when no slot came
+        free within `wait` seconds (default `wait()`). An exception from the block
         opens the guard, unless it is one of `answers` (the dependency answered: a file that is not there
         is no failure).
         """
@@ -99,6 +104,11 @@ class Guard:
             raise Unavailable(f"{self.name}: failing fast after a recent failure")
         token = object()
         with self._changed:
+            if len(self._started) >= self.limit() and self._waiting >= self.max_waiting():
+                raise Unavailable(
+                    f"{self.name}: {len(self._started)} calls under way and {self._waiting} waiting",
+                    busy=True,
+                )
             deadline = self.clock() + patience
             self._waiting += 1
             try:

@@ -158,19 +158,30 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = STATIC_ROOT is None
-# Calls to the file store, per process (images/storage.py): at most STORAGE_MAX_CONCURRENCY at once (default:
-# one less than GUNICORN_THREADS, at least 1, so a store that hangs leaves a thread for requests that need
-# only the database), each waiting at most STORAGE_WAIT_SECONDS for its turn (and not at all behind a call
-# under way for longer: the store is stalled); after a failed call, every call
-# fails at once (503) for STORAGE_RETRY_SECONDS. The S3 client's own timeouts: config/storages.py.
-STORAGE_MAX_CONCURRENCY = env.int(
-    "STORAGE_MAX_CONCURRENCY", default=max(1, env.int("GUNICORN_THREADS", default=2) - 1)
+# Calls to the file store, per process (images/storage.py). A request that needs the store holds its thread
+# while its call is under way and while it waits for a turn, so of a process's GUNICORN_THREADS threads at
+# most STORAGE_MAX_CONCURRENCY make calls at once (default: half of them, at least 1) and at most
+# STORAGE_MAX_WAITING wait for a turn (default: the rest but one); a request beyond those answers 503 at
+# once. By default a store that hangs thus leaves one thread of each process for requests that need only
+# the database. A waiting request waits at most STORAGE_WAIT_SECONDS for its turn (and not at all behind a
+# call under way for longer: the store is stalled); after a failed call, every call fails at once (503) for
+# STORAGE_RETRY_SECONDS. The S3 client's own timeouts: config/storages.py.
+GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=4)
+STORAGE_MAX_CONCURRENCY = env.int("STORAGE_MAX_CONCURRENCY", default=max(1, GUNICORN_THREADS // 2))
+STORAGE_MAX_WAITING = env.int(
+    "STORAGE_MAX_WAITING", default=max(0, GUNICORN_THREADS - 1 - STORAGE_MAX_CONCURRENCY)
 )
 STORAGE_WAIT_SECONDS = env.float("STORAGE_WAIT_SECONDS", default=0.5)
 STORAGE_RETRY_SECONDS = env.float("STORAGE_RETRY_SECONDS", default=1.0)
-if STORAGE_MAX_CONCURRENCY < 1 or STORAGE_WAIT_SECONDS < 0 or STORAGE_RETRY_SECONDS < 0:
+if (
+    STORAGE_MAX_CONCURRENCY < 1
+    or STORAGE_MAX_WAITING < 0
+    or STORAGE_WAIT_SECONDS < 0
+    or STORAGE_RETRY_SECONDS < 0
+):
     raise ImproperlyConfigured(
-        "STORAGE_MAX_CONCURRENCY must be 1 or more, STORAGE_WAIT_SECONDS and STORAGE_RETRY_SECONDS 0 or more."
+        "STORAGE_MAX_CONCURRENCY must be 1 or more; STORAGE_MAX_WAITING, STORAGE_WAIT_SECONDS and "
+        "STORAGE_RETRY_SECONDS 0 or more."
     )
 
 # --- Uploads ------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # sync workers, connections are kept alive between requests (a new TCP connection per request is a
 # measurable part of a 2 ms read). Image work releases the GIL in Pillow's C code for the most part.
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() + 1))
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # gthread, except that a request reaches a thread only once its head and body have arrived, and closing
 # connections are drained by the event loop: slow clients hold no thread (api/slow_clients.py). Bodies
 # declared longer than an upload may be are not read (the app refuses them by their declared length).

@@ -8,10 +8,11 @@ identical content is stored once and a name never changes meaning; nothing of th
 a path.
 
 Every call to the store goes through one `Guard` per process (api/breakers.py): at most
-`STORAGE_MAX_CONCURRENCY` at once, a bounded wait (`STORAGE_WAIT_SECONDS`) for a turn, and after a failure
-`STORAGE_RETRY_SECONDS` of failing fast (StorageUnavailable, a 503). A store that hangs then holds one
-thread for its timeouts (config/storages.py), not every thread of the process: requests that need only
-the database keep being answered.
+`STORAGE_MAX_CONCURRENCY` at once, at most `STORAGE_MAX_WAITING` callers waiting for a turn (a waiting
+caller holds its thread too), a bounded wait (`STORAGE_WAIT_SECONDS`) for it, and after a failure
+`STORAGE_RETRY_SECONDS` of failing fast (StorageUnavailable, a 503). A store that hangs then holds those
+threads for its timeouts (config/storages.py), by default all but one of the process's: requests that
+need only the database keep being answered.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ guard = Guard(
     "file store",
     limit=lambda: settings.STORAGE_MAX_CONCURRENCY,
     wait=lambda: settings.STORAGE_WAIT_SECONDS,
+    waiting=lambda: settings.STORAGE_MAX_WAITING,
     open_seconds=lambda: settings.STORAGE_RETRY_SECONDS,
 )
 

@@ -81,11 +81,12 @@ def rate_limiter_trusts_the_cache() -> None:
 def storage_guard_closed(settings: Any) -> None:
     """Nor the file store's guard open (images/storage.py): each test starts with the store trusted, and
     a failure of the store does not fail the test's later calls at once, nor does a race a test forces
-    (a render held inside the store while a delete runs) meet the cap on calls at once. The time it fails
-    for (STORAGE_RETRY_SECONDS) and the cap (STORAGE_MAX_CONCURRENCY) have tests of their own, which set
-    them (tests/test_storage_isolation.py)."""
+    (a render held inside the store while a delete runs) meet the caps on calls at once and on callers
+    waiting. The time it fails for (STORAGE_RETRY_SECONDS) and the caps (STORAGE_MAX_CONCURRENCY,
+    STORAGE_MAX_WAITING) have tests of their own, which set them (tests/test_storage_isolation.py)."""
     settings.STORAGE_RETRY_SECONDS = 0
     settings.STORAGE_MAX_CONCURRENCY = 8
+    settings.STORAGE_MAX_WAITING = 8
     storage.guard.reset()
 
 

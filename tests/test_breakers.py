@@ -177,3 +177,40 @@ def test_a_caller_may_choose_not_to_wait_and_learns_the_guard_was_busy() -> None
     with pytest.raises(Unavailable) as refused, tested.call(wait=0.0):
         pass
     assert not refused.value.busy
+
+
+def test_a_caller_beyond_the_waiting_cap_is_refused_at_once() -> None:
+    # A caller waiting for a slot holds its thread as a call does: past `waiting` of them, none waits.
+    tested = Guard("test", limit=lambda: 1, wait=lambda: 60.0, open_seconds=lambda: 1.0, waiting=lambda: 1)
+    inside, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(tested, inside, release))
+    holder.start()
+    assert inside.wait(10)
+    turns: list[str] = []
+
+    def waiter() -> None:
+        with tested.call():
+            turns.append("waited")
+
+    waiting = threading.Thread(target=waiter)
+    waiting.start()
+    assert until(lambda: tested.waiting == 1)
+    with pytest.raises(Unavailable) as refused, tested.call():
+        pass
+    assert refused.value.busy
+    assert tested.waiting == 1 and waiting.is_alive()  # the refused caller did not wait
+    release.set()  # the call ahead ends: the waiting caller gets its turn
+    holder.join(10)
+    waiting.join(10)
+    assert turns == ["waited"]
+    with tested.call():  # nobody waits now: the next caller is let in
+        assert tested.in_use == 1
+
+
+def test_no_waiting_allowed_means_a_taken_slot_refuses_at_once() -> None:
+    tested = Guard("test", limit=lambda: 1, wait=lambda: 60.0, open_seconds=lambda: 1.0, waiting=lambda: 0)
+    with tested.call(), pytest.raises(Unavailable) as refused, tested.call():
+        pass
+    assert refused.value.busy and tested.waiting == 0
+    with tested.call():
+        assert tested.in_use == 1

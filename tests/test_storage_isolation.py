@@ -1,13 +1,16 @@
-"""A store that hangs holds one thread, for a bounded time; requests that need only the database go on.
+"""A store that hangs holds a bounded number of threads, for a bounded time; requests that need only the
+database go on.
 
 Found by the chaos rig (bench/chaos, fault `s3`): with S3 stopped for 5 s, lists and details (which need
 only the database) went from under 10 ms to about 2 s at p50, because requests that needed S3 held every
 thread, each for up to 30 s (10 s read timeout x 3 attempts). Calls to the store now go through a guard
-(images/storage.py, api/breakers.py): one call at a time per process by default, a bounded wait for a
-turn, and after a failure every call fails at once for STORAGE_RETRY_SECONDS.
+(images/storage.py, api/breakers.py): a cap on calls at once and on requests waiting for a turn (a request
+waiting holds its thread too: with a cap on calls alone, lists waited up to 0.46 s behind a request waiting
+for the hung call's turn), a bounded wait, and after a failure every call fails at once for
+STORAGE_RETRY_SECONDS.
 
 Which requests hang and which go on is only visible with a real server's threads, so the first test runs
-gunicorn (one process, two threads) in front of the suite's S3 server behind a proxy that stalls on demand
+gunicorn (one process, three threads) in front of the suite's S3 server behind a proxy that stalls on demand
 (tests/stall.py): no sleeps, each step waits for an event (a request held by the stalled store, a thread
 still alive), and the only time limits are client timeouts far above what a correct answer takes.
 """
@@ -34,6 +37,7 @@ from images import pipeline, storage
 from tests.conftest import assert_nothing_stored, new_bucket
 from tests.images import quadrants
 from tests.problems import assert_problem
+from tests.races import until
 from tests.s3 import S3Server
 from tests.stall import StallingProxy
 
@@ -62,8 +66,11 @@ def server(
         AWS_S3_MAX_ATTEMPTS="1",
         # Once the store has failed, it stays failed for the rest of the module: no race with a clock.
         STORAGE_RETRY_SECONDS="600",
+        # A request waiting for a turn waits until the test ends the hung call, not until a clock runs out.
+        STORAGE_WAIT_SECONDS="600",
     )
-    env = {**environment, "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "2"}
+    # Three threads: by default one calls the store, one may wait for a turn, one is left for the database.
+    env = {**environment, "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "3"}
     with AppServer(tmp_path_factory.mktemp("isolation"), env=env) as app:
         yield app
 
@@ -103,27 +110,43 @@ def test_a_hung_store_holds_one_thread_and_the_database_reads_go_on(
     hung.start()
     assert proxy.wait_held(1), "the upload never reached the store"
 
-    # Another request that needs the store is refused after its bounded wait for a turn, not queued behind
-    # the hung call (which is still waiting: only resume() below ends it).
-    status, headers, body = send(server, "POST", "/images", upload=True)
+    # Two more requests that need the store: one waits for the hung call's turn, and the other, finding the
+    # turn taken and a request waiting already, is refused at once (a third thread held by the store would
+    # be the last one). Which is which is up to the server; the refused one answers while the other waits.
+    answers: list[tuple[int, dict[str, str], dict[str, Any]]] = []
+    more = [
+        threading.Thread(
+            target=lambda: answers.append(send(server, "POST", "/images", upload=True)), daemon=True
+        )
+        for _ in range(2)
+    ]
+    for thread in more:
+        thread.start()
+    assert until(lambda: len(answers) == 1, timeout=CLIENT_TIMEOUT), "neither upload was refused at once"
+    status, headers, body = answers[0]
     assert status == 503, body
     assert body["code"] == "storage_unavailable"
     assert int(headers["retry-after"]) > 0
-    assert hung.is_alive()
-    # Requests that need only the database are answered by the thread the store did not take.
+    # Requests that need only the database are answered by the thread the store did not take, while the
+    # hung call and the request waiting for its turn hold the other two.
     status, _, page = send(server, "GET", "/images")
     assert status == 200 and page["count"] == 1
     status, _, detail = send(server, "GET", f"/images/{created['id']}")
     assert status == 200 and detail["title"] == "isolated"
-    assert hung.is_alive()
-    assert proxy.held == 1  # the refused upload never reached the store
+    assert hung.is_alive() and len(answers) == 1
+    assert proxy.held == 1  # neither of them reached the store
 
-    # The store fails (the connection ends): the hung upload answers 503, nothing saved.
+    # The store fails (the connection ends): the hung upload answers 503, nothing saved, and the request
+    # waiting for its turn is told at once.
     proxy.resume()
     hung.join(CLIENT_TIMEOUT)
     status, headers, body = first["answer"]
     assert status == 503, body
     assert int(headers["retry-after"]) > 0
+    for thread in more:
+        thread.join(CLIENT_TIMEOUT)
+    assert [answer[0] for answer in answers] == [503, 503]
+    assert int(answers[1][1]["retry-after"]) > 0
 
     # After that failure the process fails fast without asking the store (STORAGE_RETRY_SECONDS).
     forwarded = proxy.forwarded
@@ -244,7 +267,8 @@ def storage_settings(**env: str) -> subprocess.CompletedProcess[str]:
     """The guard's settings as a fresh process reads them from these variables."""
     code = (
         "import django; django.setup(); from django.conf import settings as s; "
-        "print(s.STORAGE_MAX_CONCURRENCY, s.STORAGE_WAIT_SECONDS, s.STORAGE_RETRY_SECONDS)"
+        "print(s.STORAGE_MAX_CONCURRENCY, s.STORAGE_MAX_WAITING, s.STORAGE_WAIT_SECONDS, "
+        "s.STORAGE_RETRY_SECONDS)"
     )
     variables = {k: v for k, v in os.environ.items() if not k.startswith(("STORAGE_", "GUNICORN_"))}
     return subprocess.run(  # noqa: S603  # our own interpreter, fixed code
@@ -258,17 +282,32 @@ def storage_settings(**env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_guard_leaves_one_thread_of_each_process_for_other_requests_by_default() -> None:
-    assert storage_settings().stdout.split() == ["1", "0.5", "1.0"]  # GUNICORN_THREADS: 2
-    assert storage_settings(GUNICORN_THREADS="8").stdout.split()[0] == "7"
-    assert storage_settings(GUNICORN_THREADS="1").stdout.split()[0] == "1"
+    # Calls at once, requests waiting, wait, retry: of 4 threads (the default), 2 call, 1 waits, 1 is left.
+    assert storage_settings().stdout.split() == ["2", "1", "0.5", "1.0"]
+    assert storage_settings(GUNICORN_THREADS="8").stdout.split()[:2] == ["4", "3"]
+    assert storage_settings(GUNICORN_THREADS="2").stdout.split()[:2] == ["1", "0"]
+    assert storage_settings(GUNICORN_THREADS="1").stdout.split()[:2] == ["1", "0"]  # nothing to leave
+    assert storage_settings(GUNICORN_THREADS="8", STORAGE_MAX_CONCURRENCY="6").stdout.split()[:2] == [
+        "6",
+        "1",
+    ]
     chosen = storage_settings(
-        STORAGE_MAX_CONCURRENCY="3", STORAGE_WAIT_SECONDS="2", STORAGE_RETRY_SECONDS="5"
+        STORAGE_MAX_CONCURRENCY="3",
+        STORAGE_MAX_WAITING="0",
+        STORAGE_WAIT_SECONDS="2",
+        STORAGE_RETRY_SECONDS="5",
     )
-    assert chosen.stdout.split() == ["3", "2.0", "5.0"]
+    assert chosen.stdout.split() == ["3", "0", "2.0", "5.0"]
 
 
 @pytest.mark.parametrize(
-    "env", [{"STORAGE_MAX_CONCURRENCY": "0"}, {"STORAGE_WAIT_SECONDS": "-1"}, {"STORAGE_RETRY_SECONDS": "-1"}]
+    "env",
+    [
+        {"STORAGE_MAX_CONCURRENCY": "0"},
+        {"STORAGE_MAX_WAITING": "-1"},
+        {"STORAGE_WAIT_SECONDS": "-1"},
+        {"STORAGE_RETRY_SECONDS": "-1"},
+    ],
 )
 def test_a_bad_guard_setting_stops_the_start(env: dict[str, str]) -> None:
     result = storage_settings(**env)

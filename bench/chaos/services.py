@@ -207,9 +207,9 @@ def replica_environment(
         "AWS_S3_URL_PROTOCOL": "http:",
         # As in compose.yaml: stored files and renditions are sent by nginx (X-Accel-Redirect).
         "FILE_ACCEL_REDIRECT": "/_stored/",
-        # Small replicas on a shared 2-core machine: 2 processes of 2 threads each.
+        # Small replicas on a shared 2-core machine: 2 processes each, of the default 4 threads (of which
+        # the store's guard leaves one for requests that need only the database).
         "WEB_CONCURRENCY": "2",
-        "GUNICORN_THREADS": "2",
         # The shared limit the rig checks (checks.rate_limit_*); the load spreads its uploads over many keys,
         # and all of it comes from one address (the rig), so the per-address upload limit is off. Reads keep
         # the default per-address limit (6000/minute, far above the load), so every request asks Redis.
