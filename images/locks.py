@@ -16,11 +16,13 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from django.db import DatabaseError, connection
+from django.db import DatabaseError, OperationalError, connection
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +34,11 @@ def file_name_lock(name: str) -> Iterator[None]:
     Held outside any database transaction, so storage calls made under it never hold the database's write
     lock (on SQLite that lock is global, and an S3 request that retries can take many seconds). Names are
     hashed to lock keys; unrelated names sharing a key merely wait for each other. PostgreSQL: a
-    session-level advisory lock. SQLite: `flock` on one of a fixed set of files next to the database,
-    which every process using that database shares.
+    session-level advisory lock, waited for at most DATABASE_STATEMENT_TIMEOUT (the server's bound on
+    every statement). SQLite: `flock` on one of a fixed set of files next to the database, which every
+    process using that database shares, waited for at most as long as SQLite waits for its own write lock
+    (the connection's `timeout`). Either way a holder stalled on the store costs a waiter a bounded wait,
+    then an OperationalError (503), never a thread held for good.
     """
     digest = hashlib.sha256(name.encode()).digest()
     if connection.vendor == "postgresql":
@@ -54,10 +59,50 @@ def file_name_lock(name: str) -> Iterator[None]:
     path = _lock_folder(connection.settings_dict["NAME"]) / f"{digest[0]:02x}.lock"
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # each open() is its own lock: threads exclude each other too
+        _flock_within(fd, float(connection.settings_dict["OPTIONS"].get("timeout", 5)), name)
         yield
     finally:
         os.close(fd)  # releases the lock
+
+
+# How often a waiter asks for a held `flock` again: flock has no timeout of its own.
+FLOCK_POLL_SECONDS = 0.005
+# Threads of this process waiting for a `flock` now (the kernel lists no waiter for a lock asked without
+# blocking): `flock_waiters()`.
+_flock_waiting = 0
+_flock_waiting_lock = threading.Lock()
+
+
+def flock_waiters() -> int:
+    """Threads of this process waiting for a file's lock on SQLite now."""
+    return _flock_waiting
+
+
+def _flock_within(fd: int, timeout: float, name: str) -> None:
+    """Take an exclusive `flock` on `fd` (each open() is its own lock: threads exclude each other too),
+    asking again every FLOCK_POLL_SECONDS; OperationalError after `timeout` seconds."""
+    global _flock_waiting
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + timeout
+    with _flock_waiting_lock:
+        _flock_waiting += 1
+    try:
+        while True:
+            if time.monotonic() >= deadline:
+                raise OperationalError(f"the lock for {name} stayed taken for {timeout:g} s")
+            time.sleep(FLOCK_POLL_SECONDS)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+    finally:
+        with _flock_waiting_lock:
+            _flock_waiting -= 1
 
 
 @functools.cache

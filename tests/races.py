@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
+
+from images import locks
 
 
 def lock_waiters(database: Any) -> int:
     """Sessions of this test database waiting for an advisory lock (PostgreSQL), or threads of this process
-    waiting for a `flock` (SQLite; Linux lists waiters in /proc/locks with an arrow)."""
+    waiting for a file's `flock` (SQLite; asked for without blocking, so the kernel lists no waiter)."""
     if database.vendor != "postgresql":
-        pid = str(os.getpid())
-        lines = Path("/proc/locks").read_text().splitlines()
-        return sum(1 for line in lines if "-> FLOCK" in line and line.split()[5] == pid)
+        return locks.flock_waiters()
     with database.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"

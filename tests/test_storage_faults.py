@@ -508,3 +508,60 @@ def test_no_storage_call_happens_inside_a_database_transaction(
 
     assert {"_save", "delete"} <= {method for method, _ in calls}
     assert [method for method, inside in calls if inside] == []
+
+
+# --- A lock held by a stalled request costs its waiters a bounded wait ---------------------------------
+
+
+def named(raw: bytes) -> io.BytesIO:
+    file = io.BytesIO(raw)
+    file.name = "quadrants.png"
+    return file
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_waiting_for_a_files_lock_held_too_long_answers_503_and_saves_nothing(
+    api: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The holder stands for a request whose call to the store hangs under the file's lock (an identical
+    # upload, a delete): a request waiting for that lock waits as long as the database waits for its own
+    # locks, then answers 503, instead of holding its thread for as long as the holder is stalled.
+    raw = encode(quadrants(), "PNG")
+    first = api.post("/images", {"image": named(raw), "title": "first"}, content_type=MULTIPART_CONTENT)
+    assert first.status_code == 201
+    name = name_of(first.json())
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with locks.file_name_lock(name):
+                holding.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    try:
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = '300ms'")
+        else:
+            monkeypatch.setitem(connection.settings_dict["OPTIONS"], "timeout", 0.3)
+        second = api.post("/images", {"image": named(raw), "title": "second"}, content_type=MULTIPART_CONTENT)
+        assert holder.is_alive()  # answered while the lock was still held
+    finally:
+        release.set()
+        holder.join(10)
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("RESET statement_timeout")
+    assert_problem(second, 503)
+    assert int(second["Retry-After"]) > 0
+    assert list(Image.objects.values_list("title", flat=True)) == ["first"]
+    assert stored_names() == [name]
+    # The lock free again, the same upload goes through.
+    monkeypatch.undo()
+    third = api.post("/images", {"image": named(raw), "title": "third"}, content_type=MULTIPART_CONTENT)
+    assert third.status_code == 201 and name_of(third.json()) == name
