@@ -1,10 +1,14 @@
 """What keeps one stalled dependency from holding every thread of a process: a `Guard` around its calls.
 
-A guard combines a bulkhead and a circuit breaker. At most `limit()` calls run at once in this process and
-at most `waiting()` callers wait for a slot, each for at most `wait()` seconds, and not at all behind calls
-that have been under way longer than that (they are stalled); a caller beyond those is refused at once. A
-caller waiting for a slot holds its thread as surely as a call does, so the two caps together, not the
-first alone, are what leaves the other threads free for requests that do not need the dependency.
+A guard combines a bulkhead and a circuit breaker. At most `limit()` calls run at once in this process. A
+caller finding every slot taken waits for one at most `wait()` seconds, and not at all while every call
+under way has been under way for longer than that (they are stalled). A caller waiting for a slot holds its
+thread as surely as a call does, so waiting is capped too: `waiting()` callers may wait whatever the
+calls' age, and a caller beyond those only while the calls turn over (the latest began less than
+`grace()` seconds ago); once none has for that long, it is refused at once. So a dependency that hangs
+holds at most `limit() + waiting()` threads of the process (plus, for `grace()` seconds after it stopped,
+the callers that were waiting), leaving the others to requests that do not need it, while a burst of calls
+to a dependency that answers waits its turn instead of being refused.
 
 After a call fails, the guard is open for `open_seconds()`: calls fail at once, without trying, so a
 dependency that hangs costs the callers under way their timeouts, not every caller. Once that time is
@@ -23,7 +27,8 @@ from contextlib import contextmanager
 
 
 class Unavailable(Exception):
-    """The guard refused a call: open after a recent failure, or (`busy`) no slot free within the wait."""
+    """The guard refused a call: open after a recent failure, or (`busy`) no slot free within the wait,
+    or no room to wait for one."""
 
     def __init__(self, message: str, *, busy: bool = False) -> None:
         super().__init__(message)
@@ -31,8 +36,10 @@ class Unavailable(Exception):
 
 
 class Guard:
-    """A bulkhead (`limit` calls at once, `waiting` callers at most waiting for a slot, each `wait` seconds
-    at most) and a breaker (open for `open_seconds` after a failure) for the calls to one dependency."""
+    """A bulkhead (`limit` calls at once; `waiting` callers waiting for a slot, and more only while calls
+    turn over within `grace` seconds; each for `wait` seconds at most) and a breaker (open for
+    `open_seconds` after a failure) for the calls to one dependency. Without `waiting`, any number of
+    callers may wait."""
 
     def __init__(
         self,
@@ -41,13 +48,15 @@ class Guard:
         limit: Callable[[], int],
         wait: Callable[[], float],
         open_seconds: Callable[[], float],
-        waiting: Callable[[], int] = lambda: 1_000_000,
+        waiting: Callable[[], int | None] = lambda: None,
+        grace: Callable[[], float] = lambda: 0.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.limit = limit
         self.wait = wait
         self.max_waiting = waiting
+        self.grace = grace
         self.open_seconds = open_seconds
         self.clock = clock
         self._changed = threading.Condition()
@@ -69,14 +78,18 @@ class Guard:
         return self.clock() < self._open_until
 
     def refuses_now(self) -> bool:
-        """Whether a call now would be refused at once: open, or every slot taken by a call under way for
-        longer than the wait (a caller could not even wait)."""
+        """Whether the dependency looks stalled: the guard open, or every slot taken by a call under way
+        for longer than the wait (a caller could not even wait)."""
         if self.is_open():
             return True
         with self._changed:
             if len(self._started) < self.limit():
                 return False
-            return min(self._started.values()) + self.wait() <= self.clock()
+            return self._latest_start() + self.wait() <= self.clock()
+
+    def _latest_start(self) -> float:
+        """When the call that began last began (`_started` not empty, under `_changed`)."""
+        return max(self._started.values())
 
     def trip(self) -> None:
         """Open the guard for `open_seconds()`; callers waiting for a slot give up at once."""
@@ -94,32 +107,32 @@ class Guard:
         self, *, answers: tuple[type[BaseException], ...] = (), wait: float | None = None
     ) -> Iterator[None]:
         """One call to the dependency, inside the `with` block. Raises Unavailable when the guard is
-        open, when every slot is taken and `waiting()` callers wait for one already, or when no slot came
-        free within `wait` seconds (default `wait()`). An exception from the block
-        opens the guard, unless it is one of `answers` (the dependency answered: a file that is not there
-        is no failure).
+        open, when every slot is taken and there is no room to wait (see the module), or when no slot came
+        free within `wait` seconds (default `wait()`). An exception from the block opens the guard, unless
+        it is one of `answers` (the dependency answered: a file that is not there is no failure).
         """
         patience = self.wait() if wait is None else wait
         if self.is_open():
             raise Unavailable(f"{self.name}: failing fast after a recent failure")
         token = object()
         with self._changed:
-            if len(self._started) >= self.limit() and self._waiting >= self.max_waiting():
-                raise Unavailable(
-                    f"{self.name}: {len(self._started)} calls under way and {self._waiting} waiting",
-                    busy=True,
-                )
+            room = self.max_waiting()
+            # Beyond the callers that may wait, a caller waits only while the calls turn over.
+            extra = room is not None and self._waiting >= room
             deadline = self.clock() + patience
             self._waiting += 1
             try:
                 while len(self._started) >= self.limit():
                     if self.is_open():
                         raise Unavailable(f"{self.name}: failed while this call waited")
-                    # Never behind a call under way for longer than the wait: the dependency is stalled.
-                    until = min(deadline, min(self._started.values()) + self.wait())
+                    latest = self._latest_start()
+                    # Never behind calls all under way for longer than the wait: the dependency is stalled;
+                    # and past the room to wait, not once none has begun for `grace()` seconds.
+                    until = min(deadline, latest + (self.grace() if extra else self.wait()))
                     if until <= self.clock():
                         raise Unavailable(
-                            f"{self.name}: {len(self._started)} calls under way, none ended in time",
+                            f"{self.name}: {len(self._started)} calls under way and {self._waiting - 1} "
+                            "waiting, none ended in time",
                             busy=True,
                         )
                     # Woken when a call ends or the guard trips; the step bounds a clock set by a test.

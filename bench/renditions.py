@@ -17,8 +17,9 @@ temporary DATA_DIR, render budgets off), stored at full size, then measures:
 3. First-request time of AVIF at 320, 1280 and 2560 wide at the configured speed (IMAGE_AVIF_SPEED), next
    to WebP and JPEG, and the bare pipeline's AVIF at libavif's default speed (6) for comparison.
 4. Concurrency (issue 22): first renders (`?width=320&format=jpeg`) of twelve distinct 4000x3000 photos
-   under `make run`'s process model (deploy/gunicorn.conf.py: cores + 1 workers of 2 threads, one decode
-   slot each), by 1 client and by 4 clients at once, alternating rounds; the target: 4 clients' throughput
+   under `make run`'s process model as the README's figures were measured (deploy/gunicorn.conf.py:
+   cores + 1 workers of 2 threads, 4 by default since; one decode slot each), by 1 client and by 4 clients at
+   once, alternating rounds; the target: 4 clients' throughput
    at least 1.8x one client's on 2 cores.
 
 It prints a table, then each target with PASS or MISS. It always exits 0: it reports, it does not test.

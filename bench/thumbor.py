@@ -5,8 +5,9 @@ environment of its own (bench/out/thumbor-venv, never the app's) and passes its 
 `.venv/bin/python bench/thumbor.py --thumbor PATH/TO/bin/thumbor`.
 
 Both servers run on this machine at once, configured alike:
-- Imagery under gunicorn as `make run` starts it (deploy/gunicorn.conf.py: cores + 1 workers, 2 threads
-  each), SQLite and local files in a temporary DATA_DIR, render rate limits out of reach; the photos
+- Imagery under gunicorn as `make run` started it when the README's figures were measured
+  (deploy/gunicorn.conf.py: cores + 1 workers, 2 threads each; 4 by default since), SQLite and local files in
+  a temporary DATA_DIR, render rate limits out of reach; the photos
   uploaded unchanged (stored at full size, as the app stores them);
 - thumbor with its file loader (the photos as uploaded) and file result storage, three processes (as many
   as Imagery's workers), JPEG quality 85 and WebP 80 like ours, progressive JPEG (its default, like our
@@ -81,7 +82,7 @@ APP_ENV = {
     "THROTTLE_RENDER_MEGABYTES_PER_KEY": "",
     "THROTTLE_READS_PER_ADDRESS": "100000000/minute",
     "THROTTLE_READS_PER_KEY": "100000000/minute",
-    # `make run`'s process model: cores + 1 workers of 2 threads (deploy/gunicorn.conf.py).
+    # `make run`'s process model when the README's figures were measured: cores + 1 workers of 2 threads.
     "WEB_CONCURRENCY": str(PROCESSES),
     "GUNICORN_THREADS": "2",
 }

@@ -160,28 +160,33 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = STATIC_ROOT is None
 # Calls to the file store, per process (images/storage.py). A request that needs the store holds its thread
 # while its call is under way and while it waits for a turn, so of a process's GUNICORN_THREADS threads at
-# most STORAGE_MAX_CONCURRENCY make calls at once (default: half of them, at least 1) and at most
-# STORAGE_MAX_WAITING wait for a turn (default: the rest but one); a request beyond those answers 503 at
-# once. By default a store that hangs thus leaves one thread of each process for requests that need only
-# the database. A waiting request waits at most STORAGE_WAIT_SECONDS for its turn (and not at all behind a
-# call under way for longer: the store is stalled); after a failed call, every call fails at once (503) for
-# STORAGE_RETRY_SECONDS. The S3 client's own timeouts: config/storages.py.
+# most STORAGE_MAX_CONCURRENCY make calls at once (default: half of them, rounded down, at least 1) and
+# STORAGE_MAX_WAITING may wait for a turn (default: the rest but one). More wait only while calls keep
+# beginning (the latest less than STORAGE_TURNOVER_SECONDS ago): a burst against a store that answers
+# queues, and a store that hangs leaves one thread of each process for requests that need only the
+# database. A request waits at most STORAGE_WAIT_SECONDS for its turn (and not at all while every call
+# under way has been for longer: the store is stalled); after a failed call, every call fails at once (503)
+# for STORAGE_RETRY_SECONDS. The S3 client's own timeouts: config/storages.py. GUNICORN_THREADS is
+# deploy/gunicorn.conf.py's, read here with the same default.
 GUNICORN_THREADS = env.int("GUNICORN_THREADS", default=4)
 STORAGE_MAX_CONCURRENCY = env.int("STORAGE_MAX_CONCURRENCY", default=max(1, GUNICORN_THREADS // 2))
 STORAGE_MAX_WAITING = env.int(
     "STORAGE_MAX_WAITING", default=max(0, GUNICORN_THREADS - 1 - STORAGE_MAX_CONCURRENCY)
 )
+STORAGE_TURNOVER_SECONDS = env.float("STORAGE_TURNOVER_SECONDS", default=0.1)
 STORAGE_WAIT_SECONDS = env.float("STORAGE_WAIT_SECONDS", default=0.5)
 STORAGE_RETRY_SECONDS = env.float("STORAGE_RETRY_SECONDS", default=1.0)
 if (
-    STORAGE_MAX_CONCURRENCY < 1
+    GUNICORN_THREADS < 1
+    or STORAGE_MAX_CONCURRENCY < 1
     or STORAGE_MAX_WAITING < 0
+    or STORAGE_TURNOVER_SECONDS < 0
     or STORAGE_WAIT_SECONDS < 0
     or STORAGE_RETRY_SECONDS < 0
 ):
     raise ImproperlyConfigured(
-        "STORAGE_MAX_CONCURRENCY must be 1 or more; STORAGE_MAX_WAITING, STORAGE_WAIT_SECONDS and "
-        "STORAGE_RETRY_SECONDS 0 or more."
+        "GUNICORN_THREADS and STORAGE_MAX_CONCURRENCY must be 1 or more; STORAGE_MAX_WAITING, "
+        "STORAGE_TURNOVER_SECONDS, STORAGE_WAIT_SECONDS and STORAGE_RETRY_SECONDS 0 or more."
     )
 
 # --- Uploads ------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from images.pixels.errors import ImageTooLarge, InvalidImage, PixelError, Unsupp
 
 __all__ = [
     "PIXEL_ERROR_STATUSES",
+    "FileBusy",
     "ImageChanged",
     "ImageTooLarge",
     "ImageryError",
@@ -60,6 +61,11 @@ class ServerBusy(ImageryError):
 
     status = 503
     code = "server_busy"
+
+
+class FileBusy(ServerBusy):
+    """A file's lock stayed taken for as long as the database waits for its own locks: the request holding
+    it is stalled (most likely on the store). Nothing was done (503, Retry-After)."""
 
 
 class ImageChanged(ImageryError):

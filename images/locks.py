@@ -24,6 +24,8 @@ from pathlib import Path
 
 from django.db import DatabaseError, OperationalError, connection
 
+from images.exceptions import FileBusy
+
 logger = logging.getLogger(__name__)
 
 
@@ -38,13 +40,18 @@ def file_name_lock(name: str) -> Iterator[None]:
     every statement). SQLite: `flock` on one of a fixed set of files next to the database, which every
     process using that database shares, waited for at most as long as SQLite waits for its own write lock
     (the connection's `timeout`). Either way a holder stalled on the store costs a waiter a bounded wait,
-    then an OperationalError (503), never a thread held for good.
+    then FileBusy (503, Retry-After), never a thread held for good.
     """
     digest = hashlib.sha256(name.encode()).digest()
     if connection.vendor == "postgresql":
         key = int.from_bytes(digest[:8], "big", signed=True)
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_lock(%s)", [key])
+        except OperationalError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == QUERY_CANCELED:  # the statement timeout
+                raise FileBusy(_BUSY) from exc
+            raise
         try:
             yield
         finally:
@@ -65,8 +72,13 @@ def file_name_lock(name: str) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-# How often a waiter asks for a held `flock` again: flock has no timeout of its own.
+# PostgreSQL's error code for a statement its timeout cancelled.
+QUERY_CANCELED = "57014"
+_BUSY = "Another request is working on the same file and has not finished; try again shortly."
+# How often a waiter asks for a held `flock` again (flock has no timeout of its own): soon at first, then
+# less and less often, up to this.
 FLOCK_POLL_SECONDS = 0.005
+FLOCK_POLL_MAX_SECONDS = 0.05
 # Threads of this process waiting for a `flock` now (the kernel lists no waiter for a lock asked without
 # blocking): `flock_waiters()`.
 _flock_waiting = 0
@@ -80,7 +92,8 @@ def flock_waiters() -> int:
 
 def _flock_within(fd: int, timeout: float, name: str) -> None:
     """Take an exclusive `flock` on `fd` (each open() is its own lock: threads exclude each other too),
-    asking again every FLOCK_POLL_SECONDS; OperationalError after `timeout` seconds."""
+    asking again after FLOCK_POLL_SECONDS, doubled each time up to FLOCK_POLL_MAX_SECONDS; FileBusy after
+    `timeout` seconds."""
     global _flock_waiting
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -90,11 +103,15 @@ def _flock_within(fd: int, timeout: float, name: str) -> None:
     deadline = time.monotonic() + timeout
     with _flock_waiting_lock:
         _flock_waiting += 1
+    pause = FLOCK_POLL_SECONDS
     try:
         while True:
-            if time.monotonic() >= deadline:
-                raise OperationalError(f"the lock for {name} stayed taken for {timeout:g} s")
-            time.sleep(FLOCK_POLL_SECONDS)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                logger.warning("the lock for %s stayed taken for %g s", name, timeout)
+                raise FileBusy(_BUSY)
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, FLOCK_POLL_MAX_SECONDS)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
                 return

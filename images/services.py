@@ -7,6 +7,7 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final, Literal
 
@@ -14,7 +15,7 @@ from django.db import models, transaction
 from django.db.models import F
 
 from images import locks, notifications, pipeline, renditions, storage, tasks
-from images.exceptions import ImageChanged, StorageUnavailable
+from images.exceptions import FileBusy, ImageChanged, StorageUnavailable
 
 # Fit, Gravity and OutputFormat are also the names uploads/ passes here (it reaches images through services).
 from images.formats import Fit, Gravity, OutputFormat
@@ -221,9 +222,11 @@ def image_upload(
                 notifications.image_created(image=image, api_key=api_key)
                 if also is not None:
                     also(image)
-    except BaseException:
+    except BaseException as exc:
         # Neither the row nor a lasting file: remove the file if this request stored it and no row uses it.
-        if created:
+        # Not when the file's lock could not be had: removing it takes that lock again (a second wait); the
+        # file is an orphan for reconcile_storage --fix.
+        if created and not isinstance(exc, FileBusy):
             image_file_discard_unreferenced(name=name)
         raise
     if tasks.eager_presets():
@@ -474,3 +477,11 @@ def image_file_discard_unreferenced(*, name: str) -> bool:
     except Exception:
         logger.exception("could not check references to %s; keeping it", name)
         return False
+
+
+def file_store_turn(*, answers: tuple[type[BaseException], ...] = ()) -> AbstractContextManager[None]:
+    """A turn at the file store for a call made outside images/ (uploads' chunks): the one guard every
+    call of `images.storage` takes (its caps on calls and on callers waiting, its breaker), so a stalled
+    store holds no more threads for resumable uploads than for the rest. Raises api.breakers.Unavailable
+    when refused; an exception from the block that is not one of `answers` opens the guard."""
+    return storage.guard.call(answers=answers)

@@ -9,7 +9,8 @@ a path.
 
 Every call to the store goes through one `Guard` per process (api/breakers.py): at most
 `STORAGE_MAX_CONCURRENCY` at once, at most `STORAGE_MAX_WAITING` callers waiting for a turn (a waiting
-caller holds its thread too), a bounded wait (`STORAGE_WAIT_SECONDS`) for it, and after a failure
+caller holds its thread too; more only while calls keep beginning), a bounded wait (`STORAGE_WAIT_SECONDS`)
+for it, and after a failure
 `STORAGE_RETRY_SECONDS` of failing fast (StorageUnavailable, a 503). A store that hangs then holds those
 threads for its timeouts (config/storages.py), by default all but one of the process's: requests that
 need only the database keep being answered.
@@ -65,6 +66,9 @@ guard = Guard(
     limit=lambda: settings.STORAGE_MAX_CONCURRENCY,
     wait=lambda: settings.STORAGE_WAIT_SECONDS,
     waiting=lambda: settings.STORAGE_MAX_WAITING,
+    # Past STORAGE_MAX_WAITING, a caller waits only while calls keep beginning: a burst against a store that
+    # answers queues, one that has stopped answering is refused within this time.
+    grace=lambda: settings.STORAGE_TURNOVER_SECONDS,
     open_seconds=lambda: settings.STORAGE_RETRY_SECONDS,
 )
 
@@ -281,17 +285,18 @@ def read_head(name: str, size: int) -> bytes:
     one ranged GET); FileNotFoundError when it is not there, StorageUnavailable when the store fails."""
     try:
         backend = storages["default"]
-        if _is_s3(backend):
-            key = _s3_key(backend, name)
-            try:
-                answer = backend.connection.meta.client.get_object(
-                    Bucket=backend.bucket_name, Key=key, Range=f"bytes=0-{size - 1}"
-                )
-            except backend.connection.meta.client.exceptions.NoSuchKey as exc:
-                raise FileNotFoundError(name) from exc
-            return answer["Body"].read()
-        with default_storage.open(name, "rb") as file:
-            return file.read(size)
+        with guard.call(answers=(FileNotFoundError,)):
+            if _is_s3(backend):
+                key = _s3_key(backend, name)
+                try:
+                    answer = backend.connection.meta.client.get_object(
+                        Bucket=backend.bucket_name, Key=key, Range=f"bytes=0-{size - 1}"
+                    )
+                except backend.connection.meta.client.exceptions.NoSuchKey as exc:
+                    raise FileNotFoundError(name) from exc
+                return answer["Body"].read()
+            with default_storage.open(name, "rb") as file:
+                return file.read(size)
     except FileNotFoundError:
         raise
     except Exception as exc:
@@ -396,10 +401,11 @@ def _s3_delete_all(backend: Any, names: list[str]) -> bool:
     for start in range(0, len(keys), S3_DELETE_BATCH):
         batch = keys[start : start + S3_DELETE_BATCH]
         try:
-            answer = client.delete_objects(
-                Bucket=backend.bucket_name,
-                Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},  # Quiet: only the errors
-            )
+            with guard.call():
+                answer = client.delete_objects(
+                    Bucket=backend.bucket_name,
+                    Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},  # Quiet: errors only
+                )
         except Exception:
             logger.exception(
                 "deleting %s files (from %s on) failed; they are now orphans", len(batch), batch[0]

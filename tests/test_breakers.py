@@ -1,4 +1,4 @@
-"""api/breakers.py: the guard that keeps a stalled dependency to one thread and fails fast after a failure.
+"""api/breakers.py: the guard that keeps a stalled dependency to a few threads and fails fast after a failure.
 
 Threads wait on events, never on sleeps; the clock is set by the test.
 """
@@ -88,7 +88,7 @@ def test_a_call_waits_a_bounded_time_for_a_turn() -> None:
     assert until(lambda: tested.waiting == 1)
     clock.now += 0.6  # the wait is over, and the call ahead has not ended
     waiting.join(10)
-    assert [str(e) for e in outcome] == ["test: 1 calls under way, none ended in time"]
+    assert [str(e) for e in outcome] == ["test: 1 calls under way and 0 waiting, none ended in time"]
     assert not tested.is_open()  # being busy is no failure
     release.set()
     holder.join(10)
@@ -179,38 +179,103 @@ def test_a_caller_may_choose_not_to_wait_and_learns_the_guard_was_busy() -> None
     assert not refused.value.busy
 
 
-def test_a_caller_beyond_the_waiting_cap_is_refused_at_once() -> None:
-    # A caller waiting for a slot holds its thread as a call does: past `waiting` of them, none waits.
-    tested = Guard("test", limit=lambda: 1, wait=lambda: 60.0, open_seconds=lambda: 1.0, waiting=lambda: 1)
+def capped(*, limit: int, waiting: int, clock: Clock, wait: float = 60.0, grace: float = 0.1) -> Guard:
+    return Guard(
+        "test",
+        limit=lambda: limit,
+        wait=lambda: wait,
+        open_seconds=lambda: 1.0,
+        waiting=lambda: waiting,
+        grace=lambda: grace,
+        clock=clock,
+    )
+
+
+def _wait_in(tested: Guard, outcome: list[object]) -> threading.Thread:
+    """A caller in a thread of its own: appends "turn" once it has its turn, or the Unavailable it got."""
+
+    def caller() -> None:
+        try:
+            with tested.call():
+                outcome.append("turn")
+        except Unavailable as error:
+            outcome.append(error)
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    return thread
+
+
+def test_past_the_room_to_wait_a_caller_waits_only_while_calls_turn_over() -> None:
+    # A caller waiting holds its thread as a call does. One may wait whatever the call's age; one more
+    # only while the call under way is younger than the grace: then the store is not answering, and it
+    # gives up, leaving that thread to requests that do not need the store.
+    clock = Clock()
+    tested = capped(limit=1, waiting=1, clock=clock)
     inside, release = threading.Event(), threading.Event()
     holder = threading.Thread(target=_hold, args=(tested, inside, release))
     holder.start()
     assert inside.wait(10)
-    turns: list[str] = []
-
-    def waiter() -> None:
-        with tested.call():
-            turns.append("waited")
-
-    waiting = threading.Thread(target=waiter)
-    waiting.start()
+    first: list[object] = []
+    waiting = _wait_in(tested, first)
     assert until(lambda: tested.waiting == 1)
-    with pytest.raises(Unavailable) as refused, tested.call():
+    second: list[object] = []
+    extra = _wait_in(tested, second)
+    assert until(lambda: tested.waiting == 2)  # the call is 0 s old: it may yet end, so the extra waits
+    clock.now += 0.2  # no call has begun for longer than the grace
+    extra.join(10)
+    [refused] = second
+    assert isinstance(refused, Unavailable) and refused.busy
+    assert tested.waiting == 1 and first == []  # the first caller still waits (its wait is 60 s)
+    # A caller arriving now finds no room to wait and no call turning over: refused at once.
+    with pytest.raises(Unavailable) as at_once, tested.call():
         pass
-    assert refused.value.busy
-    assert tested.waiting == 1 and waiting.is_alive()  # the refused caller did not wait
-    release.set()  # the call ahead ends: the waiting caller gets its turn
+    assert at_once.value.busy and tested.waiting == 1
+    release.set()  # the call ends: the caller that waited gets its turn
     holder.join(10)
     waiting.join(10)
-    assert turns == ["waited"]
-    with tested.call():  # nobody waits now: the next caller is let in
-        assert tested.in_use == 1
+    assert first == ["turn"]
 
 
-def test_no_waiting_allowed_means_a_taken_slot_refuses_at_once() -> None:
-    tested = Guard("test", limit=lambda: 1, wait=lambda: 60.0, open_seconds=lambda: 1.0, waiting=lambda: 0)
-    with tested.call(), pytest.raises(Unavailable) as refused, tested.call():
-        pass
-    assert refused.value.busy and tested.waiting == 0
-    with tested.call():
-        assert tested.in_use == 1
+def test_a_burst_against_a_dependency_that_answers_waits_its_turn() -> None:
+    # No room to wait at all (waiting=0), but the call under way is young: the next caller waits for it
+    # rather than being refused.
+    clock = Clock()
+    tested = capped(limit=1, waiting=0, clock=clock)
+    inside, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(tested, inside, release))
+    holder.start()
+    assert inside.wait(10)
+    outcome: list[object] = []
+    waiting = _wait_in(tested, outcome)
+    assert until(lambda: tested.waiting == 1)
+    release.set()
+    holder.join(10)
+    waiting.join(10)
+    assert outcome == ["turn"]
+
+
+def test_a_caller_waits_behind_a_young_call_even_when_another_is_stalled() -> None:
+    # Two slots: one call stalled (under way longer than the wait), one just begun. The dependency is not
+    # stalled as a whole: a caller waits for the young call's slot.
+    clock = Clock()
+    tested = capped(limit=2, waiting=1, wait=0.5, clock=clock)
+    stalled_in, stalled_out = threading.Event(), threading.Event()
+    stalled = threading.Thread(target=_hold, args=(tested, stalled_in, stalled_out))
+    stalled.start()
+    assert stalled_in.wait(10)
+    clock.now += 0.6
+    young_in, young_out = threading.Event(), threading.Event()
+    young = threading.Thread(target=_hold, args=(tested, young_in, young_out))
+    young.start()
+    assert young_in.wait(10)
+    assert not tested.refuses_now()
+    outcome: list[object] = []
+    waiting = _wait_in(tested, outcome)
+    assert until(lambda: tested.waiting == 1)
+    young_out.set()
+    young.join(10)
+    waiting.join(10)
+    assert outcome == ["turn"]
+    stalled_out.set()
+    stalled.join(10)

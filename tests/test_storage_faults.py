@@ -443,7 +443,7 @@ def test_identical_uploads_racing_get_one_whole_file(
 ) -> None:
     # Both requests write the same file at once: each waits after its first chunk until the other has
     # written its own first chunk. Neither may answer with a URL before the file is whole.
-    settings.STORAGE_MAX_CONCURRENCY = 2  # two calls to the store at once (one at a time by default)
+    settings.STORAGE_MAX_CONCURRENCY = 2  # both writes under way at once, whatever the cap the suite sets
     raw = encode(noise(), "PNG")
     both_writing = threading.Barrier(2, timeout=20)
     answers: dict[str, Any] = {}
@@ -525,7 +525,8 @@ def test_an_upload_waiting_for_a_files_lock_held_too_long_answers_503_and_saves_
 ) -> None:
     # The holder stands for a request whose call to the store hangs under the file's lock (an identical
     # upload, a delete): a request waiting for that lock waits as long as the database waits for its own
-    # locks, then answers 503, instead of holding its thread for as long as the holder is stalled.
+    # locks, then answers 503, instead of holding its thread for as long as the holder is stalled. (The
+    # database's lock wait is set short for this test: only the waiting connection's.)
     raw = encode(quadrants(), "PNG")
     first = api.post("/images", {"image": named(raw), "title": "first"}, content_type=MULTIPART_CONTENT)
     assert first.status_code == 201
@@ -557,7 +558,7 @@ def test_an_upload_waiting_for_a_files_lock_held_too_long_answers_503_and_saves_
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("RESET statement_timeout")
-    assert_problem(second, 503)
+    assert_problem(second, 503, "server_busy")
     assert int(second["Retry-After"]) > 0
     assert list(Image.objects.values_list("title", flat=True)) == ["first"]
     assert stored_names() == [name]

@@ -96,7 +96,7 @@ def send(
         conn.close()
 
 
-def test_a_hung_store_holds_one_thread_and_the_database_reads_go_on(
+def test_a_hung_store_holds_only_its_threads_and_the_database_reads_go_on(
     server: AppServer, proxy: StallingProxy
 ) -> None:
     status, _, created = send(server, "POST", "/images", upload=True)
@@ -111,8 +111,9 @@ def test_a_hung_store_holds_one_thread_and_the_database_reads_go_on(
     assert proxy.wait_held(1), "the upload never reached the store"
 
     # Two more requests that need the store: one waits for the hung call's turn, and the other, finding the
-    # turn taken and a request waiting already, is refused at once (a third thread held by the store would
-    # be the last one). Which is which is up to the server; the refused one answers while the other waits.
+    # turn taken, a request waiting already and no call begun for STORAGE_TURNOVER_SECONDS (0.1 s), is
+    # refused (a third thread held by the store would be the last one). Which is which is up to the server;
+    # the refused one answers while the other waits.
     answers: list[tuple[int, dict[str, str], dict[str, Any]]] = []
     more = [
         threading.Thread(
@@ -305,6 +306,8 @@ def test_the_guard_leaves_one_thread_of_each_process_for_other_requests_by_defau
     [
         {"STORAGE_MAX_CONCURRENCY": "0"},
         {"STORAGE_MAX_WAITING": "-1"},
+        {"STORAGE_TURNOVER_SECONDS": "-1"},
+        {"GUNICORN_THREADS": "0"},
         {"STORAGE_WAIT_SECONDS": "-1"},
         {"STORAGE_RETRY_SECONDS": "-1"},
     ],

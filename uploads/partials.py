@@ -9,7 +9,8 @@ two PATCHes at one offset never write over each other; which of them counts is d
 
 A chunk is received into a local temporary file first, in `READ_BYTES` pieces, its checksum computed as
 it arrives: the request body is never held in memory whole, and nothing is stored before its checksum
-is known to match. Only Django's storage API is used (`default_storage`), so the backend is a setting.
+is known to match. Only Django's storage API is used (`default_storage`), so the backend is a setting,
+and every call takes a turn at the store's guard (`file_store_turn`) as images' own calls do.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from api.exceptions import ProblemError
+from images.services import file_store_turn
 from uploads.tus import Checksum, ChecksumMismatch, TusError
 
 logger = logging.getLogger(__name__)
@@ -113,7 +115,8 @@ def receive(body: Readable, *, length: int, checksum: Checksum | None) -> IO[byt
 def store(name: str, file: IO[bytes]) -> None:
     """Keep a received chunk under `name` (whole, or not at all); PartialStoreUnavailable on failure."""
     try:
-        saved = default_storage.save(name, File(file, name=name.rsplit("/", 1)[-1]))
+        with file_store_turn():
+            saved = default_storage.save(name, File(file, name=name.rsplit("/", 1)[-1]))
     except Exception as exc:
         logger.exception("storing chunk %s failed", name)
         raise PartialStoreUnavailable("The file store is unavailable; the chunk was not kept.") from exc
@@ -125,7 +128,8 @@ def store(name: str, file: IO[bytes]) -> None:
 def delete(name: str) -> bool:
     """Remove one chunk object; False (logged) when the store failed and it is left for the sweep."""
     try:
-        default_storage.delete(name)
+        with file_store_turn():
+            default_storage.delete(name)
     except Exception:
         logger.exception("deleting chunk %s failed; the sweep will remove it", name)
         return False
@@ -136,7 +140,8 @@ def delete_upload(upload_id: UUID | str) -> bool:
     """Remove every chunk object of an upload (and its folder on the filesystem); False when some remain."""
     folder = folder_of(upload_id)
     try:
-        _, files = default_storage.listdir(folder)
+        with file_store_turn(answers=(FileNotFoundError,)):
+            _, files = default_storage.listdir(folder)
     except FileNotFoundError:
         return True
     except Exception:
@@ -156,7 +161,7 @@ def assembled(names: Iterable[str]) -> Iterator[IO[bytes]]:
     with tempfile.TemporaryFile() as whole:
         for name in names:
             try:
-                with default_storage.open(name, "rb") as chunk:
+                with file_store_turn(), default_storage.open(name, "rb") as chunk:
                     while piece := chunk.read(READ_BYTES):
                         whole.write(piece)
             except Exception as exc:
@@ -171,12 +176,14 @@ def assembled(names: Iterable[str]) -> Iterator[IO[bytes]]:
 def listed() -> Iterator[Partial]:
     """Every chunk object in the store (and, on the filesystem, a write's leftover temporary file)."""
     try:
-        folders, _ = default_storage.listdir(PREFIX)
+        with file_store_turn(answers=(FileNotFoundError,)):
+            folders, _ = default_storage.listdir(PREFIX)
     except FileNotFoundError:
         return
     for upload_id in folders:
         try:
-            _, files = default_storage.listdir(folder_of(upload_id))
+            with file_store_turn(answers=(FileNotFoundError,)):
+                _, files = default_storage.listdir(folder_of(upload_id))
         except FileNotFoundError:
             continue
         for file in files:
@@ -186,6 +193,7 @@ def listed() -> Iterator[Partial]:
 def modified(name: str) -> datetime | None:
     """When a chunk object was written; None when it is gone."""
     try:
-        return default_storage.get_modified_time(name)
+        with file_store_turn(answers=(FileNotFoundError,)):
+            return default_storage.get_modified_time(name)
     except FileNotFoundError:
         return None
