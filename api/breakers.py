@@ -62,6 +62,7 @@ class Guard:
         self._changed = threading.Condition()
         self._started: dict[object, float] = {}  # each call under way: when it began
         self._waiting = 0
+        self._in_room = 0  # of those, the ones within `waiting()`: they may wait whatever the calls' age
         self._open_until = 0.0
 
     @property
@@ -88,8 +89,8 @@ class Guard:
             return self._latest_start() + self.wait() <= self.clock()
 
     def _latest_start(self) -> float:
-        """When the call that began last began (`_started` not empty, under `_changed`)."""
-        return max(self._started.values())
+        """When the call that began last began (now, when none is under way); under `_changed`."""
+        return max(self._started.values(), default=self.clock())
 
     def trip(self) -> None:
         """Open the guard for `open_seconds()`; callers waiting for a slot give up at once."""
@@ -116,19 +117,22 @@ class Guard:
             raise Unavailable(f"{self.name}: failing fast after a recent failure")
         token = object()
         with self._changed:
-            room = self.max_waiting()
-            # Beyond the callers that may wait, a caller waits only while the calls turn over.
-            extra = room is not None and self._waiting >= room
             deadline = self.clock() + patience
             self._waiting += 1
+            in_room = False
             try:
                 while len(self._started) >= self.limit():
                     if self.is_open():
                         raise Unavailable(f"{self.name}: failed while this call waited")
-                    latest = self._latest_start()
+                    room = self.max_waiting()
+                    if not in_room and (room is None or self._in_room < room):
+                        in_room = True  # a place in the room (perhaps one a caller ahead left)
+                        self._in_room += 1
                     # Never behind calls all under way for longer than the wait: the dependency is stalled;
-                    # and past the room to wait, not once none has begun for `grace()` seconds.
-                    until = min(deadline, latest + (self.grace() if extra else self.wait()))
+                    # and outside the room, not once none has begun for `grace()` seconds (nor longer
+                    # than the wait).
+                    patience_left = self.wait() if in_room else min(self.grace(), self.wait())
+                    until = min(deadline, self._latest_start() + patience_left)
                     if until <= self.clock():
                         raise Unavailable(
                             f"{self.name}: {len(self._started)} calls under way and {self._waiting - 1} "
@@ -141,6 +145,9 @@ class Guard:
                     raise Unavailable(f"{self.name}: failed while this call waited")
             finally:
                 self._waiting -= 1
+                if in_room:
+                    self._in_room -= 1
+                    self._changed.notify()  # a place in the room is free: a caller outside may take it
             self._started[token] = self.clock()
         try:
             yield

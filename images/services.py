@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, BinaryIO, Final, Literal
 
@@ -374,8 +374,9 @@ def image_update(
                 moved=(old_name, new_name, visibility),
                 api_key=api_key,
             )
-    except BaseException:
-        if created:
+    except BaseException as exc:
+        # As in image_create: not when the new name's lock could not be had (a second wait for it).
+        if created and not isinstance(exc, FileBusy):
             image_file_discard_unreferenced(name=new_name)
         raise
     if image_file_discard_unreferenced(name=old_name):
@@ -479,9 +480,22 @@ def image_file_discard_unreferenced(*, name: str) -> bool:
         return False
 
 
-def file_store_turn(*, answers: tuple[type[BaseException], ...] = ()) -> AbstractContextManager[None]:
+@contextmanager
+def file_store_turn(*, answers: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
     """A turn at the file store for a call made outside images/ (uploads' chunks): the one guard every
     call of `images.storage` takes (its caps on calls and on callers waiting, its breaker), so a stalled
     store holds no more threads for resumable uploads than for the rest. Raises api.breakers.Unavailable
-    when refused; an exception from the block that is not one of `answers` opens the guard."""
-    return storage.guard.call(answers=answers)
+    when refused; an exception from the block that is not one of `answers` opens the guard. With
+    FileNotFoundError among `answers`, the store's own "not there" (S3: a 404) is raised as one."""
+    with storage.guard.call(answers=answers):
+        try:
+            yield
+        except Exception as exc:
+            if FileNotFoundError in answers and storage.is_not_found(exc):
+                raise FileNotFoundError(str(exc)) from exc
+            raise
+
+
+def file_store_is_local() -> bool:
+    """Whether the file store is the local filesystem (which has folders to remove; S3 has none)."""
+    return storage.is_local()

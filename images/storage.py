@@ -259,7 +259,7 @@ def open_file(name: str, *, fetch: bool = True) -> File:
                     file.size  # noqa: B018  # known now, not asked of the store later
                 except BaseException as exc:
                     file.close()
-                    if isinstance(exc, Exception) and _is_not_found(exc):
+                    if isinstance(exc, Exception) and is_not_found(exc):
                         raise FileNotFoundError(f"{name} was deleted as it was opened") from exc
                     raise
             return file
@@ -270,7 +270,7 @@ def open_file(name: str, *, fetch: bool = True) -> File:
         raise StorageUnavailable("The file store is unavailable.") from exc
 
 
-def _is_not_found(exc: Exception) -> bool:
+def is_not_found(exc: Exception) -> bool:
     """Whether a storage call failed because the object is not there (S3: a 404 from HEAD or GET)."""
     response = getattr(exc, "response", None)
     if not isinstance(response, dict):
@@ -300,7 +300,7 @@ def read_head(name: str, size: int) -> bytes:
     except FileNotFoundError:
         raise
     except Exception as exc:
-        logger.exception("reading %s failed", name)
+        _log_failure(exc, "reading %s failed", name)
         raise StorageUnavailable("The file store is unavailable.") from exc
 
 
@@ -406,9 +406,9 @@ def _s3_delete_all(backend: Any, names: list[str]) -> bool:
                     Bucket=backend.bucket_name,
                     Delete={"Objects": [{"Key": key} for key in batch], "Quiet": True},  # Quiet: errors only
                 )
-        except Exception:
-            logger.exception(
-                "deleting %s files (from %s on) failed; they are now orphans", len(batch), batch[0]
+        except Exception as exc:
+            _log_failure(
+                exc, "deleting %s files (from %s on) failed; they are now orphans", len(batch), batch[0]
             )
             removed = False
             continue

@@ -279,3 +279,48 @@ def test_a_caller_waits_behind_a_young_call_even_when_another_is_stalled() -> No
     assert outcome == ["turn"]
     stalled_out.set()
     stalled.join(10)
+
+
+def test_a_caller_past_the_room_takes_a_place_in_it_once_one_is_free() -> None:
+    # The room holds one. A waits in it and B past it; when A gets its turn, B is the one waiting, in the
+    # room now: it waits for A's call however long that takes (up to the wait), not only the grace.
+    clock = Clock()
+    tested = capped(limit=1, waiting=1, clock=clock)
+    first_in, first_out = threading.Event(), threading.Event()
+    first = threading.Thread(target=_hold, args=(tested, first_in, first_out))
+    first.start()
+    assert first_in.wait(10)
+    second_in, second_out = threading.Event(), threading.Event()
+    second = threading.Thread(target=_hold, args=(tested, second_in, second_out))  # A, in the room
+    second.start()
+    assert until(lambda: tested.waiting == 1)
+    outcome: list[object] = []
+    third = _wait_in(tested, outcome)  # B, past the room
+    assert until(lambda: tested.waiting == 2)
+    first_out.set()  # A gets the turn
+    assert second_in.wait(10)
+    clock.now += 0.2  # A's call is older than the grace: B, in the room now, still waits
+    assert not until(lambda: outcome != [], timeout=0.3)
+    second_out.set()
+    third.join(10)
+    assert outcome == ["turn"]
+    first.join(10)
+    second.join(10)
+
+
+def test_past_the_room_a_caller_never_waits_longer_than_the_wait() -> None:
+    # A grace longer than the wait is cut to it: behind calls all under way for longer than the wait (the
+    # dependency stalled, refuses_now() says so), nobody waits, in the room or out of it.
+    clock = Clock()
+    tested = capped(limit=1, waiting=0, clock=clock, wait=0.5, grace=5.0)
+    inside, release = threading.Event(), threading.Event()
+    holder = threading.Thread(target=_hold, args=(tested, inside, release))
+    holder.start()
+    assert inside.wait(10)
+    clock.now += 0.6
+    assert tested.refuses_now()
+    with pytest.raises(Unavailable) as refused, tested.call():
+        pass
+    assert refused.value.busy
+    release.set()
+    holder.join(10)

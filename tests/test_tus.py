@@ -428,3 +428,17 @@ def test_a_failure_of_ours_at_the_end_takes_the_last_chunk_back_for_a_retry(api,
     retried = patch(tus, path, 100, png[100:])
     assert retried.status_code == 204
     assert api.get(retried["Imagery-Image"]).status_code == 200
+
+
+def test_a_chunk_that_is_not_there_is_no_failure_of_the_store(api, settings):
+    # The sweep asks when a chunk was written and finds it gone (removed meanwhile): an answer of the store,
+    # which must not open the store's guard (every upload of the process would then fail for a while).
+    from images import storage
+
+    settings.STORAGE_RETRY_SECONDS = 600
+    missing = partials.chunk_name("00000000-0000-0000-0000-000000000000", 0) + ".gone"
+    assert partials.modified(missing) is None
+    assert not storage.guard.is_open()
+    with pytest.raises(partials.PartialStoreUnavailable), partials.assembled([missing]):
+        pass
+    assert not storage.guard.is_open()

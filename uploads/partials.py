@@ -29,7 +29,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 
 from api.exceptions import ProblemError
-from images.services import file_store_turn
+from images.services import file_store_is_local, file_store_turn
 from uploads.tus import Checksum, ChecksumMismatch, TusError
 
 logger = logging.getLogger(__name__)
@@ -148,8 +148,8 @@ def delete_upload(upload_id: UUID | str) -> bool:
         logger.exception("listing %s failed; its chunks remain for the sweep", folder)
         return False
     removed = all([delete(folder + file) for file in files])
-    if removed:
-        with contextlib.suppress(Exception):  # the filesystem's emptied folder; S3 has no folders
+    if removed and file_store_is_local():  # the filesystem's emptied folder; S3 has no folders
+        with contextlib.suppress(OSError):  # not empty (a chunk being written) or gone already
             default_storage.delete(folder.rstrip("/"))
     return removed
 
@@ -161,9 +161,13 @@ def assembled(names: Iterable[str]) -> Iterator[IO[bytes]]:
     with tempfile.TemporaryFile() as whole:
         for name in names:
             try:
-                with file_store_turn(), default_storage.open(name, "rb") as chunk:
+                # A chunk not there, or the local copy failing (a full disk), is no failure of the store.
+                with (
+                    file_store_turn(answers=(FileNotFoundError, _LocalCopyFailed)),
+                    default_storage.open(name, "rb") as chunk,
+                ):
                     while piece := chunk.read(READ_BYTES):
-                        whole.write(piece)
+                        _write(whole, piece)
             except Exception as exc:
                 logger.exception("reading chunk %s failed", name)
                 raise PartialStoreUnavailable(
@@ -171,6 +175,17 @@ def assembled(names: Iterable[str]) -> Iterator[IO[bytes]]:
                 ) from exc
         whole.seek(0)
         yield whole
+
+
+class _LocalCopyFailed(Exception):
+    """Writing a chunk into the local temporary file failed (the local disk, not the store)."""
+
+
+def _write(file: IO[bytes], piece: bytes) -> None:
+    try:
+        file.write(piece)
+    except OSError as exc:
+        raise _LocalCopyFailed(str(exc)) from exc
 
 
 def listed() -> Iterator[Partial]:

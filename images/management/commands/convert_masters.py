@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from images.exceptions import StorageUnavailable
+from images.exceptions import ServerBusy, StorageUnavailable
 from images.management.progress import Progress
 from images.masters import convert_masters, jpeg_rows
 
@@ -36,7 +36,7 @@ class Command(BaseCommand):
         progress = Progress(self.stderr, "convert_masters", total=jpeg_rows(), every=LINE_EVERY, unit=" rows")
         try:
             result = convert_masters(batch=batch, done=progress.update)
-        except StorageUnavailable as exc:
+        except (StorageUnavailable, ServerBusy) as exc:  # the store down, or a file's lock held too long
             raise CommandError(f"{exc.message} Run it again later: it resumes.", returncode=2) from exc
         finally:
             progress.close()
