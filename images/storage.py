@@ -10,10 +10,9 @@ a path.
 Every call to the store goes through one `Guard` per process (api/breakers.py): at most
 `STORAGE_MAX_CONCURRENCY` at once, at most `STORAGE_MAX_WAITING` callers waiting for a turn (a waiting
 caller holds its thread too; more only while calls keep beginning), a bounded wait (`STORAGE_WAIT_SECONDS`)
-for it, and after a failure
-`STORAGE_RETRY_SECONDS` of failing fast (StorageUnavailable, a 503). A store that hangs then holds those
-threads for its timeouts (config/storages.py), by default all but one of the process's: requests that
-need only the database keep being answered.
+for it, and after a failure `STORAGE_RETRY_SECONDS` of failing fast (StorageUnavailable, a 503). A store
+that hangs then holds those threads for its timeouts (config/storages.py), by default all but one of the
+process's: requests that need only the database keep being answered.
 """
 
 from __future__ import annotations
