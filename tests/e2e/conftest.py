@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.races import until
 
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -58,4 +61,14 @@ def page(browser: Browser, live_server: Any) -> Iterator[Page]:
     page.on("pageerror", lambda error: errors.append(str(error)))
     yield page
     context.close()
+    # The page's last requests (a thumbnail's first render takes 100 ms or more) may still run in the live
+    # server's threads once the context is closed; the database flush that ends the test must not meet
+    # them (SQLite's shared in-memory database answers it "database table is locked", and the next test
+    # then starts with this one's rows).
+    assert until(lambda: not _requests_under_way(), timeout=30), "the live server's requests never ended"
     assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+def _requests_under_way() -> list[threading.Thread]:
+    """The live server's request threads still alive (socketserver names them after their target)."""
+    return [thread for thread in threading.enumerate() if "process_request_thread" in thread.name]
