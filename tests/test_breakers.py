@@ -67,13 +67,20 @@ def _hold(tested: Guard, inside: threading.Event, release: threading.Event, fail
         pass
 
 
+def _held(tested: Guard, fail: bool = False) -> tuple[threading.Thread, threading.Event]:
+    """A call under way in a thread of its own, until the event returned is set (then it fails, with
+    `fail`); returns once the call has its turn."""
+    inside, release = threading.Event(), threading.Event()
+    thread = threading.Thread(target=_hold, args=(tested, inside, release, fail))
+    thread.start()
+    assert inside.wait(10)
+    return thread, release
+
+
 def test_a_call_waits_a_bounded_time_for_a_turn() -> None:
     clock = Clock()
     tested = guard(limit=1, wait=0.5, clock=clock)
-    inside, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(tested, inside, release))
-    holder.start()
-    assert inside.wait(10)
+    holder, release = _held(tested)
     outcome: list[BaseException] = []
 
     def waiter() -> None:
@@ -100,10 +107,7 @@ def test_a_call_waits_a_bounded_time_for_a_turn() -> None:
 def test_a_call_does_not_wait_behind_a_stalled_one() -> None:
     clock = Clock()
     tested = guard(limit=1, wait=0.5, clock=clock)
-    inside, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(tested, inside, release))
-    holder.start()
-    assert inside.wait(10)
+    holder, release = _held(tested)
     clock.now += 0.6  # the call ahead has been under way longer than anyone should wait for it
     with pytest.raises(Unavailable, match="none ended in time"), tested.call():
         pass
@@ -114,10 +118,7 @@ def test_a_call_does_not_wait_behind_a_stalled_one() -> None:
 
 def test_a_call_gets_the_turn_a_finished_call_leaves() -> None:
     tested = guard(limit=1, wait=60)
-    inside, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(tested, inside, release))
-    holder.start()
-    assert inside.wait(10)
+    holder, release = _held(tested)
     ran = threading.Event()
 
     def waiter() -> None:
@@ -135,10 +136,7 @@ def test_a_call_gets_the_turn_a_finished_call_leaves() -> None:
 
 def test_callers_waiting_for_a_turn_give_up_as_soon_as_the_call_ahead_fails() -> None:
     tested = guard(limit=1, wait=60)
-    inside, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(tested, inside, release, True))
-    holder.start()
-    assert inside.wait(10)
+    holder, release = _held(tested, fail=True)
     outcome: list[BaseException] = []
 
     def waiter() -> None:
@@ -212,10 +210,7 @@ def test_past_the_room_to_wait_a_caller_waits_only_while_calls_turn_over() -> No
     # gives up, leaving that thread to requests that do not need the store.
     clock = Clock()
     tested = capped(limit=1, waiting=1, clock=clock)
-    inside, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(tested, inside, release))
-    holder.start()
-    assert inside.wait(10)
+    holder, release = _held(tested)
     first: list[object] = []
     waiting = _wait_in(tested, first)
     assert until(lambda: tested.waiting == 1)
@@ -242,10 +237,7 @@ def test_a_burst_against_a_dependency_that_answers_waits_its_turn() -> None:
     # rather than being refused.
     clock = Clock()
     tested = capped(limit=1, waiting=0, clock=clock)
-    inside, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(tested, inside, release))
-    holder.start()
-    assert inside.wait(10)
+    holder, release = _held(tested)
     outcome: list[object] = []
     waiting = _wait_in(tested, outcome)
     assert until(lambda: tested.waiting == 1)
@@ -260,15 +252,9 @@ def test_a_caller_waits_behind_a_young_call_even_when_another_is_stalled() -> No
     # stalled as a whole: a caller waits for the young call's slot.
     clock = Clock()
     tested = capped(limit=2, waiting=1, wait=0.5, clock=clock)
-    stalled_in, stalled_out = threading.Event(), threading.Event()
-    stalled = threading.Thread(target=_hold, args=(tested, stalled_in, stalled_out))
-    stalled.start()
-    assert stalled_in.wait(10)
+    stalled, stalled_out = _held(tested)
     clock.now += 0.6
-    young_in, young_out = threading.Event(), threading.Event()
-    young = threading.Thread(target=_hold, args=(tested, young_in, young_out))
-    young.start()
-    assert young_in.wait(10)
+    young, young_out = _held(tested)
     assert not tested.refuses_now()
     outcome: list[object] = []
     waiting = _wait_in(tested, outcome)
@@ -286,10 +272,7 @@ def test_a_caller_past_the_room_takes_a_place_in_it_once_one_is_free() -> None:
     # room now: it waits for A's call however long that takes (up to the wait), not only the grace.
     clock = Clock()
     tested = capped(limit=1, waiting=1, clock=clock)
-    first_in, first_out = threading.Event(), threading.Event()
-    first = threading.Thread(target=_hold, args=(tested, first_in, first_out))
-    first.start()
-    assert first_in.wait(10)
+    first, first_out = _held(tested)
     second_in, second_out = threading.Event(), threading.Event()
     second = threading.Thread(target=_hold, args=(tested, second_in, second_out))  # A, in the room
     second.start()
@@ -313,10 +296,7 @@ def test_past_the_room_a_caller_never_waits_longer_than_the_wait() -> None:
     # dependency stalled, refuses_now() says so), nobody waits, in the room or out of it.
     clock = Clock()
     tested = capped(limit=1, waiting=0, clock=clock, wait=0.5, grace=5.0)
-    inside, release = threading.Event(), threading.Event()
-    holder = threading.Thread(target=_hold, args=(tested, inside, release))
-    holder.start()
-    assert inside.wait(10)
+    holder, release = _held(tested)
     clock.now += 0.6
     assert tested.refuses_now()
     with pytest.raises(Unavailable) as refused, tested.call():
